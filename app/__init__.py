@@ -1,0 +1,63 @@
+"""Warm Transfer: a Flask app that answers Twilio, drives LiveKit and hands callers between agents.
+
+`create_app()` is the only way to get an app: gunicorn calls it (`app:create_app()`), the CLI
+calls it (`flask --app app ...`), and every test builds a fresh one.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import PROJECT_ROOT, load_dotenv_for_development, load_settings
+from app.errors import register_error_handlers
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(test_config: dict | None = None, *, services=None) -> Flask:
+    """Build the app. `test_config` replaces the environment entirely (tests are hermetic);
+    `services` lets tests inject a pre-built service container with doubles wired in."""
+    if test_config is None:
+        load_dotenv_for_development()
+        settings = load_settings()
+    else:
+        settings = load_settings(environ={}, overrides=test_config)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__, static_folder=str(PROJECT_ROOT / "static"), static_url_path="/static")
+    app.config.from_mapping(
+        settings.as_flask_config(),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SESSION_COOKIE_NAME="wt_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.SESSION_LIFETIME_S),
+        JSON_SORT_KEYS=False,
+    )
+    if settings.TRUST_PROXY:
+        hops = settings.TRUST_PROXY
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+
+    if services is None:
+        from app.services import build_services
+
+        services = build_services(settings)
+    app.extensions["wt"] = services
+
+    register_error_handlers(app)
+    from app.api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+
+    @app.before_request
+    def _start_dispatcher():
+        # Threads do not survive gunicorn's fork, so each worker starts its own on first use.
+        services.dispatcher.ensure_started()
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app

@@ -1,0 +1,57 @@
+"""Login, logout, presence and the agent directory."""
+from __future__ import annotations
+
+from flask import jsonify, request, session
+
+from app.api import bp
+from app.api.guards import agent_required, client_address, current_agent, require_agent, services
+from app.api.validation import ID, Field, parse_json
+from app.config import parse_rate
+from app.serializers import agent_dict
+
+
+@bp.post("/login")
+def login():
+    body = parse_json(request, {"agent_id": ID, "password": Field(str, max_len=256)})
+    svc = services()
+    count, window = parse_rate(svc.settings.LOGIN_RATE_LIMIT)
+    svc.limiter.hit(f"login:{client_address()}:{body['agent_id']}", count, window, "login attempts")
+    result = svc.agents.login(body["agent_id"], body["password"])
+    session.clear()
+    session.permanent = True
+    session["sid"] = result.cookie_secret
+    svc.drain_queue()
+    return jsonify(agent={"id": result.agent.id, "name": result.agent.name}, csrf_token=result.csrf_token)
+
+
+@bp.post("/logout")
+@agent_required
+def logout():
+    services().agents.logout(current_agent())
+    session.clear()
+    return jsonify(ok=True)
+
+
+@bp.get("/me")
+@agent_required
+def me():
+    auth = require_agent()
+    agent = services().agents.get(auth.agent_id)
+    return jsonify(agent=dict(agent_dict(agent), active_call_id=agent.active_call_id), csrf_token=auth.csrf_token)
+
+
+@bp.post("/presence")
+@agent_required
+def presence():
+    body = parse_json(request, {"status": Field(str, max_len=16)})
+    svc = services()
+    agent = svc.agents.set_presence(require_agent().agent_id, body["status"])
+    if agent.presence == "available":
+        svc.drain_queue()
+    return jsonify(agent=agent_dict(agent))
+
+
+@bp.get("/agents")
+@agent_required
+def directory():
+    return jsonify(agents=[agent_dict(a) for a in services().agents.all()])

@@ -1,0 +1,49 @@
+"""Notifications for agents: the polling route (as in the original) and the SSE stream."""
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+
+from app.api import bp
+from app.api.guards import agent_required, require_agent, services
+from app.errors import Forbidden, ValidationFailed
+from app.events import fetch_for_audience
+from app.sse import event_stream
+
+
+def _event_id(raw: str | None, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationFailed(f"{name} must be a non-negative integer event id.")
+    return int(raw)
+
+
+@bp.get("/notifications/<agent_id>")
+@agent_required
+def notifications(agent_id: str):
+    auth = require_agent()
+    if agent_id != auth.agent_id:
+        raise Forbidden("You can only read your own notifications.")
+    unknown = sorted(set(request.args) - {"since"})
+    if unknown:
+        raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")
+    since = _event_id(request.args.get("since"), "since")
+    svc = services()
+    after = auth.first_event_id if since is None else since
+    items = fetch_for_audience(svc.db, agent_id, after, svc.settings.NOTIFICATIONS_PAGE_SIZE)
+    return jsonify(notifications=[i.as_notification() for i in items])
+
+
+@bp.get("/events")
+@agent_required
+def events():
+    auth = require_agent()
+    last = _event_id(request.headers.get("Last-Event-ID"), "Last-Event-ID")
+    if last is None:
+        last = _event_id(request.args.get("since"), "since")
+    stream = event_stream(services(), auth, last)
+    return Response(
+        stream,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
+    )

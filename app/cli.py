@@ -1,0 +1,60 @@
+"""Operator commands: `flask --app app init-db | agents add | agents list | agents demo`."""
+from __future__ import annotations
+
+import secrets
+
+import click
+from flask import Flask, current_app
+
+from app.db import migrate
+from app.errors import AppError
+
+
+def _services():
+    return current_app.extensions["wt"]
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("init-db")
+    def init_db():
+        """Create or migrate the schema (idempotent; the Procfile's release step)."""
+        applied = migrate(_services().db)
+        click.echo("Applied: " + ", ".join(applied) if applied else "Schema is up to date.")
+
+    agents = click.Group("agents", help="Manage agent accounts.")
+    app.cli.add_command(agents)
+
+    @agents.command("add")
+    @click.argument("agent_id")
+    @click.option("--name", required=True, help="Display name shown to customers and colleagues.")
+    @click.option("--password", required=True, help="At least 8 characters.")
+    @click.option("--phone", default=None, help="E.164 number for phone transfers, e.g. +14155550100.")
+    def add(agent_id, name, password, phone):
+        """Create an agent account."""
+        try:
+            agent = _services().agents.add(agent_id, name, password, phone)
+        except AppError as err:
+            raise click.ClickException(err.message) from err
+        click.echo(f"Created agent {agent.id} ({agent.name}).")
+
+    @agents.command("list")
+    def list_():
+        """List agents with presence and current call."""
+        rows = _services().agents.all()
+        if not rows:
+            click.echo("No agents yet. Add one with: flask --app app agents add ID --name NAME --password PW")
+        for a in rows:
+            click.echo(f"{a.id}\t{a.name}\t{a.phone or '-'}\t{a.presence}\t{a.active_call_id or '-'}")
+
+    @agents.command("demo")
+    def demo():
+        """Create two demo agents with random passwords, only if no agent exists yet."""
+        svc = _services()
+        if svc.agents.count():
+            click.echo("Agents already exist; no demo agents created.")
+            return
+        click.echo("Demo agents (passwords are shown once; keep them):")
+        for agent_id, name in (("agent-a", "Demo Agent A"), ("agent-b", "Demo Agent B")):
+            password = secrets.token_urlsafe(9)
+            svc.agents.add(agent_id, name, password)
+            click.echo(f"  {agent_id}  password: {password}")

@@ -1,0 +1,190 @@
+"""All configuration, read from the environment in one place.
+
+Every setting the app uses is declared here with its default, so `.env.example` and this module
+are the whole story. Defaults give a working local product: SQLite, the offline summarizer and a
+`livekit-server --dev` on localhost. Nothing else in the app reads `os.environ`.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+from app.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def _prefixes(value: str) -> tuple[str, ...]:
+    items = tuple(p.strip() for p in value.split(",") if p.strip())
+    for p in items:
+        if not p.startswith("+") or not p[1:].isdigit():
+            raise ValueError(f"prefix {p!r} must look like +1 or +4420")
+    return items
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept Heroku-style `postgres://` and plain `postgresql://`; we always drive psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Runtime
+    APP_ENV: str = "development"
+    SECRET_KEY: str = ""
+    API_HOST: str = "0.0.0.0"
+    API_PORT: int = 8000
+    DATABASE_URL: str = ""
+    PUBLIC_BASE_URL: str = ""
+    TRUST_PROXY: int = 0
+    SESSION_COOKIE_SECURE: bool = False
+    SESSION_LIFETIME_S: int = 12 * 3600
+
+    # LiveKit (defaults match `livekit-server --dev`)
+    LIVEKIT_API_KEY: str = "devkey"
+    LIVEKIT_API_SECRET: str = "secret"
+    LIVEKIT_WS_URL: str = "ws://localhost:7880"
+    LIVEKIT_HTTP_URL: str = "http://localhost:7880"
+    LIVEKIT_TIMEOUT_S: float = 5.0
+    LIVEKIT_TOKEN_TTL_S: int = 3600
+    LIVEKIT_ROOM_EMPTY_TIMEOUT_S: int = 300
+    LIVEKIT_SIP_HOST: str = ""
+    LIVEKIT_SIP_USERNAME: str = ""
+    LIVEKIT_SIP_PASSWORD: str = ""
+
+    # Summaries
+    LLM_PROVIDER: str = "auto"
+    LLM_MODEL: str = ""
+    LLM_BASE_URL: str = ""
+    LLM_TIMEOUT_S: float = 4.0
+    GROQ_API_KEY: str = ""
+    OPENAI_API_KEY: str = ""
+    TRANSFER_SUMMARY_BUDGET_S: float = 3.0
+    STORE_RAW_CONTEXT: bool = False
+
+    # Twilio
+    TWILIO_ACCOUNT_SID: str = ""
+    TWILIO_AUTH_TOKEN: str = ""
+    TWILIO_PHONE_NUMBER: str = ""
+    TWILIO_VOICE: str = "Polly.Joanna"
+    TWILIO_LANGUAGE: str = "en-US"
+    TRANSCRIPTION_ENABLED: bool = False
+    TRANSFER_ALLOWED_PREFIXES: tuple[str, ...] = field(default_factory=tuple)
+
+    # Transfers and events
+    TRANSFER_RING_TIMEOUT_S: int = 30
+    EVENT_POLL_INTERVAL_S: float = 0.05
+    SSE_HEARTBEAT_S: float = 15.0
+    NOTIFICATIONS_PAGE_SIZE: int = 200
+
+    # Abuse limits: "count/seconds" per client address
+    CREATE_CALL_RATE_LIMIT: str = "20/60"
+    LOGIN_RATE_LIMIT: str = "10/60"
+
+    @property
+    def telephony_configured(self) -> bool:
+        return bool(self.TWILIO_ACCOUNT_SID and self.TWILIO_AUTH_TOKEN and self.TWILIO_PHONE_NUMBER)
+
+    def as_flask_config(self) -> dict:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["SQLALCHEMY_URL"] = self.DATABASE_URL
+        return values
+
+
+_PARSERS = {int: int, float: float, bool: _bool, str: str}
+
+
+def _coerce(name: str, raw: str, default: object) -> object:
+    if name == "TRANSFER_ALLOWED_PREFIXES":
+        return _prefixes(raw)
+    parser = _PARSERS[type(default)]
+    return parser(raw.strip() if parser is not str else raw)
+
+
+def _dev_secret_key() -> str:
+    """A stable per-checkout key so sessions survive restarts and work across gunicorn workers."""
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    key_file = INSTANCE_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None) -> Settings:
+    """Build Settings from an environment mapping (default: os.environ) plus explicit overrides."""
+    environ = os.environ if environ is None else environ
+    defaults = Settings()
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = environ.get(f.name)
+        if raw is None:
+            continue
+        try:
+            values[f.name] = _coerce(f.name, raw, getattr(defaults, f.name))
+        except ValueError as exc:
+            raise ConfigError(f"{f.name}: {exc}") from exc
+    values.update(overrides or {})
+
+    app_env = str(values.get("APP_ENV", defaults.APP_ENV))
+    if not values.get("SECRET_KEY"):
+        if app_env == "production":
+            raise ConfigError("SECRET_KEY must be set when APP_ENV=production")
+        values["SECRET_KEY"] = _dev_secret_key()
+    if not values.get("DATABASE_URL"):
+        INSTANCE_DIR.mkdir(exist_ok=True)
+        values["DATABASE_URL"] = f"sqlite:///{INSTANCE_DIR / 'warm_transfer.db'}"
+    values["DATABASE_URL"] = normalise_database_url(str(values["DATABASE_URL"]))
+    if "SESSION_COOKIE_SECURE" not in values:
+        values["SESSION_COOKIE_SECURE"] = str(values.get("PUBLIC_BASE_URL", "")).startswith("https://")
+
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.LLM_PROVIDER not in {"auto", "offline", "groq", "openai"}:
+        raise ConfigError("LLM_PROVIDER must be one of auto, offline, groq, openai")
+    if not 60 <= s.LIVEKIT_TOKEN_TTL_S <= 24 * 3600:
+        raise ConfigError("LIVEKIT_TOKEN_TTL_S must be between 60 and 86400 seconds")
+    if s.TRANSFER_RING_TIMEOUT_S < 5:
+        raise ConfigError("TRANSFER_RING_TIMEOUT_S must be at least 5 seconds")
+    for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT"):
+        parse_rate(getattr(s, name), name)
+
+
+def parse_rate(value: str, name: str = "rate") -> tuple[int, int]:
+    try:
+        count, seconds = (int(part) for part in value.split("/"))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must look like COUNT/SECONDS, got {value!r}") from exc
+    if count < 1 or seconds < 1:
+        raise ConfigError(f"{name} must have a positive count and window")
+    return count, seconds
+
+
+def load_dotenv_for_development() -> None:
+    """Developers keep secrets in `.env`; production sets real environment variables."""
+    if os.environ.get("APP_ENV", "development") == "production":
+        return
+    from dotenv import load_dotenv
+
+    load_dotenv(PROJECT_ROOT / ".env", override=False)

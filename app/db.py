@@ -1,0 +1,110 @@
+"""Database engines, transactions and the idempotent schema migration.
+
+Services open short, explicit transactions (`with db.transaction() as s:`) and never hold one
+open across a network call. On SQLite every writing transaction starts with BEGIN IMMEDIATE:
+with WAL, a deferred transaction that reads and then writes fails with SQLITE_BUSY_SNAPSHOT when
+another writer got there first, which would turn a lost race into a 500 instead of a clean 409.
+Reads use a second engine with ordinary deferred transactions so they never take the write lock.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import Base, SchemaMigration
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15}, pool_size=20, max_overflow=40)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite would
+        # otherwise issue its own deferred BEGIN).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=15000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.is_postgres = url.startswith("postgresql")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url, immediate=True)
+            self.read_engine = _sqlite_engine(url, immediate=False)
+        else:
+            self.engine = create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True, pool_recycle=1800)
+            self.read_engine = self.engine
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
+        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+        # Pooled connections must never be shared with a forked child (gunicorn --preload).
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self.engine.dispose(close=False)
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose(close=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed when the block ends, rolled back if it raises."""
+        with self._write() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._read() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        with self.read_engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+def _initial_schema(session: Session) -> None:
+    Base.metadata.create_all(bind=session.connection())
+
+
+# Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
+MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
+    (1, "initial schema", _initial_schema),
+]
+
+
+def migrate(db: Database) -> list[str]:
+    """Bring the schema up to date. Safe to run any number of times, from several processes."""
+    applied_now: list[str] = []
+    with db.transaction() as session:
+        if db.is_postgres:
+            # Serialise concurrent release steps; released at commit.
+            session.execute(text("SELECT pg_advisory_xact_lock(7274001)"))
+        SchemaMigration.__table__.create(bind=session.connection(), checkfirst=True)
+        done = set(session.scalars(select(SchemaMigration.version)))
+        for version, name, step in MIGRATIONS:
+            if version in done:
+                continue
+            step(session)
+            session.add(SchemaMigration(version=version, name=name))
+            applied_now.append(f"{version}: {name}")
+    return applied_now

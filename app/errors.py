@@ -1,0 +1,126 @@
+"""Typed errors, and the one place that turns them into HTTP responses.
+
+Services raise these; blueprints never build error responses by hand. Every error leaves the app
+as `{"error": {"code": ..., "message": ...}}` with a meaningful status. Unknown exceptions become
+a 500 with a generic message: the stack trace goes to the log, never to the client.
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """The environment describes an app that cannot run."""
+
+
+class AppError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+    def to_dict(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(AppError):
+    status, code = 400, "bad_request"
+
+
+class ValidationFailed(AppError):
+    status, code = 422, "validation_error"
+
+
+class NotAuthenticated(AppError):
+    status, code = 401, "not_authenticated"
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class Conflict(AppError):
+    """The request is valid but the call or transfer is not in a state that allows it."""
+
+    status, code = 409, "invalid_state"
+
+
+class RateLimited(AppError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(AppError):
+    status, code = 503, "service_unavailable"
+
+
+class LiveKitUnavailable(ServiceUnavailable):
+    code = "livekit_unavailable"
+
+
+class LiveKitFailed(ServiceUnavailable):
+    """LiveKit answered, but with an error we cannot work around."""
+
+    code = "livekit_error"
+
+
+class TelephonyNotConfigured(ServiceUnavailable):
+    code = "telephony_not_configured"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "db_unavailable"
+
+
+def register_error_handlers(app) -> None:
+    """Map every failure to a JSON body; imported lazily so this module stays Flask-free."""
+    from flask import jsonify
+    from sqlalchemy.exc import OperationalError
+    from werkzeug.exceptions import HTTPException
+
+    def render(err: AppError):
+        response = jsonify(err.to_dict())
+        response.status_code = err.status
+        if isinstance(err, RateLimited):
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
+
+    @app.errorhandler(AppError)
+    def _app_error(err: AppError):
+        return render(err)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}
+        code = codes.get(err.code or 500, "http_error")
+        message = {
+            404: "No such route.",
+            405: "This route does not accept that HTTP method.",
+            413: "The request body is too large.",
+        }.get(err.code or 500, err.description or "The request could not be handled.")
+        return render(AppError(message, code=code, status=err.code or 500))
+
+    @app.errorhandler(OperationalError)
+    def _db_down(err: OperationalError):
+        log.error("database error: %s", err.orig if hasattr(err, "orig") else err)
+        return render(DatabaseUnavailable("The database is unavailable; nothing was changed. Try again shortly."))
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unhandled error")
+        return render(AppError("Something went wrong on our side; nothing was changed. Try again."))

@@ -1,0 +1,277 @@
+"""Events: written in the same transaction as the state change they describe, then fanned out.
+
+Writing: `emit()` adds one row per recipient agent (plus a timeline-only row when nobody is
+addressed) inside the caller's transaction, so an event exists if and only if its change does.
+
+Delivering: one `Dispatcher` per worker process reads new rows (a DB poll every
+EVENT_POLL_INTERVAL_S, woken early by commits in the same process) and hands each to the
+in-memory subscribers for its audience. SSE handlers only wait on their own queue; they never
+poll the database. Because every process reads the shared table, an event written by any worker
+or instance reaches every subscriber.
+
+Ids come from the database; under PostgreSQL a transaction that took a lower id can commit after
+one with a higher id. The dispatcher remembers such gaps for a while and picks the late rows up.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Iterable
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from app.db import Database
+from app.models import Event
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = frozenset(
+    {
+        "call_assigned",
+        "call_queued",
+        "call_active",
+        "call_ended",
+        "context_added",
+        "summary_ready",
+        "transfer_requested",
+        "transfer_ringing",
+        "transfer_accepted",
+        "transfer_declined",
+        "transfer_completed",
+        "transfer_cancelled",
+        "transfer_failed",
+        "agent_left",
+    }
+)
+
+GAP_PATIENCE_S = 15.0
+
+
+@dataclass(frozen=True)
+class Delivered:
+    id: int
+    audience: str | None
+    call_id: str | None
+    type: str
+    payload: dict
+    created_at: datetime
+
+    def as_notification(self) -> dict:
+        return {"id": self.id, "type": self.type, "payload": self.payload, "created_at": self.created_at.isoformat()}
+
+
+def _delivered(row: Event) -> Delivered:
+    return Delivered(row.id, row.audience, row.call_id, row.type, row.payload, row.created_at)
+
+
+def emit(session: Session, type_: str, payload: dict, *, audiences: Iterable[str | None], call_id: str | None) -> None:
+    """Record an event for each audience (agent id). Duplicates and None collapse sensibly."""
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
+    key = uuid.uuid4().hex
+    recipients = sorted({a for a in audiences if a})
+    body = dict(payload, session_id=call_id) if call_id else dict(payload)
+    for audience in recipients or [None]:
+        session.add(Event(event_key=key, audience=audience, call_id=call_id, type=type_, payload=body))
+    if not session.info.get("wt_poke_registered"):
+        session.info["wt_poke_registered"] = True
+        sa_event.listen(session, "after_commit", lambda _s: _poke_local(), once=True)
+
+
+def fetch_for_audience(db: Database, audience: str, after_id: int, limit: int) -> list[Delivered]:
+    with db.reading() as s:
+        rows = s.scalars(
+            select(Event).where(Event.audience == audience, Event.id > after_id).order_by(Event.id).limit(limit)
+        )
+        return [_delivered(r) for r in rows]
+
+
+def timeline(session: Session, call_id: str) -> list[dict]:
+    """Each emitted event once, oldest first (recipients' copies share an event_key)."""
+    seen: set[str] = set()
+    items = []
+    for row in session.scalars(select(Event).where(Event.call_id == call_id).order_by(Event.id)):
+        if row.event_key in seen:
+            continue
+        seen.add(row.event_key)
+        items.append({"id": row.id, "type": row.type, "payload": row.payload, "created_at": row.created_at.isoformat()})
+    return items
+
+
+def newest_event_id(session: Session) -> int:
+    return session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
+
+
+class Subscription:
+    """One waiting SSE handler: a private queue filled by the dispatcher."""
+
+    def __init__(self, audience: str):
+        self.audience = audience
+        self.queue: deque[Delivered] = deque(maxlen=10_000)
+        self.ready = threading.Event()
+        self.closed = False
+
+    def push(self, item: Delivered) -> None:
+        self.queue.append(item)
+        self.ready.set()
+
+    def drain(self) -> list[Delivered]:
+        self.ready.clear()
+        items = []
+        while self.queue:
+            items.append(self.queue.popleft())
+        return items
+
+
+@dataclass
+class _Tick:
+    fn: Callable[[], object]
+    every_s: float
+    last: float = 0.0
+
+
+_local_dispatchers: "list[Dispatcher]" = []
+
+
+def _poke_local() -> None:
+    for dispatcher in list(_local_dispatchers):
+        dispatcher.poke()
+
+
+class Dispatcher:
+    """Per-process reader of the events table, and host of periodic maintenance ticks."""
+
+    def __init__(self, db: Database, poll_interval: float):
+        self.db = db
+        self.poll_interval = poll_interval
+        self._subs: dict[str, set[Subscription]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._last_id: int | None = None
+        self._gaps: dict[int, float] = {}
+        self._ticks: list[_Tick] = []
+        _local_dispatchers.append(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def add_tick(self, fn: Callable[[], object], every_s: float = 1.0) -> None:
+        self._ticks.append(_Tick(fn, every_s))
+
+    def ensure_started(self) -> None:
+        """Start the reader thread in this process (again after a fork: threads don't survive)."""
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                return
+            self._pid = os.getpid()
+            self._subs = {}
+            self._stop.clear()
+            # Read the starting point now, not on the thread: a stream that asks for the high
+            # water mark right after subscribing must never fall into a window the thread skips.
+            with self.db.reading() as s:
+                self._last_id = newest_event_id(s)
+            self._thread = threading.Thread(target=self._run, name="event-dispatcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self in _local_dispatchers:
+            _local_dispatchers.remove(self)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._pid == os.getpid():
+            self._thread.join(timeout=5)
+        with self._lock:
+            for subs in self._subs.values():
+                for sub in subs:
+                    sub.closed = True
+                    sub.ready.set()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    @property
+    def high_water(self) -> int:
+        if self._last_id is None:
+            with self.db.reading() as s:
+                return newest_event_id(s)
+        return self._last_id
+
+    # -- subscriptions -----------------------------------------------------------------------
+    def subscribe(self, audience: str) -> Subscription:
+        self.ensure_started()
+        sub = Subscription(audience)
+        with self._lock:
+            self._subs.setdefault(audience, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.audience)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[sub.audience]
+
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._subs.values())
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._read_new()
+                self._run_ticks()
+            except Exception:  # the loop must outlive a DB blip; the error is logged, then retried
+                log.exception("event dispatcher iteration failed")
+                self._stop.wait(1.0)
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _read_new(self) -> None:
+        with self.db.reading() as s:
+            cond = Event.id > self._last_id
+            if self._gaps:
+                cond = or_(cond, Event.id.in_(list(self._gaps)))
+            rows = [_delivered(r) for r in s.scalars(select(Event).where(cond).order_by(Event.id).limit(5000))]
+        now = time.monotonic()
+        for row in rows:
+            self._gaps.pop(row.id, None)
+            if row.id > self._last_id:
+                for missing in range(self._last_id + 1, row.id):
+                    self._gaps.setdefault(missing, now)
+                self._last_id = row.id
+            self._deliver(row)
+        for gap_id, since in list(self._gaps.items()):
+            if now - since > GAP_PATIENCE_S:  # a rolled-back transaction: that id never comes
+                del self._gaps[gap_id]
+
+    def _deliver(self, row: Delivered) -> None:
+        if row.audience is None:
+            return
+        with self._lock:
+            subs = list(self._subs.get(row.audience, ()))
+        for sub in subs:
+            sub.push(row)
+
+    def _run_ticks(self) -> None:
+        now = time.monotonic()
+        for tick in self._ticks:
+            if now - tick.last < tick.every_s:
+                continue
+            tick.last = now
+            try:
+                tick.fn()
+            except Exception:  # one failing maintenance job must not stop event delivery
+                log.exception("periodic job %s failed", getattr(tick.fn, "__name__", tick.fn))

@@ -1,0 +1,1 @@
+"""One gateway per external system (LiveKit, Twilio REST, LLM vendors)."""

@@ -1,0 +1,241 @@
+"""The one door to LiveKit: a synchronous facade over the async `livekit-api`.
+
+`LiveKitAPI` owns an aiohttp session, so it must be created inside a running event loop and must
+not be used from another loop. We keep one event loop on a background thread per process and
+create the client on that loop the first time it is needed. After a fork (gunicorn --preload)
+the child sees a different pid and builds its own loop and client; the parent's are never used
+across the fork.
+
+Tokens are minted here too, with the least privilege each role needs: one room, a short TTL, and
+a customer token that can never open a transfer room.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+from livekit import api as lk
+from livekit.protocol import models as lk_models
+from livekit.protocol import room as room_proto
+
+from app.errors import LiveKitFailed, LiveKitUnavailable
+
+log = logging.getLogger(__name__)
+
+CALL_ROOM_PREFIX = "call_"
+TRANSFER_ROOM_PREFIX = "transfer_"
+
+
+def agent_identity(agent_id: str) -> str:
+    return f"agent-{agent_id}"
+
+
+def customer_identity(call_id: str) -> str:
+    return f"customer-{call_id}"
+
+
+@dataclass(frozen=True)
+class Participant:
+    identity: str
+    name: str
+    kind: str
+    attributes: dict
+
+
+class _LoopThread:
+    """An event loop on a daemon thread, rebuilt in a forked child."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+        self.state: dict[str, Any] = {}
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is not None and self._pid == os.getpid():
+            return self._loop
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="livekit-loop", daemon=True).start()
+                self._loop, self._pid, self.state = loop, os.getpid(), {}
+            return self._loop
+
+    def run(self, coro: Awaitable, timeout: float):
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop())
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+
+class LiveKitGateway:
+    def __init__(
+        self,
+        *,
+        http_url: str,
+        ws_url: str,
+        api_key: str,
+        api_secret: str,
+        timeout_s: float = 5.0,
+        token_ttl_s: int = 3600,
+        empty_timeout_s: int = 300,
+        api_factory: Callable[[], Any] | None = None,
+    ):
+        self.http_url = http_url
+        self.ws_url = ws_url
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.timeout_s = timeout_s
+        self.token_ttl = timedelta(seconds=token_ttl_s)
+        self.empty_timeout_s = empty_timeout_s
+        self._api_factory = api_factory or self._default_api
+        self._runner = _LoopThread()
+
+    @classmethod
+    def from_config(cls, settings, api_factory: Callable[[], Any] | None = None) -> "LiveKitGateway":
+        return cls(
+            http_url=settings.LIVEKIT_HTTP_URL,
+            ws_url=settings.LIVEKIT_WS_URL,
+            api_key=settings.LIVEKIT_API_KEY,
+            api_secret=settings.LIVEKIT_API_SECRET,
+            timeout_s=settings.LIVEKIT_TIMEOUT_S,
+            token_ttl_s=settings.LIVEKIT_TOKEN_TTL_S,
+            empty_timeout_s=settings.LIVEKIT_ROOM_EMPTY_TIMEOUT_S,
+            api_factory=api_factory,
+        )
+
+    def _default_api(self):
+        # failover=False: region failover is a LiveKit Cloud feature; against a self-hosted
+        # server it only adds retries to a request the caller is waiting on.
+        return lk.LiveKitAPI(
+            self.http_url,
+            self.api_key,
+            self.api_secret,
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            failover=False,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[Any], Awaitable]):
+        async def run():
+            client = self._runner.state.get("api")
+            if client is None:
+                client = self._runner.state["api"] = self._api_factory()
+            return await fn(client)
+
+        try:
+            return self._runner.run(run(), self.timeout_s + 1)
+        except lk.ServerError as err:
+            if err.status >= 500 or err.code == "unavailable":
+                raise LiveKitUnavailable(
+                    f"LiveKit at {self.http_url} failed to {what} ({err.code}: {err.message or 'no message'})."
+                ) from err
+            raise LiveKitFailed(f"LiveKit refused to {what}: {err.code} {err.message}".strip(), code="livekit_error") from err
+        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, OSError) as err:
+            raise LiveKitUnavailable(
+                f"LiveKit at {self.http_url} is unreachable (could not {what}: {type(err).__name__}). "
+                "Check LIVEKIT_HTTP_URL and that the server is running."
+            ) from err
+
+    # -- rooms -----------------------------------------------------------------------------
+    def create_room(self, name: str, *, max_participants: int = 0, metadata: dict | None = None) -> None:
+        request = room_proto.CreateRoomRequest(
+            name=name,
+            empty_timeout=self.empty_timeout_s,
+            departure_timeout=20,
+            max_participants=max_participants,
+            metadata=json.dumps(metadata or {}),
+        )
+        self._call("create a room", lambda c: c.room.create_room(request))
+
+    def delete_room(self, name: str) -> bool:
+        """Delete a room; False if LiveKit no longer has it (already gone is fine)."""
+        try:
+            self._call("delete a room", lambda c: c.room.delete_room(room_proto.DeleteRoomRequest(room=name)))
+        except LiveKitFailed as err:
+            if isinstance(err.__cause__, lk.ServerError) and err.__cause__.code == "not_found":
+                return False
+            raise
+        return True
+
+    def list_rooms(self, names: list[str] | None = None) -> list[str]:
+        request = room_proto.ListRoomsRequest(names=names or [])
+        response = self._call("list rooms", lambda c: c.room.list_rooms(request))
+        return [r.name for r in response.rooms]
+
+    def list_participants(self, room: str) -> list[Participant]:
+        request = room_proto.ListParticipantsRequest(room=room)
+        response = self._call("list participants", lambda c: c.room.list_participants(request))
+        return [
+            Participant(p.identity, p.name, lk_models.ParticipantInfo.Kind.Name(p.kind).lower(), dict(p.attributes))
+            for p in response.participants
+        ]
+
+    def remove_participant(self, room: str, identity: str) -> bool:
+        request = room_proto.RoomParticipantIdentity(room=room, identity=identity)
+        try:
+            self._call("remove a participant", lambda c: c.room.remove_participant(request))
+        except LiveKitFailed as err:
+            if isinstance(err.__cause__, lk.ServerError) and err.__cause__.code == "not_found":
+                return False
+            raise
+        return True
+
+    def discard_room(self, name: str) -> None:
+        """Best-effort delete for cleanup paths: LiveKit's empty-room timeout reaps it anyway,
+        so a failure is logged and must not turn a finished action into an error."""
+        try:
+            self.delete_room(name)
+        except (LiveKitUnavailable, LiveKitFailed) as err:
+            log.warning("could not delete LiveKit room %s: %s", name, err.message)
+
+    def discard_participant(self, room: str, identity: str) -> None:
+        """Best-effort removal: the participant may already have left."""
+        try:
+            self.remove_participant(room, identity)
+        except (LiveKitUnavailable, LiveKitFailed) as err:
+            log.warning("could not remove %s from %s: %s", identity, room, err.message)
+
+    def ping(self) -> None:
+        self._call("list rooms", lambda c: c.room.list_rooms(room_proto.ListRoomsRequest(names=["__health__"])))
+
+    # -- tokens ----------------------------------------------------------------------------
+    def _token(self, identity: str, name: str, room: str, attributes: dict[str, str]) -> str:
+        grants = lk.VideoGrants(
+            room_join=True,
+            room=room,
+            can_publish=True,
+            can_subscribe=True,
+            can_publish_data=True,
+            can_publish_sources=["microphone"],
+            can_update_own_metadata=False,
+        )
+        return (
+            lk.AccessToken(self.api_key, self.api_secret)
+            .with_identity(identity)
+            .with_name(name)
+            .with_kind("standard")
+            .with_attributes(attributes)
+            .with_grants(grants)
+            .with_ttl(self.token_ttl)
+            .to_jwt()
+        )
+
+    def customer_token(self, call_id: str, call_room: str, name: str) -> str:
+        if not call_room.startswith(CALL_ROOM_PREFIX):
+            raise ValueError("customer tokens are only ever minted for the customer's own call room")
+        return self._token(customer_identity(call_id), name, call_room, {"wt_role": "customer", "wt_call": call_id})
+
+    def agent_token(self, agent_id: str, name: str, room: str, call_id: str, role: str) -> str:
+        if not room.startswith((CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX)):
+            raise ValueError(f"not a warm-transfer room: {room!r}")
+        return self._token(agent_identity(agent_id), name, room, {"wt_role": role, "wt_call": call_id})

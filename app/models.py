@@ -1,0 +1,200 @@
+"""Durable state (DESIGN §5): agents, their sessions, calls, context, transfers, summaries, events.
+
+Everything a restart must not lose lives in these tables. Statuses are plain strings whose values
+come from `app.states`; they are changed only through `app.repo.transition`, never assigned.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Always timezone-aware UTC in Python, whatever the backend stores (SQLite keeps naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # offline | available | away. "Busy" is derived: active_call_id is set.
+    presence: Mapped[str] = mapped_column(String(16), default="offline")
+    # The one call this agent is part of. Claimed with a conditional UPDATE so two workers can
+    # never hand the same agent two calls.
+    active_call_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AgentSession(Base):
+    """Server-side login sessions, so logout and expiry are real and survive restarts."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie secret
+    agent_id: Mapped[str] = mapped_column(String(64), ForeignKey("agents.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The newest event id when the session began: "pending notifications" start here.
+    first_event_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the API's session_id
+    room_name: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_name: Mapped[str] = mapped_column(String(120))
+    customer_key_hash: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))  # web | phone
+    twilio_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    caller_number: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("agents.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_calls_status_created", "status", "created_at"),)
+
+
+class ContextEntry(Base):
+    __tablename__ = "context_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(32), ForeignKey("calls.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))  # agent id, "customer" or "system"
+    source: Mapped[str] = mapped_column(String(16))  # note | transcript | system
+    text: Mapped[str] = mapped_column(Text)  # redacted
+    raw_text: Mapped[str | None] = mapped_column(Text)  # only with STORE_RAW_CONTEXT
+    # Idempotency key from the producer (e.g. a transcription event id); unique per call.
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ux_context_external", "call_id", "external_id", unique=True),)
+
+
+class Summary(Base):
+    __tablename__ = "summaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(32), ForeignKey("calls.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # draft | transfer | edited
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(64))
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    degraded_reason: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    speech: Mapped[str] = mapped_column(Text)
+    structured: Mapped[dict] = mapped_column(JSON)
+    covering_entry_id: Mapped[int] = mapped_column(Integer, default=0)
+    edited_by: Mapped[str | None] = mapped_column(String(64))
+    supersedes_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Transfer(Base):
+    __tablename__ = "transfers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(32), ForeignKey("calls.id"), index=True)
+    from_agent_id: Mapped[str] = mapped_column(String(64), ForeignKey("agents.id"))
+    to_agent_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("agents.id"))
+    to_phone: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    transfer_room: Mapped[str] = mapped_column(String(96), unique=True)
+    summary_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("summaries.id"))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    twilio_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    bridged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # Belt and braces for the state machine: at most one open transfer per call.
+        Index(
+            "ux_transfers_one_open",
+            "call_id",
+            unique=True,
+            sqlite_where=text("status IN ('pending','ringing','briefing')"),
+            postgresql_where=text("status IN ('pending','ringing','briefing')"),
+        ),
+    )
+
+
+class Event(Base):
+    """One row per recipient (audience = agent id), or one with no audience for the timeline
+    only. Rows written by one emit share `event_key`, so a call's timeline lists each once."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(String(32), index=True)
+    audience: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_events_audience_id", "audience", "id"),)
+
+
+class RateLimitWindow(Base):
+    """Fixed-window counters shared by every worker (rate limits must not live in one process)."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    window_start: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class SchemaMigration(Base):
+    __tablename__ = "schema_migrations"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

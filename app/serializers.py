@@ -1,0 +1,85 @@
+"""How calls, transfers, context entries and summaries look in JSON responses and events."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.models import Agent, Call, ContextEntry, Summary, Transfer
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def agent_dict(agent: Agent) -> dict:
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "presence": agent.presence,
+        "busy": agent.active_call_id is not None,
+        "has_phone": bool(agent.phone),
+    }
+
+
+def entry_dict(entry: ContextEntry) -> dict:
+    return {
+        "id": entry.id,
+        "author": entry.author,
+        "source": entry.source,
+        "text": entry.text,
+        "created_at": iso(entry.created_at),
+    }
+
+
+def summary_dict(summary: Summary | None) -> dict | None:
+    if summary is None:
+        return None
+    return {
+        "id": summary.id,
+        "kind": summary.kind,
+        "text": summary.text,
+        "speech": summary.speech,
+        "structured": summary.structured,
+        "provider": summary.provider,
+        "model": summary.model,
+        "degraded": summary.degraded,
+        "degraded_reason": summary.degraded_reason,
+        "covering_entry_id": summary.covering_entry_id,
+        "edited_by": summary.edited_by,
+        "created_at": iso(summary.created_at),
+    }
+
+
+def transfer_dict(transfer: Transfer, summary: Summary | None = None) -> dict:
+    return {
+        "id": transfer.id,
+        "session_id": transfer.call_id,
+        "status": transfer.status,
+        "transfer_room": transfer.transfer_room,
+        "from_agent_id": transfer.from_agent_id,
+        "to_agent_id": transfer.to_agent_id,
+        "to_phone": transfer.to_phone,
+        "reason": transfer.reason,
+        "error_code": transfer.error_code,
+        "requested_at": iso(transfer.requested_at),
+        "answered_at": iso(transfer.answered_at),
+        "bridged_at": iso(transfer.bridged_at),
+        "ended_at": iso(transfer.ended_at),
+        "summary": summary_dict(summary),
+    }
+
+
+def call_dict(call: Call) -> dict:
+    return {
+        "session_id": call.id,
+        "status": call.status,
+        "customer_name": call.customer_name,
+        "room_name": call.room_name,
+        "agent_id": call.agent_id,
+        "channel": call.channel,
+        "caller_number": call.caller_number,
+        "created_at": iso(call.created_at),
+        "assigned_at": iso(call.assigned_at),
+        "answered_at": iso(call.answered_at),
+        "ended_at": iso(call.ended_at),
+        "end_reason": call.end_reason,
+    }

@@ -1,0 +1,71 @@
+"""The application's services, wired once per app by `build_services`.
+
+Blueprints reach them through `current_app.extensions["wt"]`; services never import Flask.
+Gateways can be injected (tests pass a LiveKit gateway pointed at the local Twirp double and a
+summary provider double), otherwise they are built from configuration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.db import Database
+from app.events import Dispatcher
+from app.gateways.livekit import LiveKitGateway
+from app.ratelimit import RateLimiter
+from app.services.agents import AgentService
+from app.services.calls import CallService
+from app.services.routing import drain_queue
+from app.services.summaries import SummaryStore
+from app.services.transfers import TransferService
+from app.summaries.base import SummaryProvider
+from app.summaries.service import Summarizer, build_provider
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    livekit: LiveKitGateway
+    dispatcher: Dispatcher
+    limiter: RateLimiter
+    agents: AgentService
+    summaries: SummaryStore
+    calls: CallService
+    transfers: TransferService
+
+    def drain_queue(self) -> list[tuple[str, str]]:
+        return drain_queue(self.db)
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        self.db.dispose()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    livekit: LiveKitGateway | None = None,
+    summary_provider: SummaryProvider | None = None,
+) -> Services:
+    db = Database(settings.DATABASE_URL)
+    livekit = livekit or LiveKitGateway.from_config(settings)
+    summarizer = Summarizer(summary_provider or build_provider(settings))
+    summaries = SummaryStore(db, summarizer, store_raw=settings.STORE_RAW_CONTEXT, budget_s=settings.TRANSFER_SUMMARY_BUDGET_S)
+    services = Services(
+        settings=settings,
+        db=db,
+        livekit=livekit,
+        dispatcher=Dispatcher(db, settings.EVENT_POLL_INTERVAL_S),
+        limiter=RateLimiter(db),
+        agents=AgentService(db, settings.SESSION_LIFETIME_S),
+        summaries=summaries,
+        calls=CallService(db, livekit, summaries),
+        transfers=TransferService(db, livekit, summaries, settings),
+    )
+    # Periodic jobs run on each worker's dispatcher thread; conditional updates make that safe.
+    services.dispatcher.add_tick(services.transfers.expire_unanswered, every_s=1.0)
+    services.dispatcher.add_tick(services.drain_queue, every_s=2.0)
+    services.dispatcher.add_tick(services.agents.expire_stale_presence, every_s=30.0)
+    services.dispatcher.add_tick(services.limiter.sweep, every_s=600.0)
+    return services

@@ -1,0 +1,165 @@
+"""Agents: accounts, login sessions, CSRF tokens and presence.
+
+Sessions live in the database (only a random secret travels in the signed cookie), so logout and
+expiry take effect on every worker at once and survive restarts. Presence is `available` from
+login until logout or "away"; an agent is busy while `active_call_id` is set.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.db import Database
+from app.errors import Conflict, NotAuthenticated, ValidationFailed
+from app.events import newest_event_id
+from app.models import Agent, AgentSession, utcnow
+
+AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# Checked when the agent id is unknown, so a failed login costs the same either way.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    agent: Agent
+    cookie_secret: str
+    csrf_token: str
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    agent_id: str
+    agent_name: str
+    session_id: str
+    csrf_token: str
+    first_event_id: int
+
+    def csrf_ok(self, header_value: str | None) -> bool:
+        return bool(header_value) and hmac.compare_digest(header_value, self.csrf_token)
+
+
+class AgentService:
+    def __init__(self, db: Database, session_lifetime_s: int):
+        self.db = db
+        self.session_lifetime = timedelta(seconds=session_lifetime_s)
+
+    # -- accounts (CLI) --------------------------------------------------------------------
+    def add(self, agent_id: str, name: str, password: str, phone: str | None = None) -> Agent:
+        if not AGENT_ID.match(agent_id):
+            raise ValidationFailed("Agent id must be 1-64 lowercase letters, digits, '.', '_' or '-'.")
+        if not name.strip() or len(name) > 120:
+            raise ValidationFailed("Agent name must be 1-120 characters.")
+        if len(password) < 8:
+            raise ValidationFailed("Password must be at least 8 characters.")
+        if phone is not None and not E164.match(phone):
+            raise ValidationFailed("Phone must be in E.164 form, e.g. +14155550100.")
+        with self.db.transaction() as s:
+            if s.get(Agent, agent_id) is not None:
+                raise Conflict(f"Agent {agent_id} already exists.", code="agent_exists")
+            agent = Agent(id=agent_id, name=name.strip(), phone=phone, password_hash=generate_password_hash(password))
+            s.add(agent)
+        return agent
+
+    def all(self) -> list[Agent]:
+        with self.db.reading() as s:
+            return list(s.scalars(select(Agent).order_by(Agent.id)))
+
+    def get(self, agent_id: str) -> Agent | None:
+        with self.db.reading() as s:
+            return s.get(Agent, agent_id)
+
+    def count(self) -> int:
+        with self.db.reading() as s:
+            return s.scalar(select(func.count()).select_from(Agent)) or 0
+
+    # -- sessions --------------------------------------------------------------------------
+    def login(self, agent_id: str, password: str) -> LoginResult:
+        with self.db.transaction() as s:
+            agent = s.get(Agent, agent_id)
+            valid = check_password_hash(agent.password_hash if agent else _DUMMY_HASH, password)
+            if agent is None or not valid:
+                raise NotAuthenticated("Unknown agent id or wrong password.", code="invalid_credentials")
+            cookie_secret = secrets.token_urlsafe(32)
+            csrf = secrets.token_urlsafe(32)
+            now = utcnow()
+            s.add(
+                AgentSession(
+                    id=hash_secret(cookie_secret),
+                    agent_id=agent.id,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=now + self.session_lifetime,
+                    first_event_id=newest_event_id(s),
+                )
+            )
+            if agent.presence == "offline":
+                agent.presence = "available"
+            return LoginResult(agent, cookie_secret, csrf)
+
+    def authenticate(self, cookie_secret: str | None) -> AuthContext | None:
+        if not cookie_secret:
+            return None
+        with self.db.reading() as s:
+            row = s.execute(
+                select(AgentSession, Agent.name)
+                .join(Agent, Agent.id == AgentSession.agent_id)
+                .where(AgentSession.id == hash_secret(cookie_secret))
+            ).first()
+        if row is None:
+            return None
+        session, name = row
+        if session.revoked_at is not None or session.expires_at <= utcnow():
+            return None
+        return AuthContext(session.agent_id, name, session.id, session.csrf_token, session.first_event_id)
+
+    def is_session_live(self, session_id: str) -> bool:
+        with self.db.reading() as s:
+            row = s.get(AgentSession, session_id)
+            return row is not None and row.revoked_at is None and row.expires_at > utcnow()
+
+    def logout(self, auth: AuthContext) -> None:
+        with self.db.transaction() as s:
+            now = utcnow()
+            s.execute(update(AgentSession).where(AgentSession.id == auth.session_id).values(revoked_at=now))
+            if not self._has_live_session(s, auth.agent_id, now):
+                s.execute(update(Agent).where(Agent.id == auth.agent_id).values(presence="offline"))
+
+    @staticmethod
+    def _has_live_session(s, agent_id: str, now: datetime) -> bool:
+        return (
+            s.scalar(
+                select(AgentSession.id).where(
+                    AgentSession.agent_id == agent_id, AgentSession.revoked_at.is_(None), AgentSession.expires_at > now
+                ).limit(1)
+            )
+            is not None
+        )
+
+    def set_presence(self, agent_id: str, status: str) -> Agent:
+        if status not in {"available", "away"}:
+            raise ValidationFailed("status must be 'available' or 'away'.")
+        with self.db.transaction() as s:
+            s.execute(update(Agent).where(Agent.id == agent_id).values(presence=status))
+            return s.get(Agent, agent_id, populate_existing=True)
+
+    def expire_stale_presence(self) -> int:
+        """Agents whose every session has ended are offline: never route a call to a ghost."""
+        now = utcnow()
+        with self.db.transaction() as s:
+            online = list(s.scalars(select(Agent.id).where(Agent.presence != "offline")))
+            stale = [a for a in online if not self._has_live_session(s, a, now)]
+            if stale:
+                s.execute(update(Agent).where(Agent.id.in_(stale)).values(presence="offline"))
+        return len(stale)

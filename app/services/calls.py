@@ -1,0 +1,226 @@
+"""Call lifecycle: create, join, leave, end; who may see a call and which room they belong in.
+
+External calls (LiveKit) happen outside database transactions. When a room is created for a row
+that then fails to commit, the room is deleted again, so a failure leaves nothing half-made.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+
+from app import states
+from app.db import Database
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.events import emit, timeline
+from app.gateways.livekit import LiveKitGateway, agent_identity
+from app.models import Agent, Call, ContextEntry, Transfer, utcnow
+from app.repo import agents_in_call, load_call, new_id, open_transfer, release_agent, transition
+from app.serializers import call_dict, entry_dict, transfer_dict
+from app.services.agents import hash_secret
+from app.services.routing import assign_in, drain_queue
+from app.services.summaries import SummaryStore
+from app.services.transfers import close_for_call_end, owner_left
+
+CUSTOMER_NAME_MAX = 120
+
+
+@dataclass(frozen=True)
+class RoomGrant:
+    room_name: str
+    token: str
+    role: str
+
+
+def clean_customer_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationFailed("customer_name must not be empty.")
+    if len(name) > CUSTOMER_NAME_MAX:
+        raise ValidationFailed(f"customer_name must be at most {CUSTOMER_NAME_MAX} characters.")
+    return name
+
+
+class CallService:
+    def __init__(self, db: Database, livekit: LiveKitGateway, summaries: SummaryStore):
+        self.db = db
+        self.livekit = livekit
+        self.summaries = summaries
+
+    # -- creation --------------------------------------------------------------------------
+    def create_web_call(self, customer_name: str, customer_key: str) -> tuple[Call, str]:
+        name = clean_customer_name(customer_name)
+        call_id = new_id()
+        room = f"call_{call_id}"
+        self.livekit.create_room(room, metadata={"wt_call": call_id})
+        try:
+            with self.db.transaction() as s:
+                call = Call(
+                    id=call_id,
+                    room_name=room,
+                    customer_name=name,
+                    customer_key_hash=hash_secret(customer_key),
+                    channel="web",
+                    status=str(states.CallStatus.QUEUED),
+                )
+                s.add(call)
+                s.flush()
+                self.summaries.add_entry(s, call, author="system", source="system", text=f"Call started with customer {name}")
+                if assign_in(s, call) is None:
+                    emit(s, "call_queued", {"room_name": room, "customer_name": name}, audiences=[], call_id=call_id)
+        except Exception:
+            self.livekit.discard_room(room)
+            raise
+        with self.db.reading() as s:
+            call = load_call(s, call_id)
+        token = self.livekit.customer_token(call.id, call.room_name, call.customer_name)
+        return call, token
+
+    # -- context ---------------------------------------------------------------------------
+    def add_context(self, agent_id: str, call_id: str, text: str) -> ContextEntry:
+        with self.db.transaction() as s:
+            call = load_call(s, call_id)
+            if s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id)) != call.id:
+                raise Forbidden("You are not in this call.")
+            if states.is_terminal("call", call.status):
+                raise Conflict(f"Call {call_id} has ended ({call.status}).", code="call_ended")
+            entry = self.summaries.add_entry(s, call, author=agent_id, source="note", text=text)
+            audience = set(agents_in_call(s, call.id))
+            transfer = open_transfer(s, call.id)
+            if transfer is not None:
+                audience |= {transfer.from_agent_id, transfer.to_agent_id}
+            emit(s, "context_added", {"entry": entry_dict(entry)}, audiences=audience, call_id=call.id)
+        return entry
+
+    # -- access ----------------------------------------------------------------------------
+    def customer_call(self, call_id: str, customer_key: str | None) -> Call:
+        with self.db.reading() as s:
+            call = s.get(Call, call_id)
+        if call is None:
+            raise NotFound(f"No call with session_id {call_id}.")
+        if not customer_key or not call.customer_key_hash or hash_secret(customer_key) != call.customer_key_hash:
+            raise Forbidden("The customer key does not match this call.", code="invalid_customer_key")
+        return call
+
+    @staticmethod
+    def can_view(s, agent_id: str, call: Call) -> bool:
+        if call.agent_id == agent_id:
+            return True
+        if s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id)) == call.id:
+            return True
+        return (
+            s.scalar(
+                select(Transfer.id)
+                .where(Transfer.call_id == call.id, or_(Transfer.from_agent_id == agent_id, Transfer.to_agent_id == agent_id))
+                .limit(1)
+            )
+            is not None
+        )
+
+    def get_call(self, agent_id: str, call_id: str) -> dict:
+        with self.db.reading() as s:
+            call = load_call(s, call_id)
+            if not self.can_view(s, agent_id, call):
+                raise Forbidden("You are not part of this call.")
+            transfers = list(s.scalars(select(Transfer).where(Transfer.call_id == call.id).order_by(Transfer.requested_at)))
+            return dict(
+                call_dict(call),
+                context=[entry_dict(e) for e in self.summaries.entries(s, call.id)],
+                summary=self.summaries.current_dict(s, call.id),
+                transfers=[transfer_dict(t, self.summaries.by_id(s, t.summary_id)) for t in transfers],
+                timeline=timeline(s, call.id),
+            )
+
+    def list_calls(self, agent_id: str) -> dict:
+        with self.db.reading() as s:
+            mine = select(Transfer.call_id).where(or_(Transfer.from_agent_id == agent_id, Transfer.to_agent_id == agent_id))
+            slot = select(Agent.active_call_id).where(Agent.id == agent_id).scalar_subquery()
+            calls = s.scalars(
+                select(Call)
+                .where(or_(Call.agent_id == agent_id, Call.id == slot, Call.id.in_(mine)))
+                .order_by(Call.created_at.desc())
+                .limit(50)
+            )
+            queued = len(list(s.scalars(select(Call.id).where(Call.status == "queued"))))
+            return {"calls": [call_dict(c) for c in calls], "queued": queued}
+
+    # -- rooms and tokens ------------------------------------------------------------------
+    def agent_room(self, agent_id: str, agent_name: str, call_id: str) -> RoomGrant:
+        """The room this agent belongs in right now, with a fresh token for it."""
+        with self.db.transaction() as s:
+            call = load_call(s, call_id)
+            if states.is_terminal("call", call.status):
+                raise Conflict(f"Call {call_id} has ended ({call.status}).", code="call_ended")
+            slot = s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id))
+            transfer = open_transfer(s, call.id)
+            if transfer is not None and transfer.from_agent_id == agent_id:
+                room, role = transfer.transfer_room, "agent_a"
+            elif transfer is not None and transfer.to_agent_id == agent_id and transfer.status == "briefing":
+                room, role = transfer.transfer_room, "agent_b"
+            elif slot == call.id:
+                room, role = call.room_name, ("owner" if call.agent_id == agent_id else "leaving")
+            else:
+                raise Forbidden("You are not in this call (or you have already left it).")
+            if call.agent_id == agent_id and transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):
+                emit(s, "call_active", {"agent_id": agent_id}, audiences=[agent_id], call_id=call.id)
+        return RoomGrant(room, self.livekit.agent_token(agent_id, agent_name, room, call.id, role), role)
+
+    def customer_room(self, call: Call) -> RoomGrant:
+        if states.is_terminal("call", call.status):
+            raise Conflict(f"Call {call.id} has ended ({call.status}).", code="call_ended")
+        return RoomGrant(call.room_name, self.livekit.customer_token(call.id, call.room_name, call.customer_name), "customer")
+
+    # -- leaving and ending ----------------------------------------------------------------
+    def agent_exit(self, agent_id: str, call_id: str) -> dict:
+        """Agent leaves the customer room. The owner leaving hands the call on (see DESIGN §4.7)."""
+        rooms_to_delete: list[str] = []
+        with self.db.transaction() as s:
+            call = load_call(s, call_id)
+            slot = s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id))
+            if slot != call.id:
+                raise Forbidden("You are not in this call (or you have already left it).")
+            if call.agent_id == agent_id:
+                outcome = owner_left(s, call, agent_id, rooms_to_delete)
+            else:
+                release_agent(s, agent_id, call.id)
+                emit(s, "agent_left", {"agent_id": agent_id}, audiences=[call.agent_id], call_id=call.id)
+                outcome = "left"
+            status = load_call(s, call.id).status
+        self.livekit.discard_participant(call.room_name, agent_identity(agent_id))
+        for room in rooms_to_delete:
+            self.livekit.discard_room(room)
+        drain_queue(self.db)
+        return {"session_id": call_id, "status": status, "outcome": outcome}
+
+    def end_call(self, call_id: str, *, by_agent: str | None, reason: str) -> Call:
+        rooms: list[str] = []
+        with self.db.transaction() as s:
+            call = load_call(s, call_id)
+            if by_agent is not None and call.agent_id != by_agent:
+                raise Forbidden("Only the agent handling the call can end it.")
+            self.finish(s, call, reason=reason, by_customer=by_agent is None, rooms=rooms)
+        for room in rooms:
+            self.livekit.discard_room(room)
+        drain_queue(self.db)
+        with self.db.reading() as s:
+            return load_call(s, call_id)
+
+    def finish(self, s, call: Call, *, reason: str, by_customer: bool, rooms: list[str]) -> bool:
+        """Inside a transaction: end the call from any live state. False if it had already ended."""
+        abandoned = by_customer and call.status in (states.CallStatus.QUEUED, states.CallStatus.RINGING)
+        event = "abandon" if abandoned else "end"
+        if not transition(s, "call", call.id, event, ended_at=utcnow(), end_reason=reason):
+            if states.is_terminal("call", load_call(s, call.id).status):
+                return False
+            raise Conflict(f"Call {call.id} cannot end from {call.status}.")
+        audience = set(agents_in_call(s, call.id)) | {call.agent_id}
+        transfer = open_transfer(s, call.id)
+        if transfer is not None:
+            audience |= {transfer.to_agent_id, transfer.from_agent_id}
+            close_for_call_end(s, transfer, by_customer=by_customer, reason=reason)
+            rooms.append(transfer.transfer_room)
+        for agent_id in agents_in_call(s, call.id):
+            release_agent(s, agent_id, call.id)
+        emit(s, "call_ended", {"status": "abandoned" if abandoned else "completed", "reason": reason}, audiences=audience, call_id=call.id)
+        rooms.append(call.room_name)
+        return True

@@ -1,0 +1,71 @@
+"""Routing: give a waiting call to an available agent, fairly and exactly once.
+
+An agent is claimed with a conditional UPDATE on `agents.active_call_id`, and the call moves
+`queued -> ringing` with a conditional UPDATE too, both in one transaction. If another worker
+wins either race, the transaction rolls back and nothing is half-assigned.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import Database
+from app.events import emit
+from app.models import Agent, Call, utcnow
+from app.repo import claim_agent, transition
+
+
+class _LostRace(Exception):
+    pass
+
+
+def claim_available_agent(s: Session, call_id: str, exclude: tuple[str, ...] = ()) -> str | None:
+    """The longest-idle available agent, now holding `call_id`; None if nobody is free."""
+    candidates = s.scalars(
+        select(Agent.id)
+        .where(Agent.presence == "available", Agent.active_call_id.is_(None), Agent.id.not_in(exclude or ("",)))
+        .order_by(Agent.last_assigned_at.asc().nulls_first(), Agent.id)
+        .limit(25)
+    )
+    for agent_id in list(candidates):
+        if claim_agent(s, agent_id, call_id):
+            return agent_id
+    return None
+
+
+def assigned_payload(call: Call) -> dict:
+    return {
+        "room_name": call.room_name,
+        "customer_name": call.customer_name,
+        "channel": call.channel,
+        "caller_number": call.caller_number,
+    }
+
+
+def assign_in(s: Session, call: Call, exclude: tuple[str, ...] = ()) -> str | None:
+    """Inside the caller's transaction: assign `call` (already flushed, status queued) if possible."""
+    agent_id = claim_available_agent(s, call.id, exclude)
+    if agent_id is None:
+        return None
+    if not transition(s, "call", call.id, "assign", agent_id=agent_id, assigned_at=utcnow()):
+        raise _LostRace()
+    emit(s, "call_assigned", assigned_payload(call), audiences=[agent_id], call_id=call.id)
+    return agent_id
+
+
+def drain_queue(db: Database, limit: int = 50) -> list[tuple[str, str]]:
+    """Assign queued calls, oldest first, while agents are free. Safe to run from any worker."""
+    assigned: list[tuple[str, str]] = []
+    for _ in range(limit):
+        try:
+            with db.transaction() as s:
+                call = s.scalar(select(Call).where(Call.status == "queued").order_by(Call.created_at, Call.id).limit(1))
+                if call is None:
+                    break
+                agent_id = assign_in(s, call)
+                if agent_id is None:
+                    break
+                assigned.append((call.id, agent_id))
+        except _LostRace:
+            continue
+    return assigned

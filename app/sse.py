@@ -1,0 +1,69 @@
+"""Server-Sent Events framing for one agent's stream.
+
+The generator runs after the request context is gone, so it gets everything it needs as
+arguments. It subscribes before reading any backlog, so nothing written in between is missed;
+ids already sent are skipped, so nothing is sent twice.
+"""
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Iterator
+
+from app.events import Delivered, fetch_for_audience
+from app.services.agents import AuthContext
+
+
+def frame(item: Delivered) -> str:
+    data = json.dumps(dict(item.payload, event_id=item.id, created_at=item.created_at.isoformat()), separators=(",", ":"))
+    return f"id: {item.id}\nevent: {item.type}\ndata: {data}\n\n"
+
+
+def event_stream(services, auth: AuthContext, last_event_id: int | None) -> Iterator[str]:
+    dispatcher = services.dispatcher
+    sub = dispatcher.subscribe(auth.agent_id)
+    heartbeat = services.settings.SSE_HEARTBEAT_S
+
+    def generate() -> Iterator[str]:
+        sent: deque[int] = deque(maxlen=2000)
+        sent_set: set[int] = set()
+
+        def fresh(item: Delivered) -> bool:
+            if item.id in sent_set:
+                return False
+            if len(sent) == sent.maxlen:
+                sent_set.discard(sent[0])
+            sent.append(item.id)
+            sent_set.add(item.id)
+            return True
+
+        try:
+            yield "retry: 2000\n\n"
+            if last_event_id is None:
+                # A fresh stream starts now; the id lets a reconnect resume from here.
+                yield f"id: {dispatcher.high_water}\nevent: ready\ndata: {{}}\n\n"
+            else:
+                cursor = last_event_id
+                while True:
+                    backlog = fetch_for_audience(services.db, auth.agent_id, cursor, 500)
+                    for item in backlog:
+                        if fresh(item):
+                            yield frame(item)
+                    if len(backlog) < 500:
+                        break
+                    cursor = backlog[-1].id
+                yield "event: ready\ndata: {}\n\n"
+            while not sub.closed:
+                if sub.ready.wait(heartbeat):
+                    for item in sub.drain():
+                        if fresh(item):
+                            yield frame(item)
+                    continue
+                if not services.agents.is_session_live(auth.session_id):
+                    yield 'event: session_ended\ndata: {"reason": "logged_out_or_expired"}\n\n'
+                    return
+                yield ": keepalive\n\n"
+        finally:
+            dispatcher.unsubscribe(sub)
+
+    return generate()

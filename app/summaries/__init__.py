@@ -1,0 +1,1 @@
+"""Call summaries: the provider seam, the offline summarizer, redaction."""

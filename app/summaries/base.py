@@ -1,0 +1,134 @@
+"""The summary seam: what a provider gets, what it must return, and how that is rendered.
+
+Every provider (offline, Groq, OpenAI, any OpenAI-compatible server) returns the same
+`StructuredSummary`. Rendering to dashboard text and to speech happens once, here, so a provider
+can never smuggle markup into what Twilio reads aloud.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SPEECH_MAX_CHARS = 1500
+TEXT_MAX_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class ContextLine:
+    author: str  # agent id, "customer" or "system"
+    source: str  # note | transcript | system
+    text: str  # already redacted
+
+
+@dataclass(frozen=True)
+class SummaryInput:
+    customer_name: str
+    entries: tuple[ContextLine, ...]
+
+
+class StructuredSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    customer_name: str = Field(max_length=120)
+    reason: str = Field(max_length=600)
+    details: list[str] = Field(default_factory=list, max_length=12)
+    steps_taken: list[str] = Field(default_factory=list, max_length=12)
+    next_steps: str = Field(default="", max_length=600)
+    sentiment: Literal["positive", "neutral", "frustrated", "angry", "unknown"] = "unknown"
+    urgency: Literal["low", "medium", "high"] = "medium"
+
+    @field_validator("details", "steps_taken")
+    @classmethod
+    def _bounded_items(cls, items: list[str]) -> list[str]:
+        return [i.strip()[:300] for i in items if i and i.strip()]
+
+
+@dataclass(frozen=True)
+class SummaryResult:
+    structured: StructuredSummary
+    text: str
+    speech: str
+    provider: str
+    model: str | None
+    degraded: bool = False
+    degraded_reason: str | None = None
+
+
+class SummaryProvider(Protocol):
+    """Turn redacted context into a StructuredSummary, or raise. Must honour `timeout`."""
+
+    name: str
+    model: str | None
+
+    def summarize(self, data: SummaryInput, *, timeout: float) -> StructuredSummary: ...
+
+
+class ProviderError(Exception):
+    """A provider could not produce a usable summary (network, auth, quota, bad output)."""
+
+
+# -- rendering ---------------------------------------------------------------------------------
+def render_text(s: StructuredSummary) -> str:
+    lines = [f"Customer: {s.customer_name}", f"Reason: {s.reason}"]
+    if s.details:
+        lines.append("Details:")
+        lines.extend(f"- {d}" for d in s.details)
+    if s.steps_taken:
+        lines.append("Steps taken:")
+        lines.extend(f"- {d}" for d in s.steps_taken)
+    if s.next_steps:
+        lines.append(f"Next steps: {s.next_steps}")
+    lines.append(f"Sentiment: {s.sentiment}. Urgency: {s.urgency}.")
+    return "\n".join(lines)[:TEXT_MAX_CHARS]
+
+
+_SPEAKABLE = re.compile(r"[^\w\s.,;:!?'%$€£@+/-]", re.UNICODE)
+_LONG_NUMBER = re.compile(r"(?<![\w.])(#?)([A-Za-z]{0,3}\d[\dA-Za-z-]{3,})(?![\w])")
+
+
+def _spell(match: re.Match) -> str:
+    token = match.group(2)
+    if re.fullmatch(r"\d{1,3}(,\d{3})*(\.\d+)?", token):
+        return match.group(0)
+    spelled = " ".join(ch for ch in token if ch != "-")
+    return ("number " if match.group(1) else "") + spelled
+
+
+def speakable(text: str) -> str:
+    """Plain words a TTS engine reads well: no markup, identifiers spelled out character by character."""
+    text = text.replace("&", " and ").replace("#", " #")
+    text = _LONG_NUMBER.sub(_spell, text)
+    text = _SPEAKABLE.sub(" ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _sentence(text: str) -> str:
+    text = text.strip().rstrip(".;:")
+    return f"{text}." if text else ""
+
+
+def render_speech(s: StructuredSummary, limit: int = SPEECH_MAX_CHARS) -> str:
+    parts = [
+        _sentence(f"The customer is {s.customer_name}"),
+        _sentence(f"They are calling about {s.reason}"),
+        *(_sentence(d) for d in s.details),
+    ]
+    if s.steps_taken:
+        parts.append(_sentence("Already tried: " + "; ".join(s.steps_taken)))
+    if s.next_steps:
+        parts.append(_sentence(f"Next step: {s.next_steps}"))
+    parts.append(_sentence(f"Urgency is {s.urgency}, and the customer seems {s.sentiment}"))
+    speech = ""
+    for part in (speakable(p) for p in parts if p):
+        candidate = f"{speech} {part}".strip()
+        if len(candidate) > limit:
+            break
+        speech = candidate
+    return speech or speakable(_sentence(f"The customer is {s.customer_name}"))[:limit]
+
+
+def finish(structured: StructuredSummary, provider: str, model: str | None, *, degraded: bool = False, reason: str | None = None) -> SummaryResult:
+    return SummaryResult(structured, render_text(structured), render_speech(structured), provider, model, degraded, reason)

@@ -1,0 +1,54 @@
+"""Run the configured provider under a hard time budget; fall back to offline, never fail.
+
+A transfer must not fail or stall because an LLM did. The provider runs on a small thread pool;
+if it raises or overruns the budget, the offline summary is used and marked `degraded` with the
+reason, and the (possibly still running) provider call is abandoned.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from app.summaries.base import SummaryInput, SummaryProvider, SummaryResult, finish
+from app.summaries.offline import OfflineProvider, summarize_offline
+
+log = logging.getLogger(__name__)
+
+
+class Summarizer:
+    def __init__(self, provider: SummaryProvider, *, max_workers: int = 4):
+        self.provider = provider
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="summary")
+
+    @property
+    def is_offline(self) -> bool:
+        return isinstance(self.provider, OfflineProvider)
+
+    def summarize(self, data: SummaryInput, budget_s: float) -> SummaryResult:
+        if self.is_offline:
+            return finish(summarize_offline(data), "offline", None)
+        future = self._pool.submit(self.provider.summarize, data, timeout=budget_s)
+        try:
+            structured = future.result(timeout=budget_s)
+        except FutureTimeout:
+            future.cancel()
+            reason = f"{self.provider.name} did not answer within {budget_s:g}s"
+        except Exception as err:  # any provider failure degrades to offline; it is logged and reported
+            log.warning("summary provider %s failed: %s", self.provider.name, err)
+            reason = f"{self.provider.name} failed: {type(err).__name__}: {str(err)[:160]}"
+        else:
+            return finish(structured, self.provider.name, self.provider.model)
+        return finish(summarize_offline(data), "offline", None, degraded=True, reason=reason)
+
+
+def build_provider(settings) -> SummaryProvider:
+    """Pick the provider named by LLM_PROVIDER (auto: Groq key, else OpenAI key, else offline)."""
+    choice = settings.LLM_PROVIDER
+    if choice == "auto":
+        choice = "groq" if settings.GROQ_API_KEY else "openai" if settings.OPENAI_API_KEY else "offline"
+    if choice == "offline":
+        return OfflineProvider()
+    from app.summaries.llm import build_llm_provider
+
+    return build_llm_provider(choice, settings)

@@ -1,0 +1,116 @@
+"""Shared fixtures: a LiveKit Twirp double, a database per backend, and a fresh app per test.
+
+App tests run once against SQLite and once against PostgreSQL when TEST_DATABASE_URL points at a
+server (`make test` always provides one; WT_REQUIRE_POSTGRES=1 makes its absence an error rather
+than a silently shorter run).
+"""
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from app import create_app
+from app.db import migrate
+from app.models import Base
+from tests.doubles.livekit_twirp import LiveKitTwirpDouble
+from tests.support import AgentClient
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+if os.environ.get("WT_REQUIRE_POSTGRES") == "1" and not TEST_DATABASE_URL:
+    raise pytest.UsageError("WT_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+
+
+@pytest.fixture(scope="session")
+def livekit_double():
+    double = LiveKitTwirpDouble().start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A database of our own on the test server, created fresh for this session."""
+    if not TEST_DATABASE_URL:
+        yield None
+        return
+    parts = urlsplit(TEST_DATABASE_URL)
+    name = f"wt_test_{os.getpid()}"
+    admin = urlunsplit(parts._replace(scheme="postgresql"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path, postgres_url):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/warm_transfer.db"
+    return postgres_url
+
+
+@pytest.fixture
+def config(database_url, livekit_double, tmp_path):
+    return {
+        "APP_ENV": "test",
+        "SECRET_KEY": "test-secret-key-of-sufficient-length",
+        "DATABASE_URL": database_url,
+        "LIVEKIT_HTTP_URL": livekit_double.url,
+        "LIVEKIT_WS_URL": livekit_double.url.replace("http", "ws"),
+        "LIVEKIT_API_KEY": livekit_double.api_key,
+        "LIVEKIT_API_SECRET": livekit_double.api_secret,
+        "LIVEKIT_TIMEOUT_S": 2.0,
+        "EVENT_POLL_INTERVAL_S": 0.02,
+        "SSE_HEARTBEAT_S": 0.5,
+        "LOGIN_RATE_LIMIT": "1000/60",
+        "CREATE_CALL_RATE_LIMIT": "1000/60",
+    }
+
+
+def _clean(db) -> None:
+    if not db.is_postgres:
+        return
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "schema_migrations")
+    with db.transaction() as s:
+        s.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def app(config, livekit_double):
+    livekit_double.reset()
+    application = create_app(config)
+    services = application.extensions["wt"]
+    migrate(services.db)
+    _clean(services.db)
+    yield application
+    services.close()
+
+
+@pytest.fixture
+def services(app):
+    return app.extensions["wt"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_agent(app, services):
+    def make(agent_id: str, name: str | None = None, *, phone: str | None = None, login: bool = True) -> AgentClient:
+        password = f"pw-{agent_id}-123456"
+        services.agents.add(agent_id, name or agent_id.title(), password, phone)
+        agent = AgentClient(app.test_client(), agent_id, password)
+        if login:
+            agent.login()
+        return agent
+
+    return make

@@ -1,0 +1,62 @@
+"""Test helpers shared by app, e2e and bench code."""
+from __future__ import annotations
+
+import json
+
+from livekit import api as lk
+
+
+class AgentClient:
+    """One agent's browser: its own cookie jar and CSRF token, on a Flask test client."""
+
+    def __init__(self, client, agent_id: str, password: str):
+        self.client = client
+        self.id = agent_id
+        self.password = password
+        self.csrf: str | None = None
+
+    def login(self):
+        r = self.client.post("/api/login", json={"agent_id": self.id, "password": self.password})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        self.csrf = r.json["csrf_token"]
+        return r
+
+    def post(self, path: str, body: dict | None = None, **kw):
+        headers = dict(kw.pop("headers", {}))
+        if self.csrf:
+            headers.setdefault("X-CSRF-Token", self.csrf)
+        return self.client.post(path, json=body, headers=headers, **kw)
+
+    def get(self, path: str, **kw):
+        return self.client.get(path, **kw)
+
+    def notifications(self, since: int | None = None) -> list[dict]:
+        query = f"?since={since}" if since is not None else ""
+        r = self.get(f"/api/notifications/{self.id}{query}")
+        assert r.status_code == 200, r.get_data(as_text=True)
+        return r.json["notifications"]
+
+    def types(self, since: int | None = None) -> list[str]:
+        return [n["type"] for n in self.notifications(since)]
+
+
+def grants_of(token: str, key: str, secret: str) -> lk.Claims:
+    return lk.TokenVerifier(key, secret).verify(token)
+
+
+def parse_sse(raw: str) -> list[dict]:
+    """Split an SSE byte stream into events: [{"id", "event", "data"}], comments dropped."""
+    events = []
+    for block in raw.split("\n\n"):
+        item: dict = {}
+        for line in block.splitlines():
+            if not line or line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            item[field] = value
+        if "event" in item or "data" in item:
+            if str(item.get("data", "")).startswith("{"):
+                item["data"] = json.loads(item["data"])
+            events.append(item)
+    return events
