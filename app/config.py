@@ -56,6 +56,8 @@ class Settings:
     TRUST_PROXY: int = 0
     SESSION_COOKIE_SECURE: bool = False
     SESSION_LIFETIME_S: int = 12 * 3600
+    # werkzeug method string; the default is deliberately slow. Tests use a cheap one.
+    PASSWORD_HASH_METHOD: str = "scrypt"
 
     # LiveKit (defaults match `livekit-server --dev`)
     LIVEKIT_API_KEY: str = "devkey"
@@ -135,8 +137,8 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
     values: dict[str, object] = {}
     for f in fields(Settings):
         raw = environ.get(f.name)
-        if raw is None:
-            continue
+        if raw is None or not raw.strip():
+            continue  # an empty line in .env means "use the default"
         try:
             values[f.name] = _coerce(f.name, raw, getattr(defaults, f.name))
         except ValueError as exc:
@@ -165,6 +167,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("LLM_PROVIDER must be one of auto, offline, groq, openai")
     if not 60 <= s.LIVEKIT_TOKEN_TTL_S <= 24 * 3600:
         raise ConfigError("LIVEKIT_TOKEN_TTL_S must be between 60 and 86400 seconds")
+    if s.APP_ENV == "production" and (s.LIVEKIT_API_SECRET == "secret" or len(s.LIVEKIT_API_SECRET) < 32):
+        raise ConfigError("In production LIVEKIT_API_SECRET must be a real secret of at least 32 characters")
     if s.TRANSFER_RING_TIMEOUT_S < 5:
         raise ConfigError("TRANSFER_RING_TIMEOUT_S must be at least 5 seconds")
     for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT"):

@@ -70,6 +70,7 @@ def config(database_url, livekit_double, tmp_path):
         "EVENT_POLL_INTERVAL_S": 0.02,
         "SSE_HEARTBEAT_S": 0.5,
         "LOGIN_RATE_LIMIT": "1000/60",
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "CREATE_CALL_RATE_LIMIT": "1000/60",
     }
 

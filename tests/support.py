@@ -60,3 +60,27 @@ def parse_sse(raw: str) -> list[dict]:
                 item["data"] = json.loads(item["data"])
             events.append(item)
     return events
+
+
+def start_call(client, agent: AgentClient | None = None, name: str = "Jane Doe") -> dict:
+    """A web customer starts a call; if `agent` is given they join it (the call becomes active)."""
+    r = client.post("/api/create-call", json={"customer_name": name})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    call = r.json
+    if agent is not None:
+        assert call["agent_id"] == agent.id, call
+        joined = agent.post("/api/token", {"session_id": call["session_id"]})
+        assert joined.status_code == 200, joined.get_data(as_text=True)
+    return call
+
+
+def start_transfer(a: AgentClient, call: dict, to: str) -> dict:
+    r = a.post("/api/initiate-transfer", {"session_id": call["session_id"], "to_agent_id": to})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return r.json["transfer"]
+
+
+def call_status(agent: AgentClient, session_id: str) -> str:
+    r = agent.get(f"/api/calls/{session_id}")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.json["call"]["status"]

@@ -57,16 +57,25 @@ class _LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid: int | None = None
         self.state: dict[str, Any] = {}
+        # A forked child must never finalise the parent's loop or client: their epoll instance is
+        # shared across fork, and closing a transport in the child would unregister the parent's
+        # sockets from it (the parent's next request then hangs). So the child just keeps them.
+        self._inherited: list[tuple] = []
 
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is not None and self._pid == os.getpid():
             return self._loop
         with self._lock:
             if self._loop is None or self._pid != os.getpid():
+                if self._loop is not None:
+                    self._inherited.append((self._loop, self.state))
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="livekit-loop", daemon=True).start()
                 self._loop, self._pid, self.state = loop, os.getpid(), {}
             return self._loop
+
+    def owns_loop(self) -> bool:
+        return self._loop is not None and self._pid == os.getpid()
 
     def run(self, coro: Awaitable, timeout: float):
         future = asyncio.run_coroutine_threadsafe(coro, self.loop())
@@ -145,6 +154,14 @@ class LiveKitGateway:
                 f"LiveKit at {self.http_url} is unreachable (could not {what}: {type(err).__name__}). "
                 "Check LIVEKIT_HTTP_URL and that the server is running."
             ) from err
+
+    def close(self) -> None:
+        """Close this process's HTTP session (on its own loop); a later call opens a new one."""
+        if not self._runner.owns_loop():
+            return
+        client = self._runner.state.pop("api", None)
+        if client is not None and hasattr(client, "aclose"):
+            self._runner.run(client.aclose(), self.timeout_s)
 
     # -- rooms -----------------------------------------------------------------------------
     def create_room(self, name: str, *, max_participants: int = 0, metadata: dict | None = None) -> None:

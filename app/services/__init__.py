@@ -39,6 +39,7 @@ class Services:
 
     def close(self) -> None:
         self.dispatcher.stop()
+        self.livekit.close()
         self.db.dispose()
 
 
@@ -58,7 +59,7 @@ def build_services(
         livekit=livekit,
         dispatcher=Dispatcher(db, settings.EVENT_POLL_INTERVAL_S),
         limiter=RateLimiter(db),
-        agents=AgentService(db, settings.SESSION_LIFETIME_S),
+        agents=AgentService(db, settings.SESSION_LIFETIME_S, settings.PASSWORD_HASH_METHOD),
         summaries=summaries,
         calls=CallService(db, livekit, summaries),
         transfers=TransferService(db, livekit, summaries, settings),

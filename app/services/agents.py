@@ -51,9 +51,10 @@ class AuthContext:
 
 
 class AgentService:
-    def __init__(self, db: Database, session_lifetime_s: int):
+    def __init__(self, db: Database, session_lifetime_s: int, hash_method: str = "scrypt"):
         self.db = db
         self.session_lifetime = timedelta(seconds=session_lifetime_s)
+        self.hash_method = hash_method
 
     # -- accounts (CLI) --------------------------------------------------------------------
     def add(self, agent_id: str, name: str, password: str, phone: str | None = None) -> Agent:
@@ -68,7 +69,7 @@ class AgentService:
         with self.db.transaction() as s:
             if s.get(Agent, agent_id) is not None:
                 raise Conflict(f"Agent {agent_id} already exists.", code="agent_exists")
-            agent = Agent(id=agent_id, name=name.strip(), phone=phone, password_hash=generate_password_hash(password))
+            agent = Agent(id=agent_id, name=name.strip(), phone=phone, password_hash=generate_password_hash(password, method=self.hash_method))
             s.add(agent)
         return agent
 

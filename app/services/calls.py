@@ -198,7 +198,8 @@ class CallService:
             call = load_call(s, call_id)
             if by_agent is not None and call.agent_id != by_agent:
                 raise Forbidden("Only the agent handling the call can end it.")
-            self.finish(s, call, reason=reason, by_customer=by_agent is None, rooms=rooms)
+            if not self.finish(s, call, reason=reason, by_customer=by_agent is None, rooms=rooms):
+                raise Conflict(f"Call {call_id} has already ended ({call.status}).", code="call_ended")
         for room in rooms:
             self.livekit.discard_room(room)
         drain_queue(self.db)

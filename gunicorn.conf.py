@@ -1,0 +1,19 @@
+"""gunicorn settings for the web process (Procfile `web:` and `make run`).
+
+Threaded workers: every open Server-Sent Events stream holds a thread, so an instance needs as
+many threads as it has connected agents plus headroom for ordinary requests. Threads are created
+on demand, so a large pool costs little until it is used.
+"""
+import os
+
+bind = f"{os.environ.get('API_HOST', '0.0.0.0')}:{os.environ.get('PORT') or os.environ.get('API_PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "300"))
+worker_connections = 2000
+# SSE responses are long-lived; the gthread worker keeps heartbeating while they stream.
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-" if os.environ.get("ACCESS_LOG", "1") == "1" else None
+errorlog = "-"

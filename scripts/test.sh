@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, app (SQLite and PostgreSQL), e2e under gunicorn, live rig, browser.
+# Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -q`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh
+if [[ -z "${TEST_DATABASE_URL:-}" ]]; then
+  TEST_DATABASE_URL=$(scripts/test-postgres.sh)
+  export TEST_DATABASE_URL
+fi
+export WT_REQUIRE_POSTGRES=1
+exec .venv/bin/python -m pytest "$@"
