@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import PROJECT_ROOT, load_dotenv_for_development, load_settings
@@ -55,7 +56,12 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     @app.before_request
     def _start_dispatcher():
         # Threads do not survive gunicorn's fork, so each worker starts its own on first use.
-        services.dispatcher.ensure_started()
+        # With the database down it cannot start; the request goes on (health must still
+        # answer) and the next request tries again.
+        try:
+            services.dispatcher.ensure_started()
+        except SQLAlchemyError as err:
+            logging.getLogger(__name__).warning("event dispatcher not started: %s", err)
 
     from app.cli import register_cli
 

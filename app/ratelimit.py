@@ -41,8 +41,9 @@ class RateLimiter:
         if row.window_start != start:
             s.execute(update(RateLimitWindow).where(RateLimitWindow.key == key).values(window_start=start, count=1))
             return 1
+        counted = row.count + 1  # read before the UPDATE, which refreshes `row` in the session
         s.execute(update(RateLimitWindow).where(RateLimitWindow.key == key).values(count=RateLimitWindow.count + 1))
-        return row.count + 1
+        return counted
 
     def sweep(self, older_than_s: int = 3600) -> None:
         cutoff = int(time.time()) - older_than_s

@@ -84,14 +84,28 @@ def _clean(db) -> None:
 
 
 @pytest.fixture
-def app(config, livekit_double):
-    livekit_double.reset()
-    application = create_app(config)
-    services = application.extensions["wt"]
-    migrate(services.db)
-    _clean(services.db)
-    yield application
-    services.close()
+def make_app(config, livekit_double):
+    """Build an app with config overrides; the first one of a test starts from an empty database."""
+    built = []
+
+    def make(**overrides):
+        application = create_app(dict(config, **overrides))
+        services = application.extensions["wt"]
+        migrate(services.db)
+        if not built:
+            livekit_double.reset()
+            _clean(services.db)
+        built.append(services)
+        return application
+
+    yield make
+    for services in built:
+        services.close()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture

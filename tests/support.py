@@ -84,3 +84,42 @@ def call_status(agent: AgentClient, session_id: str) -> str:
     r = agent.get(f"/api/calls/{session_id}")
     assert r.status_code == 200, r.get_data(as_text=True)
     return r.json["call"]["status"]
+
+
+class SSEReader:
+    """Reads a streaming SSE response on a thread and hands parsed events to the test."""
+
+    def __init__(self, chunks):
+        import queue
+        import threading
+
+        self._chunks = chunks
+        self._queue: "queue.Queue[dict]" = queue.Queue()
+        self.comments = 0
+        self._buffer = ""
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self):
+        for chunk in self._chunks:
+            self._buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            while "\n\n" in self._buffer:
+                block, self._buffer = self._buffer.split("\n\n", 1)
+                if block.startswith(":"):
+                    self.comments += 1
+                    continue
+                for event in parse_sse(block + "\n\n"):
+                    self._queue.put(event)
+        self._queue.put({"event": "__closed__"})
+
+    def next(self, timeout: float = 5.0) -> dict:
+        return self._queue.get(timeout=timeout)
+
+    def wait_for(self, event_type: str, timeout: float = 5.0) -> dict:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            item = self.next(max(0.01, deadline - time.monotonic()))
+            if item.get("event") in (event_type, "__closed__"):
+                return item

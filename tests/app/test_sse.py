@@ -1,0 +1,90 @@
+"""Server-Sent Events: push delivery, resume with Last-Event-ID, delivery across workers, logout."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support import AgentClient, SSEReader, start_call, start_transfer
+
+
+def _open(agent: AgentClient, **headers) -> SSEReader:
+    r = agent.client.get("/api/events", headers=headers, buffered=False)
+    assert r.status_code == 200 and r.mimetype == "text/event-stream"
+    assert r.headers["Cache-Control"].startswith("no-cache")
+    return SSEReader(r.response)
+
+
+def test_agent_b_gets_transfer_requested_pushed(client, make_agent):
+    a, b = make_agent("alice"), make_agent("bob")
+    call = start_call(client, a)
+    stream = _open(b)
+    ready = stream.wait_for("ready")
+    assert int(ready["id"]) >= 0
+    t = start_transfer(a, call, "bob")
+    event = stream.wait_for("transfer_requested")
+    assert event["data"]["transfer_id"] == t["id"] and event["data"]["session_id"] == call["session_id"]
+    assert event["data"]["summary"]["text"] and int(event["id"]) > int(ready["id"])
+    assert b.post("/api/accept-transfer", {"transfer_id": t["id"]}).status_code == 200
+    a_stream = _open(a, **{"Last-Event-ID": event["id"]})
+    accepted = a_stream.wait_for("transfer_accepted")
+    assert accepted["data"]["transfer_id"] == t["id"]
+
+
+def test_resume_from_last_event_id_replays_only_what_was_missed(client, make_agent):
+    a, b = make_agent("alice"), make_agent("bob")
+    call = start_call(client, a)
+    since = max(n["id"] for n in b.notifications()) if b.notifications() else 0
+    t1 = start_transfer(a, call, "bob")
+    a.post("/api/cancel-transfer", {"transfer_id": t1["id"]})
+    t2 = start_transfer(a, call, "bob")
+    stream = _open(b, **{"Last-Event-ID": str(since)})
+    got = [stream.next() for _ in range(3)]
+    assert [(e["event"], e["data"]["transfer_id"]) for e in got] == [
+        ("transfer_requested", t1["id"]),
+        ("transfer_cancelled", t1["id"]),
+        ("transfer_requested", t2["id"]),
+    ]
+    assert stream.next()["event"] == "ready"
+    assert [int(e["id"]) for e in got] == sorted(int(e["id"]) for e in got)
+
+
+def test_events_written_by_another_worker_are_delivered(make_app, client, make_agent):
+    """A second app on the same database stands in for another gunicorn worker or instance."""
+    a, b = make_agent("alice"), make_agent("bob")
+    call = start_call(client, a)
+    stream = _open(b)
+    stream.wait_for("ready")
+    other = make_app()
+    other_alice = AgentClient(other.test_client(), "alice", a.password)
+    other_alice.login()
+    t = start_transfer(other_alice, call, "bob")
+    event = stream.wait_for("transfer_requested", timeout=5)
+    assert event["data"]["transfer_id"] == t["id"]
+
+
+def test_heartbeats_and_logout_end_the_stream(make_agent):
+    b = make_agent("bob")
+    stream = _open(b)
+    stream.wait_for("ready")
+    b.post("/api/logout")
+    ended = stream.wait_for("session_ended", timeout=5)
+    assert ended["event"] == "session_ended"
+    assert stream.next()["event"] == "__closed__"
+
+
+def test_polling_route_sees_the_same_events_in_order(client, make_agent):
+    a, b = make_agent("alice"), make_agent("bob")
+    call = start_call(client, a)
+    t = start_transfer(a, call, "bob")
+    items = b.notifications()
+    assert [n["type"] for n in items] == ["transfer_requested"]
+    assert items[0]["payload"]["transfer_id"] == t["id"]
+    assert b.notifications(since=items[-1]["id"]) == []
+    a.post("/api/cancel-transfer", {"transfer_id": t["id"]})
+    assert [n["type"] for n in b.notifications(since=items[-1]["id"])] == ["transfer_cancelled"]
+
+
+@pytest.mark.parametrize("bad", ["abc", "-5", "1.5"])
+def test_bad_since_is_rejected(make_agent, bad):
+    b = make_agent("bob")
+    r = b.get(f"/api/events?since={bad}")
+    assert r.status_code == 422
