@@ -50,6 +50,7 @@ MIN_ATTEMPT_S = 0.5  # a retry with less time than this left cannot succeed; do 
 RETRY_BACKOFF_S = 0.2
 _RETRYABLE_STATUS = {408, 409, 429}
 
+
 class LLMProviderError(ProviderError):
     """A ProviderError that says what kind of failure it was, for logs, events and retry decisions."""
 
@@ -106,7 +107,7 @@ class ChatCompletionsProvider:
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
-            remaining = 30 if attempt == 0 else max(deadline - time.monotonic(), 0.01)
+            remaining = timeout if attempt == 0 else max(deadline - time.monotonic(), 0.01)
             try:
                 completion = self.client.chat.completions.create(**params, timeout=remaining)
             except Exception as err:  # every SDK failure becomes a typed ProviderError below
@@ -176,6 +177,7 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _TEXT_LIMITS = {n: f.metadata[0].max_length for n, f in StructuredSummary.model_fields.items() if f.annotation is str}
 _INVENTED_ID = re.compile(r"\b[A-Z0-9-]*\d[A-Z0-9-]*\b", re.I)
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{1,2}-\d{1,2}-\d{2,4}$")
 
 
@@ -223,11 +225,12 @@ def _normalise(raw: dict, data: SummaryInput) -> dict:
 
 def _check_identifiers(summary: StructuredSummary, data: SummaryInput) -> None:
     """Reject an answer that carries a long number the call never mentioned: Agent B would act on it."""
-    context = re.sub(r"[\s-]", "", " ".join(e.text for e in data.entries) + data.customer_name).upper()
+    # Compared on letters and digits only, so "(555) 123-4567" in the call matches "555-123-4567".
+    context = _NON_ALNUM.sub("", " ".join(e.text for e in data.entries) + data.customer_name).upper()
     text = " ".join([summary.reason, summary.next_steps, *summary.details, *summary.steps_taken])
     for token in _INVENTED_ID.findall(text):
         digits = sum(ch.isdigit() for ch in token)
-        if digits >= 5 and not _DATE.match(token) and token.replace("-", "").upper() not in context:
+        if digits >= 5 and not _DATE.match(token) and _NON_ALNUM.sub("", token).upper() not in context:
             message = f"the answer contains an identifier the call never mentioned: {token[:40]}"
             raise LLMProviderError(message, kind="bad_output")
 

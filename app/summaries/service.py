@@ -10,7 +10,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from app.summaries.base import SummaryInput, SummaryProvider, SummaryResult, finish
+from app.summaries.base import ProviderError, SummaryInput, SummaryProvider, SummaryResult, finish
 from app.summaries.offline import OfflineProvider, summarize_offline
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,11 @@ class Summarizer:
         except FutureTimeout:
             future.cancel()
             reason = f"{self.provider.name} did not answer within {budget_s:g}s"
-        except Exception as err:  # any provider failure degrades to offline; it is logged and reported
+        except ProviderError as err:
             log.warning("summary provider %s failed: %s", self.provider.name, err)
+            reason = str(err)[:240]
+        except Exception as err:  # a provider bug must not fail a transfer; it is logged and reported
+            log.exception("summary provider %s crashed", self.provider.name)
             reason = f"{self.provider.name} failed: {type(err).__name__}: {str(err)[:160]}"
         else:
             return finish(structured, self.provider.name, self.provider.model)
@@ -46,7 +49,13 @@ def build_provider(settings) -> SummaryProvider:
     """Pick the provider named by LLM_PROVIDER (auto: Groq key, else OpenAI key, else offline)."""
     choice = settings.LLM_PROVIDER
     if choice == "auto":
-        choice = "groq" if settings.GROQ_API_KEY else "openai" if settings.OPENAI_API_KEY else "offline"
+        # A self-hosted OpenAI-compatible server is an explicit choice, so it wins over vendor keys.
+        choice = (
+            "openai" if settings.LLM_BASE_URL
+            else "groq" if settings.GROQ_API_KEY
+            else "openai" if settings.OPENAI_API_KEY
+            else "offline"
+        )
     if choice == "offline":
         return OfflineProvider()
     from app.summaries.llm import build_llm_provider

@@ -1,0 +1,123 @@
+"""SIP URIs into LiveKit rooms, and the `<Dial><Sip>` that uses them.
+
+The LiveKit dispatch rule is a callee rule with an empty prefix, so the SIP user part *is* the
+room name. Our own metadata travels as custom headers in the URI's query part; LiveKit's inbound
+trunk maps them to participant attributes. Twilio's rules for those headers (errors 13252,
+21227, 32111-32113): names start with `X-`, never `X-Twilio`, use letters, digits and hyphens;
+values must not carry characters illegal in SIP; the headers part stays under 1024 characters.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from twiml.common import check_url
+
+HEADER_CALL = "X-WT-Call"
+HEADER_ROLE = "X-WT-Role"
+HEADER_TRANSFER = "X-WT-Transfer"
+ROLE_CUSTOMER = "customer"
+ROLE_AGENT_B = "agent_b"
+
+SIP_TRANSPORTS = ("udp", "tcp", "tls")
+SIP_HEADERS_MAX_CHARS = 1023  # Twilio 21227: "must be fewer than 1024 chars"
+
+_HEADER_NAME = re.compile(r"^X-[A-Za-z0-9][A-Za-z0-9-]*$", re.IGNORECASE)
+# Our room names (call_<id>, transfer_<call>_<random>) use only SIP-unreserved characters, so
+# they go into the user part unescaped; anything else is a bug upstream, not something to encode.
+_ROOM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?$")
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value)
+
+
+@dataclass(frozen=True)
+class SipTrunk:
+    """Where and how Twilio reaches LiveKit SIP: LIVEKIT_SIP_HOST and the inbound trunk's
+    digest credentials (LIVEKIT_SIP_USERNAME/PASSWORD). The password is kept out of repr()
+    so a logged trunk never leaks it."""
+
+    host: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    transport: str = "tcp"
+
+    def __post_init__(self) -> None:
+        _check_host(self.host)
+        if self.transport not in SIP_TRANSPORTS:
+            raise ValueError(f"SIP transport must be one of {SIP_TRANSPORTS}")
+        if bool(self.username) != bool(self.password):
+            raise ValueError("SIP username and password must be given together")
+        for secret in (self.username, self.password):
+            if secret is not None and (not isinstance(secret, str) or _has_control(secret)):
+                raise ValueError("SIP credentials must be strings without control characters")
+
+
+def _check_host(host: str) -> None:
+    match = _HOST.match(host) if isinstance(host, str) else None
+    port = match and match.group("port")
+    if not match or (port and not 1 <= int(port) <= 65535):
+        raise ValueError(f"invalid SIP host: {host!r}")
+
+
+def _encoded_headers(headers: Mapping[str, str]) -> str:
+    seen: set[str] = set()
+    parts = []
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ValueError(f"SIP header name must be X- followed by letters, digits, hyphens: {name!r}")
+        if name.lower().startswith("x-twilio"):
+            raise ValueError(f"SIP header names starting with X-Twilio are reserved: {name!r}")
+        if name.lower() in seen:
+            raise ValueError(f"duplicate SIP header: {name!r}")
+        seen.add(name.lower())
+        if not isinstance(value, str) or not value or _has_control(value):
+            raise ValueError(f"SIP header {name} needs a non-empty value without control characters")
+        parts.append(name + "=" + quote(value, safe=""))
+    encoded = "&".join(parts)
+    if len(encoded) > SIP_HEADERS_MAX_CHARS:
+        raise ValueError(f"SIP headers are {len(encoded)} characters; Twilio allows {SIP_HEADERS_MAX_CHARS}")
+    return encoded
+
+
+def sip_uri(room: str, sip_host: str, headers: Mapping[str, str], *, transport: str = "tcp") -> str:
+    """`sip:<room>@<host>;transport=<t>?X-A=v&X-B=w` with header values percent-encoded.
+
+    Raises ValueError for an invalid room, host, transport, header name or value.
+    """
+    if not isinstance(room, str) or not _ROOM.match(room):
+        raise ValueError(f"invalid room name for a SIP URI: {room!r}")
+    _check_host(sip_host)
+    if transport not in SIP_TRANSPORTS:
+        raise ValueError(f"SIP transport must be one of {SIP_TRANSPORTS}")
+    uri = "sip:" + room + "@" + sip_host + ";transport=" + transport
+    encoded = _encoded_headers(headers)
+    return uri + "?" + encoded if encoded else uri
+
+
+def add_sip_dial(
+    response: VoiceResponse,
+    *,
+    trunk: SipTrunk,
+    room: str,
+    headers: Mapping[str, str],
+    action_url: str | None = None,
+    answer_on_bridge: bool = False,
+) -> None:
+    """Append `<Dial [answerOnBridge] [action method=POST]><Sip username password>URI</Sip></Dial>`."""
+    dial_attrs = {}
+    if action_url is not None:
+        dial_attrs = {"action": check_url(action_url, "dial action URL"), "method": "POST"}
+    if answer_on_bridge:
+        dial_attrs["answer_on_bridge"] = True
+    dial = response.dial(**dial_attrs)
+    uri = sip_uri(room, trunk.host, headers, transport=trunk.transport)
+    dial.sip(uri, username=trunk.username or None, password=trunk.password or None)
