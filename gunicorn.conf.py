@@ -17,3 +17,20 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = "-" if os.environ.get("ACCESS_LOG", "1") == "1" else None
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    """On a graceful stop (SIGTERM), end this worker's SSE streams first.
+
+    Otherwise every open stream holds the worker until graceful_timeout. The browser's
+    EventSource reconnects (to another worker) with Last-Event-ID and misses nothing.
+    """
+    import signal
+
+    def handle_exit(sig, frame):
+        from app.events import close_local_streams
+
+        close_local_streams()
+        worker.handle_exit(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)

@@ -187,8 +187,8 @@ def parse_rate(value: str, name: str = "rate") -> tuple[int, int]:
 
 def load_dotenv_for_development() -> None:
     """Developers keep secrets in `.env`; production sets real environment variables."""
-    if os.environ.get("APP_ENV", "development") == "production":
-        return
+    if os.environ.get("APP_ENV", "development") != "development":
+        return  # production and test processes get their settings only from the environment
     from dotenv import load_dotenv
 
     load_dotenv(PROJECT_ROOT / ".env", override=False)

@@ -141,6 +141,13 @@ class _Tick:
 _local_dispatchers: "list[Dispatcher]" = []
 
 
+def close_local_streams() -> None:
+    """End every SSE stream in this process (graceful worker shutdown). Clients reconnect with
+    Last-Event-ID to another worker and miss nothing."""
+    for dispatcher in list(_local_dispatchers):
+        dispatcher.close_streams()
+
+
 def _poke_local() -> None:
     for dispatcher in list(_local_dispatchers):
         dispatcher.poke()
@@ -184,6 +191,13 @@ class Dispatcher:
             self._thread = threading.Thread(target=self._run, name="event-dispatcher", daemon=True)
             self._thread.start()
 
+    def close_streams(self) -> None:
+        with self._lock:
+            subs = [sub for group in self._subs.values() for sub in group]
+        for sub in subs:
+            sub.closed = True
+            sub.ready.set()
+
     def stop(self) -> None:
         if self in _local_dispatchers:
             _local_dispatchers.remove(self)
@@ -191,11 +205,7 @@ class Dispatcher:
         self._wake.set()
         if self._thread is not None and self._pid == os.getpid():
             self._thread.join(timeout=5)
-        with self._lock:
-            for subs in self._subs.values():
-                for sub in subs:
-                    sub.closed = True
-                    sub.ready.set()
+        self.close_streams()
 
     def poke(self) -> None:
         self._wake.set()

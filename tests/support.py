@@ -101,6 +101,12 @@ class SSEReader:
         self._thread.start()
 
     def _pump(self):
+        try:
+            self._read()
+        except Exception as err:  # a server that dies mid-stream ends the stream; tests see why
+            self._queue.put({"event": "__closed__", "error": repr(err)})
+
+    def _read(self):
         for chunk in self._chunks:
             self._buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
             while "\n\n" in self._buffer:

@@ -1,0 +1,69 @@
+"""Shared plumbing for benchmarks: a real gunicorn server on a fresh database with a LiveKit
+Twirp double, and small statistics helpers. Benchmarks print figures; they never assert speed."""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from app.db import migrate  # noqa: E402
+from tests.doubles.livekit_twirp import LiveKitTwirpDouble  # noqa: E402
+from tests.e2e.server import GunicornServer, flask_cli  # noqa: E402
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def describe(label: str, seconds: list[float]) -> str:
+    ms = [v * 1000 for v in seconds]
+    return (
+        f"{label:<34} n={len(ms):<5} p50={percentile(ms, 50):8.1f} ms  p99={percentile(ms, 99):8.1f} ms  "
+        f"mean={statistics.fmean(ms):8.1f} ms  max={max(ms):8.1f} ms"
+    )
+
+
+@contextmanager
+def running_app(extra_env: dict | None = None, *, workers: int = 2, threads: int = 300):
+    """Yield (server, env, double) for a fresh database (PostgreSQL if BENCH_DATABASE_URL is set)."""
+    double = LiveKitTwirpDouble().start()
+    tmp = Path(tempfile.mkdtemp(prefix="wt-bench-"))
+    db_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "APP_ENV": "test",
+        "SECRET_KEY": "bench-secret-key-long-enough-xxxxxxxx",
+        "DATABASE_URL": db_url,
+        "LIVEKIT_HTTP_URL": double.url,
+        "LIVEKIT_WS_URL": double.url.replace("http", "ws"),
+        "LIVEKIT_API_KEY": double.api_key,
+        "LIVEKIT_API_SECRET": double.api_secret,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "LOGIN_RATE_LIMIT": "100000/60",
+        "CREATE_CALL_RATE_LIMIT": "100000/60",
+        **(extra_env or {}),
+    }
+    app = create_app({k: v for k, v in env.items() if k not in ("PATH",)})
+    migrate(app.extensions["wt"].db)
+    app.extensions["wt"].close()
+    server = GunicornServer(env, tmp / "gunicorn.log", workers=workers, threads=threads).start()
+    try:
+        yield server, env, double
+    finally:
+        server.stop()
+        double.stop()
+
+
+def add_agent(env: dict, agent_id: str, password: str) -> None:
+    flask_cli(env, "agents", "add", agent_id, "--name", agent_id.title(), "--password", password)
