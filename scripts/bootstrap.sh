@@ -8,9 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   postgresql            # the suite runs against PostgreSQL as well as SQLite
   redis-server          # live rig: livekit-server and livekit-sip share state through Redis
-  libopus-dev libopusfile-dev libsoxr-dev pkg-config   # building livekit-sip
-  sip-tester baresip    # SIP user agents for the live rig
-  espeak-ng sox         # audio fixtures
+  libopus-dev libopusfile-dev libsoxr-dev pkg-config gcc   # building livekit-sip (cgo)
   chromium chromium-driver   # browser tests (never downloaded by Playwright)
 )
 

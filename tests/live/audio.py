@@ -1,0 +1,105 @@
+"""Tone synthesis and frequency checks for the live rig.
+
+Every leg of a live call sends its own pure tone and records what it hears; a test then asks
+"which tones are in this recording?" by measuring how much of the recording's energy sits in a
+narrow band around each tone. Band energy relative to total energy is robust to the codec
+(G.711 on the SIP leg, Opus on WebRTC), to resampling and to level changes in the mixer.
+"""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Band half-width around a tone. G.711 and Opus keep a pure tone within a few Hz; 20 Hz also
+# tolerates the small clock drift between the PJSIP null device and the SFU.
+BAND_HZ = 20.0
+
+
+def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.3) -> np.ndarray:
+    """A sine tone as int16 samples. Whole cycles only, so a looped file has no click."""
+    cycles = max(1, round(freq * seconds))
+    n = int(round(cycles * rate / freq))
+    t = np.arange(n) / rate
+    return (amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """Write mono 16-bit PCM (the format PJSIP's file player reads)."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def write_tone_wav(path: Path, freq: float, rate: int = 8000, seconds: float = 1.0) -> Path:
+    return write_wav(path, tone(freq, seconds, rate), rate)
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """Mono int16 samples and sample rate of a PCM WAV file (first channel if several)."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected 16-bit PCM, got {8 * w.getsampwidth()}-bit")
+        channels = w.getnchannels()
+        rate = w.getframerate()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return data[::channels].copy(), rate
+
+
+@dataclass(frozen=True)
+class ToneReport:
+    """How much of a recording is each probed tone."""
+
+    rate: int
+    seconds: float
+    rms: float  # RMS in int16 units; 0 = digital silence
+    fractions: dict[float, float]  # freq -> share of total energy within +-BAND_HZ
+
+    def fraction(self, freq: float) -> float:
+        return self.fractions[freq]
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{f:g} Hz: {v:.1%}" for f, v in sorted(self.fractions.items()))
+        return f"{self.seconds:.2f}s rms={self.rms:.0f} [{parts}]"
+
+
+def analyse(samples: np.ndarray, rate: int, freqs: list[float]) -> ToneReport:
+    """Energy share of each frequency band in `samples` (DC removed, Hann window)."""
+    x = samples.astype(np.float64)
+    if x.size == 0:
+        return ToneReport(rate, 0.0, 0.0, {f: 0.0 for f in freqs})
+    x = x - x.mean()
+    rms = float(np.sqrt(np.mean(x * x)))
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size))) ** 2
+    bins = np.fft.rfftfreq(x.size, 1.0 / rate)
+    total = float(spectrum[1:].sum())
+    fractions = {}
+    for f in freqs:
+        band = (bins >= f - BAND_HZ) & (bins <= f + BAND_HZ)
+        fractions[f] = float(spectrum[band].sum()) / total if total > 0 else 0.0
+    return ToneReport(rate, x.size / rate, rms, fractions)
+
+
+def assert_hears(report: ToneReport, expected: float, absent: list[float], who: str,
+                 min_fraction: float = 0.5, max_other: float = 0.05, min_rms: float = 200.0) -> None:
+    """`who` heard `expected` clearly and none of `absent`.
+
+    min_rms 200 (about -44 dBFS) rules out silence and comfort noise; the tones are sent at
+    -10 dBFS. min_fraction 0.5: at least half the energy is the expected tone.
+    """
+    problems = []
+    if report.rms < min_rms:
+        problems.append(f"too quiet (rms {report.rms:.0f} < {min_rms:.0f})")
+    if report.fraction(expected) < min_fraction:
+        problems.append(f"{expected:g} Hz is only {report.fraction(expected):.1%} of the energy")
+    for f in absent:
+        if report.fraction(f) > max_other:
+            problems.append(f"{f:g} Hz should be absent but is {report.fraction(f):.1%}")
+    if problems:
+        raise AssertionError(f"{who}: " + "; ".join(problems) + f" — {report}")

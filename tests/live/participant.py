@@ -1,0 +1,122 @@
+"""A real LiveKit participant for the live rig (the `livekit` real-time SDK).
+
+It joins a room with a token, publishes a microphone track carrying its own pure tone, and
+records every remote audio track it is subscribed to, per remote participant identity, so a
+test can ask "what did this agent hear from that participant?".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import numpy as np
+from livekit import rtc
+
+RATE = 48000
+FRAME_MS = 10
+
+
+class ToneParticipant:
+    def __init__(self, tone_hz: float, amplitude: float = 0.3):
+        self.tone_hz = tone_hz
+        self.amplitude = amplitude
+        self.room = rtc.Room()
+        self.heard: dict[str, list[np.ndarray]] = {}
+        self._changed = asyncio.Event()  # set on every room/audio event; waiters re-check
+        self._tasks: list[asyncio.Task] = []
+        self._streams: list[rtc.AudioStream] = []
+        self._source: rtc.AudioSource | None = None
+        self.room.on("track_subscribed", self._on_track_subscribed)
+        for name in ("participant_connected", "participant_disconnected",
+                     "participant_attributes_changed", "track_subscribed"):
+            self.room.on(name, lambda *_args: self._changed.set())
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def join(self, ws_url: str, token: str, timeout: float = 20.0) -> None:
+        await asyncio.wait_for(self.room.connect(ws_url, token, rtc.RoomOptions(auto_subscribe=True)),
+                               timeout)
+        self._source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+        track = rtc.LocalAudioTrack.create_audio_track(f"tone-{self.tone_hz:g}", self._source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await asyncio.wait_for(self.room.local_participant.publish_track(track, options), timeout)
+        self._tasks.append(asyncio.create_task(self._publish_tone(), name="tone"))
+
+    async def leave(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for stream in self._streams:
+            await stream.aclose()
+        await self.room.disconnect()
+        if self._source is not None:
+            await self._source.aclose()
+
+    # ------------------------------------------------------------------ audio
+
+    async def _publish_tone(self) -> None:
+        assert self._source is not None
+        n = RATE * FRAME_MS // 1000
+        phase = 0
+        while True:
+            t = (np.arange(n) + phase) / RATE
+            samples = (self.amplitude * 32767 * np.sin(2 * np.pi * self.tone_hz * t)).astype(np.int16)
+            phase += n
+            # capture_frame waits while the source's queue is full: it paces us in real time.
+            await self._source.capture_frame(rtc.AudioFrame(samples.tobytes(), RATE, 1, n))
+
+    def _on_track_subscribed(self, track: rtc.Track, _pub: rtc.RemoteTrackPublication,
+                             participant: rtc.RemoteParticipant) -> None:
+        if track.kind != rtc.TrackKind.KIND_AUDIO:
+            return
+        stream = rtc.AudioStream.from_track(track=track, sample_rate=RATE, num_channels=1)
+        self._streams.append(stream)
+        self._tasks.append(asyncio.create_task(self._record(stream, participant.identity),
+                                               name=f"record-{participant.identity}"))
+
+    async def _record(self, stream: rtc.AudioStream, identity: str) -> None:
+        chunks = self.heard.setdefault(identity, [])
+        async for event in stream:
+            chunks.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
+            self._changed.set()
+
+    def samples_from(self, identity: str) -> int:
+        return sum(c.size for c in self.heard.get(identity, []))
+
+    def audio_from(self, identity: str, start: int = 0) -> np.ndarray:
+        chunks = self.heard.get(identity, [])
+        data = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+        return data[start:]
+
+    # ------------------------------------------------------------------ waiting
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float, what: str):
+        """Wait (on room/audio events, not by sleeping) until predicate() is truthy."""
+        async def _wait():
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                # No await between the check and clear(): no event can slip in between.
+                self._changed.clear()
+                await self._changed.wait()
+        try:
+            return await asyncio.wait_for(_wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"participant {self.room.local_participant.identity}: "
+                                 f"no {what} after {timeout:.0f}s") from None
+
+    async def wait_participant(self, predicate: Callable[[rtc.RemoteParticipant], bool],
+                               timeout: float, what: str) -> rtc.RemoteParticipant:
+        def find():
+            return next((p for p in self.room.remote_participants.values() if predicate(p)), None)
+        return await self.wait_for(find, timeout, what)
+
+    async def record(self, identity: str, seconds: float, timeout: float) -> np.ndarray:
+        """The next `seconds` of audio heard from `identity`."""
+        start = self.samples_from(identity)
+        need = int(seconds * RATE)
+        await self.wait_for(lambda: self.samples_from(identity) - start >= need, timeout,
+                            f"{seconds:g}s of audio from {identity}")
+        return self.audio_from(identity, start)[:need]
