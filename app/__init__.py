@@ -52,6 +52,9 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     from app.api import bp as api_bp
 
     app.register_blueprint(api_bp)
+    from app.twilio_webhooks import bp as twilio_bp
+
+    app.register_blueprint(twilio_bp)
 
     @app.before_request
     def _start_dispatcher():

@@ -1,13 +1,29 @@
 """Operator commands: `flask --app app init-db | agents add | agents list | agents demo`."""
 from __future__ import annotations
 
+import json
 import secrets
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from app.db import migrate
 from app.errors import AppError
+from app.summaries.base import ContextLine, SummaryInput
+from app.summaries.redact import redact
+
+
+def summary_input_from_json(raw: dict) -> SummaryInput:
+    """Validate a context file's shape and redact it, exactly as stored context would be."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("customer_name"), str) or not isinstance(raw.get("entries"), list):
+        raise ValueError('expected {"customer_name": str, "entries": [{"author": str, "text": str}]}')
+    lines = []
+    for i, entry in enumerate(raw["entries"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("author"), str) or not isinstance(entry.get("text"), str):
+            raise ValueError(f"entry {i} must have string author and text")
+        lines.append(ContextLine(entry["author"], "note", redact(entry["text"])))
+    return SummaryInput(raw["customer_name"], tuple(lines))
 
 
 def _services():
@@ -21,7 +37,30 @@ def register_cli(app: Flask) -> None:
         applied = migrate(_services().db)
         click.echo("Applied: " + ", ".join(applied) if applied else "Schema is up to date.")
 
-    agents = click.Group("agents", help="Manage agent accounts.")
+    @app.cli.command("summarize")
+    @click.argument("file", type=click.File("r"))
+    def summarize(file):
+        """Print the summary of a context file as JSON, using the configured provider.
+
+        FILE holds {"customer_name": ..., "entries": [{"author": ..., "text": ...}]} ("-" = stdin).
+        """
+        svc = _services()
+        try:
+            data = summary_input_from_json(json.load(file))
+        except (ValueError, KeyError, TypeError) as err:
+            raise click.ClickException(f"{file.name}: not a context file ({err})") from err
+        result = svc.summaries.summarizer.summarize(data, svc.settings.LLM_TIMEOUT_S)
+        out = result.structured.model_dump() | {
+            "text": result.text,
+            "speech": result.speech,
+            "provider": result.provider,
+            "model": result.model,
+            "degraded": result.degraded,
+            "degraded_reason": result.degraded_reason,
+        }
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+    agents = AppGroup("agents", help="Manage agent accounts.")
     app.cli.add_command(agents)
 
     @agents.command("add")

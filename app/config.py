@@ -80,6 +80,8 @@ class Settings:
     OPENAI_API_KEY: str = ""
     TRANSFER_SUMMARY_BUDGET_S: float = 3.0
     STORE_RAW_CONTEXT: bool = False
+    # Quiet time after the last context change before the draft summary is refreshed.
+    DRAFT_DEBOUNCE_S: float = 1.5
 
     # Twilio
     TWILIO_ACCOUNT_SID: str = ""
@@ -87,6 +89,8 @@ class Settings:
     TWILIO_PHONE_NUMBER: str = ""
     TWILIO_VOICE: str = "Polly.Joanna"
     TWILIO_LANGUAGE: str = "en-US"
+    # Per-request timeout for Twilio's REST API, seconds (a phone transfer waits on calls.create).
+    TWILIO_TIMEOUT_S: float = 10.0
     TRANSCRIPTION_ENABLED: bool = False
     TRANSFER_ALLOWED_PREFIXES: tuple[str, ...] = field(default_factory=tuple)
 
@@ -143,7 +147,15 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
             values[f.name] = _coerce(f.name, raw, getattr(defaults, f.name))
         except ValueError as exc:
             raise ConfigError(f"{f.name}: {exc}") from exc
-    values.update(overrides or {})
+    for name, value in (overrides or {}).items():
+        default = getattr(defaults, name)
+        # Overrides may come as environment-style strings (benchmarks, scripts) or typed values.
+        if isinstance(value, str) and not isinstance(default, str):
+            try:
+                value = _coerce(name, value, default)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from exc
+        values[name] = value
 
     app_env = str(values.get("APP_ENV", defaults.APP_ENV))
     if not values.get("SECRET_KEY"):
@@ -169,8 +181,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("LIVEKIT_TOKEN_TTL_S must be between 60 and 86400 seconds")
     if s.APP_ENV == "production" and (s.LIVEKIT_API_SECRET == "secret" or len(s.LIVEKIT_API_SECRET) < 32):
         raise ConfigError("In production LIVEKIT_API_SECRET must be a real secret of at least 32 characters")
-    if s.TRANSFER_RING_TIMEOUT_S < 5:
-        raise ConfigError("TRANSFER_RING_TIMEOUT_S must be at least 5 seconds")
+    if not 5 <= s.TRANSFER_RING_TIMEOUT_S <= 600:
+        raise ConfigError("TRANSFER_RING_TIMEOUT_S must be between 5 and 600 seconds (Twilio's limit)")
+    if not 0 < s.TWILIO_TIMEOUT_S <= 60:
+        raise ConfigError("TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
     for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT"):
         parse_rate(getattr(s, name), name)
 

@@ -87,6 +87,28 @@ class DatabaseUnavailable(ServiceUnavailable):
     code = "db_unavailable"
 
 
+class TwilioError(AppError):
+    """Twilio refused a REST request. Twilio's own error code (e.g. 21211) and message are kept,
+    because they are what an operator looks up; they also travel to the client as `twilio_code`."""
+
+    status, code = 502, "twilio_error"
+
+    def __init__(self, message: str, *, twilio_code: int | None = None, code: str | None = None, status: int | None = None):
+        super().__init__(message, code=code, status=status)
+        self.twilio_code = twilio_code
+
+    def to_dict(self) -> dict:
+        body = super().to_dict()
+        body["error"]["twilio_code"] = self.twilio_code
+        return body
+
+
+class TwilioUnavailable(TwilioError):
+    """Twilio could not be reached, timed out, or failed on its side (5xx): worth retrying."""
+
+    status, code = 503, "twilio_unavailable"
+
+
 def register_error_handlers(app) -> None:
     """Map every failure to a JSON body; imported lazily so this module stays Flask-free."""
     from flask import jsonify

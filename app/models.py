@@ -146,8 +146,14 @@ class Transfer(Base):
     transfer_room: Mapped[str] = mapped_column(String(96), unique=True)
     summary_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("summaries.id"))
     reason: Mapped[str | None] = mapped_column(String(255))
+    # Machine-readable why, next to the human `reason`: machine, no_input, key_9, hung_up, ...
+    reason_code: Mapped[str | None] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(32))
+    # Agent B's phone leg (phone transfers only): its Twilio SID and the furthest call progress
+    # Twilio has reported (queued < initiated < ringing < in-progress < a final status). Only
+    # ever moved forward, so late or repeated status callbacks cannot make it go back.
     twilio_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    leg_status: Mapped[str | None] = mapped_column(String(16))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     bridged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -190,6 +196,17 @@ class RateLimitWindow(Base):
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     window_start: Mapped[int] = mapped_column(Integer)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class SummaryLease(Base):
+    """Who is refreshing a call's draft summary right now: one refresh in flight per call, across
+    every worker and instance. A lease that outlives its holder simply expires."""
+
+    __tablename__ = "summary_leases"
+
+    call_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(96))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SchemaMigration(Base):

@@ -133,3 +133,17 @@ def can(machine: str, current: str, event: str) -> bool:
 
 def is_terminal(machine: str, status: str) -> bool:
     return status in (CALL_TERMINAL if machine == "call" else TRANSFER_TERMINAL)
+
+
+# -- Agent B's phone leg --------------------------------------------------------------------------
+# Twilio reports a call's progress (CallStatus) in status callbacks that may arrive late, twice or
+# out of order. The leg's recorded status only ever moves to a higher rank, so a "ringing" that
+# arrives after "in-progress" or "completed" changes nothing.
+LEG_FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+LEG_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, **{s: 4 for s in LEG_FINAL}}
+
+
+def leg_statuses_below(status: str) -> list[str]:
+    """The recorded leg statuses that `status` may replace (those of a lower rank)."""
+    rank = LEG_RANK[status]
+    return [s for s, r in LEG_RANK.items() if r < rank]

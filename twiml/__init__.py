@@ -17,12 +17,16 @@ from twiml.agent import (
 from twiml.common import DEFAULT_VOICE, INLINE_TWIML_MAX_CHARS, Voice, inline_twiml
 from twiml.customer import TranscriptionOptions, customer_bridge, queued_hold
 from twiml.endings import (
+    call_ended,
     caller_left,
+    connection_lost,
+    hang_up,
     internal_error,
     no_selection,
     say_and_hang_up,
     transfer_cancelled,
     transfer_declined,
+    transfer_unavailable,
 )
 from twiml.sip import (
     HEADER_CALL,
@@ -54,9 +58,12 @@ __all__ = [
     "agent_bridge",
     "agent_briefing",
     "briefing_announcement",
+    "call_ended",
     "caller_left",
     "clean_for_speech",
+    "connection_lost",
     "customer_bridge",
+    "hang_up",
     "inline_twiml",
     "internal_error",
     "no_selection",
@@ -66,4 +73,5 @@ __all__ = [
     "split_for_say",
     "transfer_cancelled",
     "transfer_declined",
+    "transfer_unavailable",
 ]

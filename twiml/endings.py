@@ -15,6 +15,17 @@ TRANSFER_CANCELLED = "The transfer has been cancelled. Goodbye."
 TRANSFER_DECLINED = "You declined the transfer. Goodbye."
 NO_SELECTION = "No key was pressed, so the transfer was declined. Goodbye."
 INTERNAL_ERROR = "We are sorry, something went wrong on our side. Please try again later. Goodbye."
+TRANSFER_UNAVAILABLE = "This transfer is no longer waiting for you. Goodbye."
+CALL_ENDED = "Thank you for calling. Goodbye."
+CONNECTION_LOST = "We are sorry, we lost the connection to your agent. Please call us again. Goodbye."
+
+
+def hang_up() -> VoiceResponse:
+    """`<Hangup/>` alone: for a machine that answered Agent B's phone (nothing is said to a
+    voicemail box, so no customer detail is left on it) and for callbacks on calls already gone."""
+    response = VoiceResponse()
+    response.hangup()
+    return response
 
 
 def say_and_hang_up(voice: Voice, text: str) -> VoiceResponse:
@@ -48,3 +59,18 @@ def no_selection(voice: Voice) -> VoiceResponse:
 def internal_error(voice: Voice) -> VoiceResponse:
     """The apology any Twilio webhook returns instead of a 500."""
     return say_and_hang_up(voice, INTERNAL_ERROR)
+
+
+def transfer_unavailable(voice: Voice) -> VoiceResponse:
+    """For Agent B's leg when the transfer ended (failed, timed out, handed elsewhere) before they answered."""
+    return say_and_hang_up(voice, TRANSFER_UNAVAILABLE)
+
+
+def call_ended(voice: Voice) -> VoiceResponse:
+    """For the customer when the agent ended the call."""
+    return say_and_hang_up(voice, CALL_ENDED)
+
+
+def connection_lost(voice: Voice) -> VoiceResponse:
+    """For the customer when the bridge into LiveKit ended or could not be made."""
+    return say_and_hang_up(voice, CONNECTION_LOST)

@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from app.api import agents, calls, health, notifications, transfers  # noqa: E402,F401  (routes register on import)
+from app.api import agents, calls, health, notifications, summaries, transfers  # noqa: E402,F401  (routes register on import)

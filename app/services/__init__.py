@@ -12,11 +12,16 @@ from app.config import Settings
 from app.db import Database
 from app.events import Dispatcher
 from app.gateways.livekit import LiveKitGateway
+from app.gateways.twilio import TwilioGateway
 from app.ratelimit import RateLimiter
 from app.services.agents import AgentService
 from app.services.calls import CallService
+from app.services.drafts import DraftRefresher
+from app.services.phone_legs import PhoneLegs
+from app.services.phone_transfers import PhoneTransfers
 from app.services.routing import drain_queue
 from app.services.summaries import SummaryStore
+from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
 from app.summaries.base import SummaryProvider
 from app.summaries.service import Summarizer, build_provider
@@ -31,14 +36,20 @@ class Services:
     limiter: RateLimiter
     agents: AgentService
     summaries: SummaryStore
+    drafts: DraftRefresher
     calls: CallService
     transfers: TransferService
+    twilio: TwilioGateway | None  # None: TWILIO_* unset, phone features answer 503
+    phone_legs: PhoneLegs
+    phone: PhoneTransfers
+    telephony: TelephonyService
 
     def drain_queue(self) -> list[tuple[str, str]]:
         return drain_queue(self.db)
 
     def close(self) -> None:
         self.dispatcher.stop()
+        self.drafts.stop()
         self.livekit.close()
         self.db.dispose()
 
@@ -48,11 +59,17 @@ def build_services(
     *,
     livekit: LiveKitGateway | None = None,
     summary_provider: SummaryProvider | None = None,
+    twilio_client=None,
 ) -> Services:
+    # Telephony settings first: a malformed one stops start-up before anything is opened.
+    twilio = TwilioGateway.from_config(settings, twilio_client) if settings.telephony_configured else None
+    phone_legs = PhoneLegs.from_config(settings, twilio)
     db = Database(settings.DATABASE_URL)
     livekit = livekit or LiveKitGateway.from_config(settings)
     summarizer = Summarizer(summary_provider or build_provider(settings))
     summaries = SummaryStore(db, summarizer, store_raw=settings.STORE_RAW_CONTEXT, budget_s=settings.TRANSFER_SUMMARY_BUDGET_S)
+    calls = CallService(db, livekit, summaries, phone_legs)
+    phone = PhoneTransfers(db, livekit, summaries, settings, phone_legs, calls)
     services = Services(
         settings=settings,
         db=db,
@@ -61,9 +78,15 @@ def build_services(
         limiter=RateLimiter(db),
         agents=AgentService(db, settings.SESSION_LIFETIME_S, settings.PASSWORD_HASH_METHOD),
         summaries=summaries,
-        calls=CallService(db, livekit, summaries),
-        transfers=TransferService(db, livekit, summaries, settings),
+        drafts=DraftRefresher(db, summaries, debounce_s=settings.DRAFT_DEBOUNCE_S, budget_s=settings.LLM_TIMEOUT_S),
+        calls=calls,
+        transfers=TransferService(db, livekit, summaries, settings, phone),
+        twilio=twilio,
+        phone_legs=phone_legs,
+        phone=phone,
+        telephony=TelephonyService(db, livekit, summaries, calls, phone_legs, settings),
     )
+    summaries.on_change = services.drafts.schedule
     # Periodic jobs run on each worker's dispatcher thread; conditional updates make that safe.
     services.dispatcher.add_tick(services.transfers.expire_unanswered, every_s=1.0)
     services.dispatcher.add_tick(services.drain_queue, every_s=2.0)

@@ -18,6 +18,7 @@ from app.models import Agent, Call, ContextEntry, Transfer, utcnow
 from app.repo import agents_in_call, load_call, new_id, open_transfer, release_agent, transition
 from app.serializers import call_dict, entry_dict, transfer_dict
 from app.services.agents import hash_secret
+from app.services.phone_legs import LegPlan, PhoneLegs
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore
 from app.services.transfers import close_for_call_end, owner_left
@@ -42,10 +43,11 @@ def clean_customer_name(name: str) -> str:
 
 
 class CallService:
-    def __init__(self, db: Database, livekit: LiveKitGateway, summaries: SummaryStore):
+    def __init__(self, db: Database, livekit: LiveKitGateway, summaries: SummaryStore, legs: PhoneLegs | None = None):
         self.db = db
         self.livekit = livekit
         self.summaries = summaries
+        self.legs = legs  # Agent B's phone legs, torn down or moved when the call changes
 
     # -- creation --------------------------------------------------------------------------
     def create_web_call(self, customer_name: str, customer_key: str) -> tuple[Call, str]:
@@ -174,18 +176,20 @@ class CallService:
     def agent_exit(self, agent_id: str, call_id: str) -> dict:
         """Agent leaves the customer room. The owner leaving hands the call on (see DESIGN §4.7)."""
         rooms_to_delete: list[str] = []
+        plan = LegPlan(self.legs)
         with self.db.transaction() as s:
             call = load_call(s, call_id)
             slot = s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id))
             if slot != call.id:
                 raise Forbidden("You are not in this call (or you have already left it).")
             if call.agent_id == agent_id:
-                outcome = owner_left(s, call, agent_id, rooms_to_delete)
+                outcome = owner_left(s, call, agent_id, rooms_to_delete, legs=plan)
             else:
                 release_agent(s, agent_id, call.id)
                 emit(s, "agent_left", {"agent_id": agent_id}, audiences=[call.agent_id], call_id=call.id)
                 outcome = "left"
             status = load_call(s, call.id).status
+        plan.run()  # a phone Agent B leaves the transfer room before it is deleted
         self.livekit.discard_participant(call.room_name, agent_identity(agent_id))
         for room in rooms_to_delete:
             self.livekit.discard_room(room)
@@ -194,22 +198,32 @@ class CallService:
 
     def end_call(self, call_id: str, *, by_agent: str | None, reason: str) -> Call:
         rooms: list[str] = []
+        plan = LegPlan(self.legs)
         with self.db.transaction() as s:
             call = load_call(s, call_id)
             if by_agent is not None and call.agent_id != by_agent:
                 raise Forbidden("Only the agent handling the call can end it.")
-            if not self.finish(s, call, reason=reason, by_customer=by_agent is None, rooms=rooms):
+            if not self.finish(s, call, reason=reason, by_customer=by_agent is None, rooms=rooms, legs=plan):
                 raise Conflict(f"Call {call_id} has already ended ({call.status}).", code="call_ended")
-        for room in rooms:
-            self.livekit.discard_room(room)
-        drain_queue(self.db)
+        self.after_finish(rooms, plan)
         with self.db.reading() as s:
             return load_call(s, call_id)
 
-    def finish(self, s, call: Call, *, reason: str, by_customer: bool, rooms: list[str]) -> bool:
-        """Inside a transaction: end the call from any live state. False if it had already ended."""
+    def after_finish(self, rooms: list[str], plan: LegPlan) -> None:
+        """After the transaction that ended a call: phone legs first (Agent B hears why before
+        the rooms go), then the rooms, then the freed agents take waiting calls."""
+        plan.run()
+        for room in rooms:
+            self.livekit.discard_room(room)
+        drain_queue(self.db)
+
+    def finish(
+        self, s, call: Call, *, reason: str, by_customer: bool, rooms: list[str], legs: LegPlan | None = None, failed: bool = False
+    ) -> bool:
+        """Inside a transaction: end the call from any live state. False if it had already ended.
+        `failed` records that it could not be carried (e.g. the SIP bridge never connected)."""
         abandoned = by_customer and call.status in (states.CallStatus.QUEUED, states.CallStatus.RINGING)
-        event = "abandon" if abandoned else "end"
+        event = "fail" if failed else ("abandon" if abandoned else "end")
         if not transition(s, "call", call.id, event, ended_at=utcnow(), end_reason=reason):
             if states.is_terminal("call", load_call(s, call.id).status):
                 return False
@@ -218,10 +232,11 @@ class CallService:
         transfer = open_transfer(s, call.id)
         if transfer is not None:
             audience |= {transfer.to_agent_id, transfer.from_agent_id}
-            close_for_call_end(s, transfer, by_customer=by_customer, reason=reason)
+            close_for_call_end(s, transfer, by_customer=by_customer, reason=reason, legs=legs)
             rooms.append(transfer.transfer_room)
         for agent_id in agents_in_call(s, call.id):
             release_agent(s, agent_id, call.id)
-        emit(s, "call_ended", {"status": "abandoned" if abandoned else "completed", "reason": reason}, audiences=audience, call_id=call.id)
+        status = states.edge("call", event).target
+        emit(s, "call_ended", {"status": str(status), "reason": reason}, audiences=audience, call_id=call.id)
         rooms.append(call.room_name)
         return True

@@ -5,14 +5,22 @@ nothing downstream — summaries, events, LLM prompts — ever sees a card numbe
 """
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Callable
+
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from pydantic import ValidationError
+from sqlalchemy import update
+
+from app import states
 from app.db import Database
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.events import emit
-from app.models import Call, ContextEntry, Summary
+from app.models import Call, ContextEntry, Summary, Transfer
+from app.repo import open_transfer
 from app.serializers import summary_dict
-from app.summaries.base import ContextLine, SummaryInput, SummaryResult
+from app.summaries.base import ContextLine, StructuredSummary, SummaryInput, SummaryResult, finish, render_speech_from_text
 from app.summaries.redact import redact
 from app.summaries.service import Summarizer
 
@@ -25,6 +33,8 @@ class SummaryStore:
         self.summarizer = summarizer
         self.store_raw = store_raw
         self.budget_s = budget_s
+        # Called with a call id after a transaction that added context commits (draft refresh).
+        self.on_change: Callable[[str], None] | None = None
 
     # -- context ---------------------------------------------------------------------------
     def add_entry(self, s: Session, call: Call, *, author: str, source: str, text: str, external_id: str | None = None) -> ContextEntry:
@@ -39,7 +49,18 @@ class SummaryStore:
         )
         s.add(entry)
         s.flush()
+        if source != "system":  # "call started" alone is nothing to summarise
+            self._notify_after_commit(s, call.id)
         return entry
+
+    def _notify_after_commit(self, s: Session, call_id: str) -> None:
+        if self.on_change is None:
+            return
+        pending = s.info.setdefault("wt_context_changed", set())
+        if not pending:
+            callback = self.on_change
+            event.listen(s, "after_commit", lambda _s: [callback(c) for c in sorted(pending)], once=True)
+        pending.add(call_id)
 
     @staticmethod
     def entries(s: Session, call_id: str) -> list[ContextEntry]:
@@ -88,9 +109,21 @@ class SummaryStore:
             covering = self.newest_entry_id(s, call_id)
         result = self.summarizer.summarize(data, self.budget_s)
         with self.db.transaction() as s:
-            return self.save(s, call_id, result, kind="transfer", covering_entry_id=covering).id
+            owner = s.scalar(select(Call.agent_id).where(Call.id == call_id))
+            return self.save(s, call_id, result, kind="transfer", covering_entry_id=covering, notify=[owner]).id
 
-    def save(self, s: Session, call_id: str, result: SummaryResult, *, kind: str, covering_entry_id: int, edited_by: str | None = None, supersedes_id: int | None = None) -> Summary:
+    def save(
+        self,
+        s: Session,
+        call_id: str,
+        result: SummaryResult,
+        *,
+        kind: str,
+        covering_entry_id: int,
+        edited_by: str | None = None,
+        supersedes_id: int | None = None,
+        notify: list[str | None] | None = None,
+    ) -> Summary:
         row = Summary(
             call_id=call_id,
             kind=kind,
@@ -108,5 +141,68 @@ class SummaryStore:
         s.add(row)
         s.flush()
         if result.degraded:
-            emit(s, "summary_ready", {"summary_id": row.id, "degraded": True, "reason": result.degraded_reason}, audiences=[], call_id=call_id)
+            # Agent A should know the summary is the offline fallback, and why.
+            payload = {"summary": summary_dict(row), "degraded": True, "reason": result.degraded_reason}
+            emit(s, "summary_ready", payload, audiences=notify or [], call_id=call_id)
         return row
+
+    # -- review and edit (Agent A) ----------------------------------------------------------
+    def history(self, s: Session, call_id: str) -> list[dict]:
+        """Every version, newest first: drafts, the ones handed over, and Agent A's edits."""
+        rows = s.scalars(select(Summary).where(Summary.call_id == call_id).order_by(Summary.id.desc()))
+        return [dict(summary_dict(r), supersedes_id=r.supersedes_id) for r in rows]
+
+    def current_or_new(self, call_id: str) -> Summary:
+        """The summary Agent B would get now; generated (within the budget) if there is none yet."""
+        with self.db.reading() as s:
+            current = self.latest(s, call_id, ("edited", "transfer", "draft"))
+            if current is not None and (current.kind == "edited" or self.ready_summary(s, call_id) is not None):
+                return current
+        summary_id = self.for_transfer(call_id)
+        with self.db.reading() as s:
+            return s.get(Summary, summary_id)
+
+    def edit(self, agent_id: str, call_id: str, *, text: str | None, structured: dict | None) -> Summary:
+        """Agent A's edit becomes what Agent B sees and hears; the version it replaces is kept."""
+        with self.db.reading() as s:
+            call = s.get(Call, call_id)
+            if call is None:
+                raise NotFound(f"No call with session_id {call_id}.")
+            if call.agent_id != agent_id:
+                raise Forbidden("Only the agent handling the call can edit its summary.")
+            if states.is_terminal("call", call.status):
+                raise Conflict(f"Call {call_id} has ended ({call.status}).", code="call_ended")
+        base = self.current_or_new(call_id)
+        if structured is not None:
+            try:
+                parsed = StructuredSummary.model_validate(_redacted(structured))
+            except ValidationError as err:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()[:5])
+                raise ValidationFailed(f"The summary does not match the schema: {problems}.") from None
+            result = finish(parsed, "agent", None)
+        else:
+            clean = redact(text or "")
+            speech = render_speech_from_text(clean)
+            result = SummaryResult(StructuredSummary.model_validate(base.structured), clean, speech, "agent", None)
+        with self.db.transaction() as s:
+            row = self.save(s, call_id, result, kind="edited", covering_entry_id=base.covering_entry_id, edited_by=agent_id, supersedes_id=base.id)
+            audience = {agent_id}
+            transfer = open_transfer(s, call_id)
+            payload = {"summary": summary_dict(row)}
+            if transfer is not None:
+                # Not yet heard or read by Agent B: hand over the edited version instead.
+                s.execute(update(Transfer).where(Transfer.id == transfer.id).values(summary_id=row.id))
+                audience |= {transfer.from_agent_id, transfer.to_agent_id}
+                payload["transfer_id"] = transfer.id
+            emit(s, "summary_ready", payload, audiences=audience, call_id=call_id)
+            return row
+
+
+def _redacted(value):
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value

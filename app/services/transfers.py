@@ -2,14 +2,17 @@
 
 Each step is one transaction of conditional transitions plus the events that describe it. The
 summary and the LiveKit transfer room are prepared before that transaction, and the room is
-deleted again if the transaction does not commit.
+deleted again if the transaction does not commit. Agent B is either a dashboard agent or a phone
+(`to_phone`, or an offline agent with a phone number): the phone leg is placed, redirected and
+ended through `app.services.phone_transfers` / `phone_legs`, always outside a transaction.
 """
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,111 +28,83 @@ from app.repo import (
     load_transfer,
     new_id,
     open_transfer,
-    release_agent,
     require_transition,
     transition,
 )
 from app.serializers import summary_dict
 from app.services.agents import E164
-from app.services.routing import assign_in
+from app.services.phone_legs import LegPlan
 from app.services.summaries import SummaryStore
+from app.services.transfer_rules import close_for_call_end, end_transfer, owner_left  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:
+    from app.services.phone_transfers import PhoneTransfers
 
 log = logging.getLogger(__name__)
 T = states.TransferStatus
-
-
-# -- rules shared with the call lifecycle (run inside the caller's transaction) ------------------
-def end_transfer(s: Session, t: Transfer, event: str, *, reason: str, error_code: str | None = None, resume_call: bool = True) -> bool:
-    """End an open transfer without completing it. False if it had already ended (a no-op)."""
-    if not transition(s, "transfer", t.id, event, ended_at=utcnow(), reason=reason, error_code=error_code):
-        return False
-    call = load_call(s, t.call_id)
-    if t.to_agent_id and t.to_agent_id != call.agent_id:
-        release_agent(s, t.to_agent_id, call.id)
-    if resume_call:
-        transition(s, "call", call.id, "resume")
-    outcome = states.edge("transfer", event).target
-    payload = {"transfer_id": t.id, "outcome": str(outcome), "reason": reason, "error_code": error_code, "handed_over": False}
-    emit(s, states.FAILURE_EVENT_TYPE[outcome], payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
-    return True
-
-
-def close_for_call_end(s: Session, t: Transfer, *, by_customer: bool, reason: str) -> None:
-    if by_customer:
-        end_transfer(s, t, "caller_left", reason="The caller hung up.", resume_call=False)
-    else:
-        end_transfer(s, t, "cancel", reason=f"The call was ended ({reason}).", resume_call=False)
-
-
-def owner_left(s: Session, call: Call, agent_id: str, rooms: list[str]) -> str:
-    """The agent who owns the call left it. Agent B takes over if already briefed, else requeue."""
-    t = open_transfer(s, call.id)
-    if t is not None and t.status == T.BRIEFING and t.to_agent_id:
-        now = utcnow()
-        require_transition(s, "transfer", t.id, "agent_a_left", ended_at=now, bridged_at=now, reason="Agent A left during the briefing; Agent B now has the customer.")
-        require_transition(s, "call", call.id, "hand_over", agent_id=t.to_agent_id)
-        release_agent(s, agent_id, call.id)
-        payload = {
-            "transfer_id": t.id,
-            "outcome": str(T.AGENT_A_LEFT),
-            "reason": "Agent A left during the briefing; you now have the customer.",
-            "handed_over": True,
-            "customer_room": call.room_name,
-        }
-        emit(s, "transfer_failed", payload, audiences=[agent_id, t.to_agent_id], call_id=call.id)
-        rooms.append(t.transfer_room)
-        return "handed_over"
-    if t is not None:
-        end_transfer(s, t, "agent_a_left", reason="Agent A left before Agent B joined.")
-        rooms.append(t.transfer_room)
-    release_agent(s, agent_id, call.id)
-    require_transition(s, "call", call.id, "requeue", agent_id=None, assigned_at=None)
-    emit(s, "call_queued", {"room_name": call.room_name, "customer_name": call.customer_name, "previous_agent_id": agent_id}, audiences=[], call_id=call.id)
-    assign_in(s, load_call(s, call.id), exclude=(agent_id,))
-    return "requeued"
+# Twilio's own ring timeout (plus its ~5 s buffer and answering-machine detection) ends an
+# unanswered phone leg; this sweep only catches a transfer whose callbacks never arrived.
+PHONE_CALLBACK_GRACE_S = 60
 
 
 class TransferService:
-    def __init__(self, db: Database, livekit: LiveKitGateway, summaries: SummaryStore, settings):
+    def __init__(self, db: Database, livekit: LiveKitGateway, summaries: SummaryStore, settings, phone: "PhoneTransfers | None" = None):
         self.db = db
         self.livekit = livekit
         self.summaries = summaries
         self.settings = settings
+        self.phone = phone
+
+    @property
+    def _legs(self):
+        return self.phone.legs if self.phone is not None else None
 
     # -- initiate ----------------------------------------------------------------------------
     def initiate(self, agent_id: str, agent_name: str, call_id: str, *, to_agent_id: str | None, to_phone: str | None):
         if bool(to_agent_id) == bool(to_phone):
             raise ValidationFailed("Give exactly one of to_agent_id or to_phone.")
-        if to_phone is not None:
-            if not E164.match(to_phone):
-                raise ValidationFailed("to_phone must be an E.164 number such as +14155550100.")
-            raise TelephonyNotConfigured("Phone transfers need Twilio: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_PHONE_NUMBER.")
+        if to_phone is not None and not E164.match(to_phone):
+            raise ValidationFailed("to_phone must be an E.164 number such as +14155550100.")
         with self.db.reading() as s:
             call = load_call(s, call_id)
             self._check_can_transfer(s, call, agent_id)
-            target = s.get(Agent, to_agent_id)
-            if target is None:
-                raise NotFound(f"No agent with id {to_agent_id}.")
-            if target.id == agent_id:
-                raise ValidationFailed("You cannot transfer a call to yourself.")
-            if target.presence != "available" or target.active_call_id is not None:
-                state = "busy on another call" if target.active_call_id else target.presence
-                raise Conflict(f"Agent {target.id} cannot take a transfer right now ({state}).", code="agent_unavailable")
+            number = to_phone or self._agent_number(s, agent_id, to_agent_id)
+        if number is not None:
+            if self.phone is None:
+                raise TelephonyNotConfigured("Phone transfers are not available in this deployment.")
+            self.phone.legs.check_can_dial(number)
 
         summary_id = self.summaries.for_transfer(call_id)
         room = f"transfer_{call_id}_{new_id(4)}"
         self.livekit.create_room(room, max_participants=4, metadata={"wt_call": call_id})
         try:
             with self.db.transaction() as s:
-                transfer = self._open(s, call_id, agent_id, agent_name, room, summary_id, to_agent_id=to_agent_id)
+                transfer = self._open(s, call_id, agent_id, agent_name, room, summary_id, to_agent_id=to_agent_id, to_phone=number)
         except IntegrityError as err:
             self.livekit.discard_room(room)
             raise Conflict("This call already has a transfer in progress.") from err
         except Exception:
             self.livekit.discard_room(room)
             raise
+        if number is not None:
+            self.phone.dial(transfer.id)  # a refused dial is recorded as `failed` and re-raised
         token = self.livekit.agent_token(agent_id, agent_name, room, call_id, "agent_a")
         return self.describe(transfer.id), token
+
+    @staticmethod
+    def _agent_number(s: Session, agent_id: str, to_agent_id: str) -> str | None:
+        """None to ring `to_agent_id` in the dashboard; their phone if they are offline and have one."""
+        target = s.get(Agent, to_agent_id)
+        if target is None:
+            raise NotFound(f"No agent with id {to_agent_id}.")
+        if target.id == agent_id:
+            raise ValidationFailed("You cannot transfer a call to yourself.")
+        if target.active_call_id is None and target.presence == "available":
+            return None
+        if target.active_call_id is None and target.presence == "offline" and target.phone:
+            return target.phone
+        state = "busy on another call" if target.active_call_id else target.presence
+        raise Conflict(f"Agent {target.id} cannot take a transfer right now ({state}).", code="agent_unavailable")
 
     def _check_can_transfer(self, s: Session, call: Call, agent_id: str) -> None:
         if call.agent_id != agent_id:
@@ -138,8 +113,15 @@ class TransferService:
             if open_transfer(s, call.id) is not None:
                 raise Conflict("This call already has a transfer in progress.", code="transfer_in_progress")
             raise Conflict(f"Call {call.id} is {call.status}; only a connected call can be transferred.")
+        last = s.scalar(
+            select(Transfer).where(Transfer.call_id == call.id, Transfer.status == str(T.COMPLETED)).order_by(Transfer.ended_at.desc()).limit(1)
+        )
+        if last is not None and last.to_phone and last.to_agent_id == agent_id:
+            # Their phone leg sits in the customer's room; a consult would need it moved, which
+            # only a dashboard session can do. (A later dashboard exit hands the call on as usual.)
+            raise Conflict("You are on this call by phone; phone-connected agents cannot start a transfer.", code="owner_on_phone")
 
-    def _open(self, s: Session, call_id: str, agent_id: str, agent_name: str, room: str, summary_id: int, *, to_agent_id: str | None) -> Transfer:
+    def _open(self, s: Session, call_id: str, agent_id: str, agent_name: str, room: str, summary_id: int, *, to_agent_id: str | None, to_phone: str | None) -> Transfer:
         call = load_call(s, call_id)
         if call.agent_id != agent_id:
             raise Forbidden("Only the agent handling the call can transfer it.")
@@ -149,6 +131,7 @@ class TransferService:
             call_id=call_id,
             from_agent_id=agent_id,
             to_agent_id=to_agent_id,
+            to_phone=to_phone,
             status=str(T.PENDING),
             transfer_room=room,
             summary_id=summary_id,
@@ -169,11 +152,13 @@ class TransferService:
                 "from_agent_name": agent_name,
                 "summary": summary,
                 "ring_timeout_s": self.settings.TRANSFER_RING_TIMEOUT_S,
+                "to_phone": to_phone,
             },
             audiences=[to_agent_id],
             call_id=call_id,
         )
-        emit(s, "transfer_ringing", {"transfer_id": transfer.id, "to_agent_id": to_agent_id}, audiences=[agent_id], call_id=call_id)
+        ringing = {"transfer_id": transfer.id, "to_agent_id": to_agent_id, "to_phone": to_phone}
+        emit(s, "transfer_ringing", ringing, audiences=[agent_id], call_id=call_id)
         return transfer
 
     # -- Agent B -----------------------------------------------------------------------------
@@ -182,6 +167,8 @@ class TransferService:
             t = self._for_agent_b(s, transfer_id, agent_id)
             if t.status != T.RINGING:
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be accepted.")
+            if t.to_phone:
+                raise Conflict("This transfer is ringing your phone; answer it there and press 1.", code="phone_transfer")
             if not claim_agent(s, agent_id, t.call_id):
                 raise Conflict("You are already on another call; finish it before accepting a transfer.", code="agent_busy")
             require_transition(s, "transfer", t.id, "accept", answered_at=utcnow())
@@ -191,62 +178,90 @@ class TransferService:
         return self.describe(transfer_id), token
 
     def decline(self, agent_id: str, transfer_id: str, reason: str | None):
+        plan = LegPlan(self._legs)  # a phone agent may decline from the dashboard too
         with self.db.transaction() as s:
             t = self._for_agent_b(s, transfer_id, agent_id)
             text = f"Agent B declined: {reason}" if reason else "Agent B declined."
-            if not end_transfer(s, t, "decline", reason=text):
+            if not end_transfer(s, t, "decline", reason=text, reason_code="declined", legs=plan):
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be declined.")
             room = t.transfer_room
         self.livekit.discard_room(room)
+        plan.run()
         return self.describe(transfer_id)
 
     # -- Agent A -----------------------------------------------------------------------------
     def complete(self, agent_id: str, transfer_id: str):
-        with self.db.transaction() as s:
+        """Agent B takes the customer. A phone Agent B's call is redirected into the customer's
+        room first (Twilio REST, outside the transaction); if that fails nothing changes."""
+        with self.db.reading() as s:
             t = self._for_agent_a(s, transfer_id, agent_id)
-            now = utcnow()
-            require_transition(s, "transfer", t.id, "complete", ended_at=now, bridged_at=now)
-            require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
-            call = load_call(s, t.call_id)
-            payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id}
-            emit(s, "transfer_completed", payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
-            room = t.transfer_room
+            move = self.phone.plan_move_into_call(s, t) if t.to_phone and self.phone is not None else None
+        if move is not None:
+            self.phone.legs.perform(move)
+        try:
+            with self.db.transaction() as s:
+                t = self._for_agent_a(s, transfer_id, agent_id)
+                now = utcnow()
+                require_transition(s, "transfer", t.id, "complete", ended_at=now, bridged_at=now)
+                require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
+                call = load_call(s, t.call_id)
+                payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone}
+                emit(s, "transfer_completed", payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
+                room = t.transfer_room
+        except Conflict:
+            if move is not None:
+                self.phone.after_failed_move(transfer_id)  # the leg must not stay in a room nobody owns
+            raise
         self.livekit.discard_room(room)
         return self.describe(transfer_id)
 
     def cancel(self, agent_id: str, transfer_id: str):
+        plan = LegPlan(self._legs)
         with self.db.transaction() as s:
             t = self._for_agent_a(s, transfer_id, agent_id)
-            if not end_transfer(s, t, "cancel", reason="Cancelled by Agent A."):
+            if not end_transfer(s, t, "cancel", reason="Cancelled by Agent A.", reason_code="cancelled", legs=plan):
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be cancelled.")
             room = t.transfer_room
         self.livekit.discard_room(room)
+        plan.run()
         return self.describe(transfer_id)
 
     # -- time ----------------------------------------------------------------------------------
     def expire_unanswered(self) -> int:
-        """Periodic: a transfer nobody answered within TRANSFER_RING_TIMEOUT_S ends as no_answer."""
+        """Periodic: a transfer nobody answered within TRANSFER_RING_TIMEOUT_S ends as no_answer.
+        A phone leg is timed by Twilio; here it only expires if Twilio never reported an answer
+        well past that time (a lost callback), and its leg is cancelled."""
         timeout = self.settings.TRANSFER_RING_TIMEOUT_S
-        cutoff = utcnow() - timedelta(seconds=timeout)
+        now = utcnow()
+        unanswered_leg = or_(Transfer.leg_status.is_(None), Transfer.leg_status.in_(states.leg_statuses_below("in-progress")))
         with self.db.reading() as s:
             stale = list(
                 s.scalars(
                     select(Transfer.id).where(
-                        Transfer.status.in_([str(T.PENDING), str(T.RINGING)]), Transfer.requested_at < cutoff, Transfer.to_phone.is_(None)
+                        Transfer.status.in_([str(T.PENDING), str(T.RINGING)]),
+                        or_(
+                            and_(Transfer.to_phone.is_(None), Transfer.requested_at < now - timedelta(seconds=timeout)),
+                            and_(
+                                Transfer.to_phone.is_not(None),
+                                Transfer.requested_at < now - timedelta(seconds=timeout + PHONE_CALLBACK_GRACE_S),
+                                unanswered_leg,
+                            ),
+                        ),
                     )
                 )
             )
         expired = 0
         for transfer_id in stale:
+            plan = LegPlan(self._legs)
             with self.db.transaction() as s:
                 t = load_transfer(s, transfer_id)
-                if end_transfer(s, t, "no_answer", reason=f"No answer within {timeout} seconds."):
-                    expired += 1
-                    room = t.transfer_room
-                else:
+                room = t.transfer_room
+                if not end_transfer(s, t, "no_answer", reason=f"No answer within {timeout} seconds.", reason_code="no_answer", legs=plan):
                     room = None
             if room:
+                expired += 1
                 self.livekit.discard_room(room)
+                plan.run()
         return expired
 
     # -- helpers -------------------------------------------------------------------------------

@@ -130,5 +130,16 @@ def render_speech(s: StructuredSummary, limit: int = SPEECH_MAX_CHARS) -> str:
     return speech or speakable(_sentence(f"The customer is {s.customer_name}"))[:limit]
 
 
+def render_speech_from_text(text: str, limit: int = SPEECH_MAX_CHARS) -> str:
+    """Speech for a summary Agent A wrote by hand: the same words, made speakable, cut at a
+    sentence boundary within the bound."""
+    speech = speakable(text)
+    if len(speech) <= limit:
+        return speech
+    cut = speech[:limit]
+    end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
+    return cut[: end + 1] if end > limit // 2 else cut.rsplit(" ", 1)[0]
+
+
 def finish(structured: StructuredSummary, provider: str, model: str | None, *, degraded: bool = False, reason: str | None = None) -> SummaryResult:
     return SummaryResult(structured, render_text(structured), render_speech(structured), provider, model, degraded, reason)

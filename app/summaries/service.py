@@ -36,7 +36,7 @@ class Summarizer:
             reason = f"{self.provider.name} did not answer within {budget_s:g}s"
         except ProviderError as err:
             log.warning("summary provider %s failed: %s", self.provider.name, err)
-            reason = str(err)[:240]
+            reason = f"{self.provider.name}: {str(err)[:220]}"
         except Exception as err:  # a provider bug must not fail a transfer; it is logged and reported
             log.exception("summary provider %s crashed", self.provider.name)
             reason = f"{self.provider.name} failed: {type(err).__name__}: {str(err)[:160]}"

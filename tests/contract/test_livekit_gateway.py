@@ -12,16 +12,23 @@ from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.gateways.livekit import LiveKitGateway, agent_identity, customer_identity
 
 
+_open: list[LiveKitGateway] = []
+
+
 def _gateway(double, **kw) -> LiveKitGateway:
     params = dict(http_url=double.url, ws_url="ws://x", api_key=double.api_key, api_secret=double.api_secret, timeout_s=2.0)
     params.update(kw)
-    return LiveKitGateway(**params)
+    gateway = LiveKitGateway(**params)
+    _open.append(gateway)
+    return gateway
 
 
 @pytest.fixture
 def double(livekit_double):
     livekit_double.reset()
-    return livekit_double
+    yield livekit_double
+    while _open:
+        _open.pop().close()
 
 
 def test_create_list_delete_room_with_the_grants_each_call_needs(double):
@@ -82,6 +89,7 @@ def _free_port() -> int:
 def test_unreachable_server_is_a_503_naming_the_url():
     url = f"http://127.0.0.1:{_free_port()}"
     gw = LiveKitGateway(http_url=url, ws_url="ws://x", api_key="k", api_secret="s" * 32, timeout_s=1.0)
+    _open.append(gw)
     started = time.monotonic()
     with pytest.raises(LiveKitUnavailable) as err:
         gw.create_room("call_z")

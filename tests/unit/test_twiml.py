@@ -362,12 +362,27 @@ def test_inline_twiml_refuses_documents_twilio_would_reject():
 
 @pytest.mark.parametrize(
     "builder",
-    [twiml.caller_left, twiml.transfer_cancelled, twiml.transfer_declined, twiml.no_selection, twiml.internal_error],
+    [
+        twiml.caller_left,
+        twiml.transfer_cancelled,
+        twiml.transfer_declined,
+        twiml.no_selection,
+        twiml.internal_error,
+        twiml.transfer_unavailable,
+        twiml.call_ended,
+        twiml.connection_lost,
+    ],
 )
 def test_endings_say_then_hang_up(builder):
     root = parse(builder(VOICE))
     assert [child.tag for child in root] == ["Say", "Hangup"]
     assert root.find("Say").text.endswith("Goodbye.")
+    assert root.find("Say").attrib == {"voice": VOICE.voice, "language": VOICE.language}
+
+
+def test_bare_hang_up_says_nothing():
+    root = parse(twiml.hang_up())
+    assert [child.tag for child in root] == ["Hangup"] and not say_texts(root)
 
 
 def test_say_and_hang_up_with_only_stripped_text_still_hangs_up():

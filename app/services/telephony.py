@@ -1,0 +1,229 @@
+"""Phone customers (DESIGN §4.1, §4.3, §4.8): answer Twilio's voice webhook, keep the caller
+bridged into `call_<id>` over SIP, store live transcription, and end the call when they hang up.
+
+Twilio retries a webhook it got no answer to, so the inbound call is keyed by its CallSid (a
+unique column): a retry finds the call it created and answers with the same TwiML. The webhook
+creates the LiveKit room (outside the transaction) and assigns an agent, nothing slower: no LLM,
+no dialling. With no agent free the caller hears a hold message and Twilio comes back every few
+seconds (`<Redirect>`), to be bridged once routing has found someone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+import twiml
+from app import states
+from app.db import Database
+from app.errors import TelephonyNotConfigured
+from app.events import emit
+from app.gateways.livekit import LiveKitGateway
+from app.models import Call, ContextEntry
+from app.repo import agents_in_call, load_call, new_id, open_transfer
+from app.serializers import entry_dict
+from app.services.agents import E164
+from app.services.calls import CallService
+from app.services.phone_legs import LegPlan, PhoneLegs
+from app.services.routing import assign_in, drain_queue
+from app.services.summaries import CONTEXT_TEXT_MAX, SummaryStore
+from app.services.twilio_urls import WebhookUrls
+
+log = logging.getLogger(__name__)
+C = states.CallStatus
+
+GREETING = "Thank you for calling. Connecting you to an agent."
+GREETING_AFTER_HOLD = "Thank you for waiting. Connecting you to an agent now."
+HOLD_MESSAGE = "All of our agents are busy right now. Please stay on the line and we will connect you as soon as one is free."
+HOLD_REMINDER = "Thank you for holding."  # each later loop: short, so the line never sounds dead for long
+HOLD_PAUSE_S = 8
+# DialCallStatus values meaning the SIP bridge into LiveKit never connected.
+BRIDGE_FAILED = frozenset({"busy", "no-answer", "failed", "canceled"})
+TRACK_CUSTOMER = "inbound_track"  # on the caller's own call, inbound audio is the caller
+
+
+@dataclass(frozen=True)
+class Utterance:
+    call_sid: str
+    text: str
+    track: str
+    external_id: str
+
+
+def parse_transcription(params: Mapping[str, str]) -> Utterance | None:
+    """A final utterance from one of Twilio's real-time transcription events, else None.
+
+    Only `transcription-content` events with `Final=true` carry text worth keeping; the text is
+    the `transcript` field of the JSON in `TranscriptionData`. The idempotency key is the
+    transcription's SID plus its `SequenceId`; an event missing either is keyed by a hash of
+    what it says, so a redelivery is still recognised.
+    """
+    if params.get("TranscriptionEvent") != "transcription-content":
+        return None
+    if (params.get("Final") or "").strip().lower() != "true":
+        return None
+    call_sid = params.get("CallSid") or ""
+    try:
+        data = json.loads(params.get("TranscriptionData") or "")
+    except ValueError:
+        log.warning("transcription event for %s has unreadable TranscriptionData", call_sid)
+        return None
+    text = data.get("transcript") if isinstance(data, dict) else None
+    if not call_sid or not isinstance(text, str) or not text.strip():
+        return None
+    track = params.get("Track") or ""
+    sid, seq = params.get("TranscriptionSid") or "", params.get("SequenceId") or ""
+    if sid and seq:
+        key = sid + ":" + seq
+    else:
+        raw = "\x1f".join((call_sid, track, params.get("Timestamp") or "", text))
+        key = "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    return Utterance(call_sid, " ".join(text.split())[:CONTEXT_TEXT_MAX], track, key[:128])
+
+
+class TelephonyService:
+    def __init__(self, db: Database, livekit: LiveKitGateway, summaries: SummaryStore, calls: CallService, legs: PhoneLegs, settings):
+        self.db = db
+        self.livekit = livekit
+        self.summaries = summaries
+        self.calls = calls
+        self.legs = legs
+        self.transcription = settings.TRANSCRIPTION_ENABLED
+
+    # -- /twilio/voice -----------------------------------------------------------------------
+    def inbound(self, call_sid: str, caller: str, urls: WebhookUrls, *, after_hold: bool = False):
+        if self.legs.trunk is None:
+            raise TelephonyNotConfigured("LIVEKIT_SIP_HOST is not set, so phone callers cannot be bridged to agents.")
+        call = self._by_sid(call_sid)
+        if call is None:
+            call = self._create(call_sid, caller)
+        elif call.status == C.QUEUED:
+            drain_queue(self.db)  # fair: the oldest waiting caller gets the next free agent
+            call = self._by_sid(call_sid)
+        return self._route(call, urls, after_hold)
+
+    def _create(self, call_sid: str, caller: str) -> Call:
+        number = caller if E164.match(caller or "") else None
+        name = "Caller " + number if number else "Unknown caller"
+        call_id = new_id()
+        room = f"call_{call_id}"
+        self.livekit.create_room(room, metadata={"wt_call": call_id, "channel": "phone"})
+        try:
+            with self.db.transaction() as s:
+                call = Call(
+                    id=call_id,
+                    room_name=room,
+                    customer_name=name,
+                    channel="phone",
+                    twilio_call_sid=call_sid,
+                    caller_number=number,
+                    status=str(C.QUEUED),
+                )
+                s.add(call)
+                s.flush()
+                self.summaries.add_entry(s, call, author="system", source="system", text="Phone call from " + (number or "an unknown number"))
+                if assign_in(s, call) is None:
+                    emit(s, "call_queued", {"room_name": room, "customer_name": name, "channel": "phone"}, audiences=[], call_id=call_id)
+        except IntegrityError:
+            # Twilio retried while the first request was still working: that one created the call.
+            self.livekit.discard_room(room)
+            existing = self._by_sid(call_sid)
+            if existing is None:
+                raise
+            return existing
+        except Exception:
+            self.livekit.discard_room(room)
+            raise
+        return self._by_sid(call_sid)
+
+    def _route(self, call: Call, urls: WebhookUrls, after_hold: bool):
+        voice = self.legs.voice
+        if states.is_terminal("call", call.status):
+            return twiml.call_ended(voice)
+        if call.status == C.QUEUED:
+            message = HOLD_REMINDER if after_hold else HOLD_MESSAGE
+            return twiml.queued_hold(voice=voice, message=message, redirect_url=urls.voice_after_hold, pause_seconds=HOLD_PAUSE_S)
+        transcription = twiml.TranscriptionOptions(status_callback_url=urls.transcription) if self.transcription else None
+        return twiml.customer_bridge(
+            voice=voice,
+            greeting=GREETING_AFTER_HOLD if after_hold else GREETING,
+            trunk=self.legs.trunk,
+            room=call.room_name,
+            call_id=call.id,
+            dial_action_url=urls.dial_action,
+            transcription=transcription,
+        )
+
+    # -- /twilio/dial-action and /twilio/status ------------------------------------------------
+    def dial_ended(self, call_sid: str, call_status: str, dial_status: str):
+        """The caller's `<Dial>` into LiveKit is over: either they hung up, or the bridge ended."""
+        call = self._by_sid(call_sid)
+        if call is None:
+            return twiml.hang_up()
+        if call_status in states.LEG_FINAL:
+            self.customer_gone(call_sid)
+            return twiml.hang_up()  # Twilio ignores TwiML for a caller who has gone
+        rooms: list[str] = []
+        plan = LegPlan(self.legs)
+        with self.db.transaction() as s:
+            call = load_call(s, call.id)
+            if states.is_terminal("call", call.status):
+                return twiml.call_ended(self.legs.voice)  # the agent ended the call; its room is gone
+            failed = dial_status in BRIDGE_FAILED or call.status == C.QUEUED
+            reason = "sip_bridge_" + dial_status.replace("-", "_") if dial_status in BRIDGE_FAILED else "bridge_ended"
+            self.calls.finish(s, call, reason=reason, by_customer=False, rooms=rooms, legs=plan, failed=failed)
+        log.warning("call %s: bridge into LiveKit ended (DialCallStatus=%s) with the caller still on the line", call.id, dial_status)
+        self.calls.after_finish(rooms, plan)
+        return twiml.connection_lost(self.legs.voice)
+
+    def call_progress(self, call_sid: str, call_status: str) -> None:
+        if call_status in states.LEG_FINAL:
+            self.customer_gone(call_sid)
+
+    def customer_gone(self, call_sid: str) -> None:
+        """The caller hung up, at whatever point: queued, ringing, talking, on hold, transferred."""
+        call = self._by_sid(call_sid)
+        if call is None:
+            return
+        rooms: list[str] = []
+        plan = LegPlan(self.legs)
+        with self.db.transaction() as s:
+            self.calls.finish(s, load_call(s, call.id), reason="customer_hung_up", by_customer=True, rooms=rooms, legs=plan)
+        self.calls.after_finish(rooms, plan)
+
+    # -- /twilio/transcription -------------------------------------------------------------------
+    def transcribed(self, params: Mapping[str, str]) -> None:
+        event = params.get("TranscriptionEvent")
+        if event == "transcription-error":
+            log.warning("transcription error on call %s: %s", params.get("CallSid"), params.get("TranscriptionError") or "no detail")
+        utterance = parse_transcription(params)
+        if utterance is None:
+            return
+        call = self._by_sid(utterance.call_sid)
+        if call is None:
+            return
+        with self.db.transaction() as s:
+            call = load_call(s, call.id)
+            seen = select(ContextEntry.id).where(ContextEntry.call_id == call.id, ContextEntry.external_id == utterance.external_id)
+            if s.scalar(seen) is not None:
+                return  # a redelivery
+            author = "customer" if utterance.track == TRACK_CUSTOMER else (call.agent_id or "agent")
+            try:
+                with s.begin_nested():
+                    entry = self.summaries.add_entry(s, call, author=author, source="transcript", text=utterance.text, external_id=utterance.external_id)
+            except IntegrityError:
+                return  # the same event, delivered twice at once: the other request stored it
+            audience = set(agents_in_call(s, call.id)) | {call.agent_id}
+            transfer = open_transfer(s, call.id)
+            if transfer is not None:
+                audience |= {transfer.from_agent_id, transfer.to_agent_id}
+            emit(s, "context_added", {"entry": entry_dict(entry)}, audiences=audience, call_id=call.id)
+
+    def _by_sid(self, call_sid: str) -> Call | None:
+        with self.db.reading() as s:
+            return s.scalar(select(Call).where(Call.twilio_call_sid == call_sid)) if call_sid else None

@@ -1,0 +1,174 @@
+"""Twilio's webhooks (DESIGN §6): parse, check the signature, call the service, answer TwiML.
+
+Every route is signature-checked by `twilio_webhook`: `X-Twilio-Signature` must be Twilio's
+HMAC of the exact URL Twilio requested plus the form fields (or, for a JSON body, of the URL
+whose `bodySHA256` query parameter hashes that body). The URL is rebuilt from PUBLIC_BASE_URL;
+behind a proxy with TRUST_PROXY set (ProxyFix has already applied its X-Forwarded-* headers) or
+without PUBLIC_BASE_URL, from the request itself. Anything else is a 403.
+
+Responses are always `text/xml`. A failure inside a webhook still answers valid TwiML, an
+apology that hangs up, with status 200 so Twilio plays it instead of its own "application
+error"; only bad signatures (403), malformed requests (4xx) and a deployment without Twilio
+credentials (503, code in `X-WT-Error`) are refused.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from functools import wraps
+
+from flask import Blueprint, Response, current_app, g, request
+from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+import twiml
+from app.errors import AppError, BadRequest
+from app.services import twilio_urls as paths
+from app.services.twilio_urls import WebhookUrls
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("twilio", __name__, url_prefix=paths.PREFIX)
+SIGNATURE_HEADER = "X-Twilio-Signature"
+ERROR_HEADER = "X-WT-Error"
+
+
+def _services():
+    return current_app.extensions["wt"]
+
+
+def _xml(document: VoiceResponse, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(str(document), status=status, mimetype="text/xml", headers=headers)
+
+
+def _params() -> dict[str, str]:
+    return g.twilio_params
+
+
+def _urls() -> WebhookUrls:
+    return WebhookUrls(_services().settings.PUBLIC_BASE_URL or request.url_root)
+
+
+def _signed_urls(settings) -> list[str]:
+    """The URLs Twilio may have signed for this request (see module doc)."""
+    urls = []
+    if settings.PUBLIC_BASE_URL:
+        query = request.query_string.decode("utf-8", "replace")
+        urls.append(settings.PUBLIC_BASE_URL.rstrip("/") + request.path + ("?" + query if query else ""))
+    if settings.TRUST_PROXY or not settings.PUBLIC_BASE_URL:
+        urls.append(request.url)
+    return urls
+
+
+def _read_params() -> tuple[object, dict[str, str]]:
+    """(what the signature covers, the fields as a flat dict)."""
+    if request.mimetype == "application/json":
+        raw = request.get_data(as_text=True)
+        try:
+            body = json.loads(raw or "{}")
+        except ValueError:
+            raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise BadRequest("The body must be a JSON object.", code="invalid_json")
+        return raw, {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+    form = request.form
+    return form, {k: form.get(k, "") for k in form}
+
+
+def twilio_webhook(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        svc = _services()
+        gateway = svc.twilio
+        if gateway is None:
+            log.warning("Twilio webhook %s refused: TWILIO_* is not configured", request.path)
+            return _xml(twiml.internal_error(svc.phone_legs.voice), 503, {ERROR_HEADER: "telephony_not_configured"})
+        signed, fields = _read_params()
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not any(gateway.signature_valid(url, signed, signature) for url in _signed_urls(svc.settings)):
+            log.warning("Twilio webhook %s: bad or missing %s", request.path, SIGNATURE_HEADER)
+            return _xml(VoiceResponse(), 403, {ERROR_HEADER: "invalid_signature"})
+        g.twilio_params = fields
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.errorhandler(Exception)
+def _webhook_failed(err: Exception):
+    """Registered on this blueprint, so it wins over the app's JSON handlers for these routes."""
+    voice = _services().phone_legs.voice
+    if isinstance(err, AppError) and err.status < 500:
+        return _xml(twiml.internal_error(voice), err.status, {ERROR_HEADER: err.code})
+    if isinstance(err, HTTPException) and (err.code or 500) < 500:
+        return _xml(twiml.internal_error(voice), err.code, {ERROR_HEADER: "bad_request"})
+    if isinstance(err, AppError):
+        log.error("Twilio webhook %s failed: %s", request.path, err.message)
+    else:
+        log.exception("Twilio webhook %s failed", request.path)
+    return _xml(twiml.internal_error(voice), 200)
+
+
+def _require(name: str) -> str:
+    value = _params().get(name, "")
+    if not value:
+        raise BadRequest(f"Missing {name}.")
+    return value
+
+
+# -- the customer's call --------------------------------------------------------------------------
+@bp.post(paths.VOICE)
+@twilio_webhook
+def voice():
+    after_hold = request.args.get(paths.HELD_FLAG) == "1"
+    response = _services().telephony.inbound(_require("CallSid"), _params().get("From", ""), _urls(), after_hold=after_hold)
+    return _xml(response)
+
+
+@bp.post(paths.DIAL_ACTION)
+@twilio_webhook
+def dial_action():
+    p = _params()
+    return _xml(_services().telephony.dial_ended(_require("CallSid"), p.get("CallStatus", ""), p.get("DialCallStatus", "")))
+
+
+@bp.post(paths.STATUS)
+@twilio_webhook
+def status():
+    _services().telephony.call_progress(_require("CallSid"), _params().get("CallStatus", ""))
+    return _xml(VoiceResponse())
+
+
+@bp.post(paths.TRANSCRIPTION)
+@twilio_webhook
+def transcription():
+    _services().telephony.transcribed(_params())
+    return _xml(VoiceResponse())
+
+
+# -- Agent B's phone leg --------------------------------------------------------------------------
+@bp.post(paths.TRANSFER_ANSWER)
+@twilio_webhook
+def transfer_answer(transfer_id: str):
+    answered_by = _params().get("AnsweredBy") or None
+    return _xml(_services().phone.answer(transfer_id, _require("CallSid"), answered_by, _urls()))
+
+
+@bp.post(paths.TRANSFER_GATHER)
+@twilio_webhook
+def transfer_gather(transfer_id: str):
+    return _xml(_services().phone.gather(transfer_id, _require("CallSid"), _params().get("Digits"), _urls()))
+
+
+@bp.post(paths.TRANSFER_STATUS)
+@twilio_webhook
+def transfer_status(transfer_id: str):
+    p = _params()
+    _services().phone.leg_progress(
+        transfer_id,
+        _require("CallSid"),
+        p.get("CallStatus", ""),
+        error_code=p.get("ErrorCode") or None,
+        error_message=p.get("ErrorMessage") or None,
+    )
+    return _xml(VoiceResponse())

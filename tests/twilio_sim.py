@@ -1,0 +1,230 @@
+"""A Twilio simulator for tests: Twilio's side of every webhook and REST request the app makes.
+
+Webhooks: it posts to the app exactly as Twilio does — form-encoded, Twilio's parameter names
+(CallSid, AccountSid, From, To, CallStatus, Direction, Digits, AnsweredBy, DialCallStatus, ...),
+signed with `RequestValidator.compute_signature` over the absolute URL — and it executes the TwiML
+the app answers: `<Say>` is recorded, `<Gather>` is answered with the next scripted digits (or
+silence), `<Redirect>` is followed (after a `<Pause>` it waits for `resume()`, like a caller on
+hold), `<Dial><Sip>` becomes a `SipLeg` with its URI, X- headers and credentials, `<Hangup/>` or
+the end of the document ends the call, and `<Start><Transcription>` is remembered so the test can
+send transcription events to its callback URL.
+
+REST: `install(responses_mock)` answers `POST .../Calls.json` (recording the exact form fields and
+creating an outbound `SimCall`) and `POST .../Calls/<sid>.json` (redirect with inline TwiML,
+cancel, hang up). Failures are scriptable: `fail_next_create(400, 21211, ...)`, a 5xx, a timeout.
+
+Time is the test's: status callbacks are queued in `pending` as calls progress and posted by
+`deliver()` (optionally reversed, or again), so duplicate and out-of-order delivery are explicit.
+
+SIP legs go through a `SipLegs` hook. The default only records them; the live rig replaces it
+with one that places a real SIP INVITE (URI, X- headers, digest credentials) to LiveKit SIP and
+reports how it ended, without changing anything else here.
+
+Layout: this module (posting webhooks, running TwiML, status callbacks), `twilio_sim_calls`
+(`SimCall`, `SipLeg`, the `SipLegs` hook) and `twilio_sim_rest` (the REST half, mixed in).
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import deque
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from twilio.request_validator import RequestValidator
+
+from tests.twilio_sim_calls import FINAL, RecordingSipLegs, SimCall, SipLeg, SipLegs, Step, _now, new_sid
+from tests.twilio_sim_rest import API, RestRequest, TwilioRest
+
+__all__ = ["API", "FINAL", "RecordingSipLegs", "RestRequest", "SimCall", "SipLeg", "SipLegs", "Step", "TwilioSim", "new_sid"]
+
+
+@dataclass
+class Delivered:
+    url: str
+    params: dict
+    status_code: int
+
+
+class TwilioSim(TwilioRest):
+    def __init__(self, client, *, account_sid: str, auth_token: str, number: str, voice_url: str, status_url: str, sip_legs: SipLegs | None = None):
+        self.client = client
+        self.account_sid = account_sid
+        self.validator = RequestValidator(auth_token)
+        self.number = number
+        self.voice_url = voice_url
+        self.status_url = status_url
+        self.sip_legs = sip_legs or RecordingSipLegs()
+        self.calls: dict[str, SimCall] = {}
+        self.outbound: list[SimCall] = []
+        self.rest: list[RestRequest] = []
+        self.pending: list[tuple[str, dict]] = []
+        self.delivered: list[Delivered] = []
+        self._create_failures: deque = deque()
+        self._update_failures: deque = deque()
+
+    # -- posting webhooks ------------------------------------------------------------------------
+    def sign(self, url: str, params: dict) -> str:
+        return self.validator.compute_signature(url, params)
+
+    def post(self, url: str, params: dict, *, signature: str | None = None, headers: dict | None = None, via: str | None = None):
+        """POST a form to the app as Twilio would. `via` posts to another base URL (a proxy's
+        inside address) while the signature stays the one for `url`."""
+        parts = urlsplit(url)
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        all_headers = {"X-Twilio-Signature": self.sign(url, params) if signature is None else signature, **(headers or {})}
+        base = via or f"{parts.scheme}://{parts.netloc}"
+        return self.client.post(target, data=params, headers=all_headers, base_url=base)
+
+    def post_json(self, url: str, body: dict, *, signature: str | None = None):
+        """A JSON-bodied webhook: Twilio adds bodySHA256 to the URL and signs the URL alone."""
+        raw = json.dumps(body)
+        signed_url = url + ("&" if "?" in url else "?") + "bodySHA256=" + self.validator.compute_hash(raw)
+        parts = urlsplit(signed_url)
+        sig = self.sign(signed_url, {}) if signature is None else signature
+        return self.client.post(
+            parts.path + "?" + parts.query, data=raw, content_type="application/json",
+            headers={"X-Twilio-Signature": sig}, base_url=f"{parts.scheme}://{parts.netloc}",
+        )
+
+    def base_params(self, call: SimCall) -> dict:
+        return {
+            "CallSid": call.sid,
+            "AccountSid": self.account_sid,
+            "From": call.from_,
+            "To": call.to,
+            "CallStatus": call.status,
+            "Direction": call.direction,
+            "ApiVersion": "2010-04-01",
+        }
+
+    def _request(self, call: SimCall, url: str, extra: dict):
+        response = self.post(url, dict(self.base_params(call), **extra))
+        assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True))
+        assert response.mimetype == "text/xml", response.mimetype
+        return response
+
+    def _request_and_run(self, call: SimCall, url: str, extra: dict):
+        response = self._request(call, url, extra)
+        self.run(call, response.get_data(as_text=True), url)
+        return response
+
+    # -- inbound calls -----------------------------------------------------------------------------
+    def call_in(self, from_: str = "+14155550123", *, digits: tuple = ()) -> SimCall:
+        """A caller dials the number: Twilio requests the voice URL and runs what it gets."""
+        call = SimCall(self, new_sid("CA"), "inbound", from_, self.number, status="ringing")
+        call.digits.extend(digits)
+        self.calls[call.sid] = call
+        self._request_and_run(call, self.voice_url, {"CallerName": ""})
+        if call.status == "ringing":
+            call.status = "in-progress"
+        return call
+
+    # -- executing TwiML -----------------------------------------------------------------------------
+    def run(self, call: SimCall, document: str, url: str) -> None:
+        root = ET.fromstring(document.encode("utf-8"))
+        assert root.tag == "Response", root.tag
+        if call.status == "ringing":
+            call.status = "in-progress"
+        self._run_verbs(call, list(root), url)
+
+    def _run_verbs(self, call: SimCall, verbs: list, url: str) -> None:
+        paused = False
+        for index, el in enumerate(verbs):
+            if call.ended:
+                return
+            if el.tag == "Say":
+                call.steps.append(Step("say", el.text or "", dict(el.attrib)))
+            elif el.tag == "Pause":
+                call.steps.append(Step("pause", attrs=dict(el.attrib)))
+                paused = True
+            elif el.tag == "Start":
+                for child in el:
+                    assert child.tag == "Transcription", child.tag
+                    call.transcription = dict(child.attrib)
+                    call.steps.append(Step("transcription", attrs=dict(child.attrib)))
+            elif el.tag == "Gather":
+                if self._gather(call, el, url):
+                    return
+            elif el.tag == "Dial":
+                if self._dial(call, el, verbs[index + 1:], url):
+                    return
+            elif el.tag == "Redirect":
+                target = (el.text or "").strip()
+                call.steps.append(Step("redirect", target, dict(el.attrib)))
+                if paused:
+                    call.parked = target  # a caller on hold: the test decides when time passes
+                else:
+                    self._request_and_run(call, target, {})
+                return
+            elif el.tag == "Hangup":
+                call.steps.append(Step("hangup"))
+                self._end(call, "completed")
+                return
+            else:
+                raise AssertionError(f"the simulator does not know <{el.tag}>")
+        if not call.ended:
+            self._end(call, "completed")  # Twilio hangs up when the document runs out
+
+    def _gather(self, call: SimCall, el, url: str) -> bool:
+        for child in el:
+            assert child.tag == "Say", f"unexpected <{child.tag}> inside <Gather>"
+            call.steps.append(Step("say", child.text or "", dict(child.attrib, in_gather="true")))
+        digits = call.digits.popleft() if call.digits else None
+        call.steps.append(Step("gather", digits or "", dict(el.attrib)))
+        if not digits and el.get("actionOnEmptyResult") != "true":
+            return False  # Twilio moves on to the next verb
+        self._request_and_run(call, el.get("action") or url, {"Digits": digits or ""})
+        return True
+
+    def _dial(self, call: SimCall, el, rest: list, url: str) -> bool:
+        sip = el.find("Sip")
+        assert sip is not None and len(el) == 1, "only <Dial><Sip> is simulated"
+        leg = SipLeg(call, (sip.text or "").strip(), sip.get("username"), sip.get("password"), el.get("action"), el.get("answerOnBridge") == "true")
+        call.dials.append(leg)
+        call.steps.append(Step("dial", leg.uri, dict(el.attrib)))
+        outcome = self.sip_legs.connect(leg)
+        if outcome == "answered":
+            leg.connected = True
+            call.sip, call._after_dial = leg, (rest, url)
+            return True
+        self._dial_finished(call, leg, outcome, rest=(rest, url))
+        return True
+
+    def _dial_finished(self, call: SimCall, leg: SipLeg, dial_status: str, rest: tuple | None = None):
+        rest = rest or call._after_dial or ([], "")
+        call._after_dial = None
+        if leg.action:
+            return self._request_and_run(call, leg.action, {"DialCallStatus": dial_status, "DialCallSid": new_sid("CA")})
+        self._run_verbs(call, *rest)
+        return None
+
+    # -- call progress and status callbacks -------------------------------------------------------
+    def _progress(self, call: SimCall, status: str, extra: dict | None = None) -> None:
+        call.status = status
+        event = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}.get(status, "completed")
+        target = call.status_callback if call.direction == "outbound-api" else self.status_url
+        wanted = call.events if call.direction == "outbound-api" else ("completed",)
+        if target and event in wanted:
+            params = dict(self.base_params(call), CallbackSource="call-progress-events", Timestamp=_now(), SequenceNumber=str(next(call._seq)))
+            self.pending.append((target, dict(params, **(extra or {}))))
+
+    def _end(self, call: SimCall, status: str, extra: dict | None = None) -> None:
+        if call.sip is not None:
+            self.sip_legs.disconnect(call.sip)
+            call.sip = None
+        self._progress(call, status, extra)
+
+    def deliver(self, *, reverse: bool = False) -> list[Delivered]:
+        """Post every queued status callback (in order, or reversed) and clear the queue."""
+        batch, self.pending = list(self.pending), []
+        for url, params in reversed(batch) if reverse else batch:
+            response = self.post(url, params)
+            assert response.status_code == 200, (url, response.get_data(as_text=True))
+            self.delivered.append(Delivered(url, params, response.status_code))
+        return self.delivered[-len(batch):] if batch else []
+
+    def redeliver(self, items: list[Delivered]) -> None:
+        """Twilio retries: the same callbacks again."""
+        for item in items:
+            assert self.post(item.url, item.params).status_code == 200
