@@ -9,7 +9,7 @@ import os
 bind = f"{os.environ.get('API_HOST', '0.0.0.0')}:{os.environ.get('PORT') or os.environ.get('API_PORT', '8000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "300"))
+threads = int(os.environ.get("GUNICORN_THREADS", "512"))
 worker_connections = 2000
 # SSE responses are long-lived; the gthread worker keeps heartbeating while they stream.
 timeout = 60

@@ -49,6 +49,7 @@ EVENT_TYPES = frozenset(
         "transfer_cancelled",
         "transfer_failed",
         "agent_left",
+        "session_ended",
     }
 )
 

@@ -7,7 +7,9 @@ ids already sent are skipped, so nothing is sent twice.
 from __future__ import annotations
 
 import json
+import random
 from collections import deque
+from datetime import datetime, timezone
 from typing import Iterator
 
 from app.events import Delivered, fetch_for_audience
@@ -47,20 +49,27 @@ def event_stream(services, auth: AuthContext, last_event_id: int | None) -> Iter
                 while True:
                     backlog = fetch_for_audience(services.db, auth.agent_id, cursor, 500)
                     for item in backlog:
-                        if fresh(item):
+                        if item.type != "session_ended" and fresh(item):
                             yield frame(item)
                     if len(backlog) < 500:
                         break
                     cursor = backlog[-1].id
                 yield "event: ready\ndata: {}\n\n"
+            # Heartbeats are jittered so hundreds of streams opened together do not all wake at once.
+            interval = heartbeat * random.uniform(0.8, 1.2)
             while not sub.closed:
-                if sub.ready.wait(heartbeat):
+                if sub.ready.wait(interval):
                     for item in sub.drain():
+                        if item.type == "session_ended":
+                            if item.payload.get("session_ref") == auth.session_ref:
+                                yield frame(item)
+                                return
+                            continue  # another tab's session of the same agent
                         if fresh(item):
                             yield frame(item)
                     continue
-                if not services.agents.is_session_live(auth.session_id):
-                    yield 'event: session_ended\ndata: {"reason": "logged_out_or_expired"}\n\n'
+                if auth.expires_at <= datetime.now(timezone.utc):
+                    yield 'event: session_ended\ndata: {"reason": "expired"}\n\n'
                     return
                 yield ": keepalive\n\n"
         finally:

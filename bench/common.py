@@ -35,7 +35,7 @@ def describe(label: str, seconds: list[float]) -> str:
 
 
 @contextmanager
-def running_app(extra_env: dict | None = None, *, workers: int = 2, threads: int = 300):
+def running_app(extra_env: dict | None = None, *, workers: int = 2, threads: int = 512):
     """Yield (server, env, double) for a fresh database (PostgreSQL if BENCH_DATABASE_URL is set)."""
     double = LiveKitTwirpDouble().start()
     tmp = Path(tempfile.mkdtemp(prefix="wt-bench-"))
@@ -65,5 +65,79 @@ def running_app(extra_env: dict | None = None, *, workers: int = 2, threads: int
         double.stop()
 
 
+def add_agents(env: dict, accounts: list[tuple[str, str]]) -> None:
+    """Create agent accounts directly in the benchmark's database (one CLI process per agent
+    would dominate the set-up time of a 500-agent run)."""
+    app = create_app({k: v for k, v in env.items() if k != "PATH"})
+    services = app.extensions["wt"]
+    try:
+        for agent_id, password in accounts:
+            services.agents.add(agent_id, agent_id.title(), password)
+    finally:
+        services.close()
+
+
 def add_agent(env: dict, agent_id: str, password: str) -> None:
     flask_cli(env, "agents", "add", agent_id, "--name", agent_id.title(), "--password", password)
+
+
+class IdleStreams:
+    """Many connected-but-idle agents, as a floor full of dashboards would be.
+
+    One selector thread holds every SSE connection and discards what arrives, so the benchmark
+    client itself does not become the bottleneck it is trying to measure on the server."""
+
+    def __init__(self, url: str, cookies: list[str]):
+        import selectors
+        import socket
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self._selector = selectors.DefaultSelector()
+        self.ready = 0
+        self._stop = threading.Event()
+        self._socks = []
+        for cookie in cookies:
+            sock = socket.create_connection((parts.hostname, parts.port))
+            sock.sendall(
+                f"GET /api/events HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n"
+                f"Cookie: wt_session={cookie}\r\n\r\n".encode()
+            )
+            sock.setblocking(False)
+            self._selector.register(sock, selectors.EVENT_READ, data={"seen_ready": False})
+            self._socks.append(sock)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for key, _mask in self._selector.select(timeout=0.2):
+                chunk = key.fileobj.recv(65536)
+                if not key.data["seen_ready"] and b"event: ready" in chunk:
+                    key.data["seen_ready"] = True
+                    self.ready += 1
+                if not chunk:
+                    self._selector.unregister(key.fileobj)
+
+    def wait_ready(self, timeout: float = 60.0) -> int:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.ready < len(self._socks) and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting on the selector thread's progress
+        return self.ready
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self._socks:
+            sock.close()
+
+
+def login_cookie(url: str, agent_id: str, password: str) -> str:
+    import requests
+
+    session = requests.Session()
+    session.post(f"{url}/api/login", json={"agent_id": agent_id, "password": password}, timeout=10).raise_for_status()
+    return session.cookies["wt_session"]

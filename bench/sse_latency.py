@@ -16,7 +16,7 @@ import time
 
 import requests
 
-from bench.common import add_agent, describe, percentile, running_app
+from bench.common import IdleStreams, add_agent, add_agents, describe, login_cookie, percentile, running_app
 from tests.support import SSEReader
 
 
@@ -48,19 +48,16 @@ def main() -> None:
     args = parser.parse_args()
 
     with running_app() as (server, env, _double):
-        add_agent(env, "alice", "alice-password")
-        add_agent(env, "bob", "bob-password-1")
-        for i in range(args.idle):
-            add_agent(env, f"idle{i}", "idle-password")
+        add_agent(env, "alice", "alice-password")  # through the operator CLI, as in production
+        add_agents(env, [("bob", "bob-password-1")] + [(f"idle{i}", "idle-password") for i in range(args.idle)])
         a = Agent(server.url, "alice", "alice-password")
         call = requests.post(f"{server.url}/api/create-call", json={"customer_name": "Bench Caller"}, timeout=10).json()
         b = Agent(server.url, "bob", "bob-password-1")
         poller = Agent(server.url, "bob", "bob-password-1")
         a.post("/api/token", {"session_id": call["session_id"]})
 
-        idle_streams = [Agent(server.url, f"idle{i}", "idle-password").stream() for i in range(args.idle)]
-        for s in idle_streams:
-            s.wait_for("ready", timeout=30)
+        idle = IdleStreams(server.url, [login_cookie(server.url, f"idle{i}", "idle-password") for i in range(args.idle)])
+        connected = idle.wait_ready()
         stream = b.stream()
         start_id = int(stream.wait_for("ready", timeout=10)["id"])
 
@@ -105,7 +102,8 @@ def main() -> None:
 
         sse = [r - s for s, r in zip(sent, sse_got)]
         polled = [r - s for s, r in zip(sent, poll_got)]
-        print(f"server: gunicorn gthread, 2 workers; db: {env['DATABASE_URL'].split(':')[0]}; idle SSE subscribers: {args.idle}")
+        idle.close()
+        print(f"server: gunicorn gthread, 2 workers; db: {env['DATABASE_URL'].split(':')[0]}; idle SSE subscribers: {connected} of {args.idle}")
         print(describe("SSE push (this design)", sse))
         print(describe(f"polling every {args.poll_interval:g}s (original)", polled))
         print(f"p50 ratio polling/SSE: {percentile(polled, 50) / percentile(sse, 50):.0f}x   p99 ratio: {percentile(polled, 99) / percentile(sse, 99):.0f}x")

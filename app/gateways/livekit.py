@@ -16,11 +16,13 @@ import json
 import logging
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 import aiohttp
+from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api as lk
 from livekit.protocol import models as lk_models
 from livekit.protocol import room as room_proto
@@ -29,6 +31,7 @@ from app.errors import LiveKitFailed, LiveKitUnavailable
 
 log = logging.getLogger(__name__)
 
+DEV_SECRET = "secret"
 CALL_ROOM_PREFIX = "call_"
 TRANSFER_ROOM_PREFIX = "transfer_"
 
@@ -108,6 +111,10 @@ class LiveKitGateway:
         self.empty_timeout_s = empty_timeout_s
         self._api_factory = api_factory or self._default_api
         self._runner = _LoopThread()
+        if api_secret == DEV_SECRET:
+            # `livekit-server --dev` only accepts its short built-in secret; PyJWT would warn on
+            # every token. Production refuses this secret outright (app.config).
+            warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
     @classmethod
     def from_config(cls, settings, api_factory: Callable[[], Any] | None = None) -> "LiveKitGateway":

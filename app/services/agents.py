@@ -18,7 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.db import Database
 from app.errors import Conflict, NotAuthenticated, ValidationFailed
-from app.events import newest_event_id
+from app.events import emit, newest_event_id
 from app.models import Agent, AgentSession, utcnow
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -45,6 +45,12 @@ class AuthContext:
     session_id: str
     csrf_token: str
     first_event_id: int
+    expires_at: datetime
+
+    @property
+    def session_ref(self) -> str:
+        """A public handle for this session (events name it; the id itself stays secret)."""
+        return self.session_id[:16]
 
     def csrf_ok(self, header_value: str | None) -> bool:
         return bool(header_value) and hmac.compare_digest(header_value, self.csrf_token)
@@ -123,17 +129,14 @@ class AgentService:
         session, name = row
         if session.revoked_at is not None or session.expires_at <= utcnow():
             return None
-        return AuthContext(session.agent_id, name, session.id, session.csrf_token, session.first_event_id)
-
-    def is_session_live(self, session_id: str) -> bool:
-        with self.db.reading() as s:
-            row = s.get(AgentSession, session_id)
-            return row is not None and row.revoked_at is None and row.expires_at > utcnow()
+        return AuthContext(session.agent_id, name, session.id, session.csrf_token, session.first_event_id, session.expires_at)
 
     def logout(self, auth: AuthContext) -> None:
         with self.db.transaction() as s:
             now = utcnow()
             s.execute(update(AgentSession).where(AgentSession.id == auth.session_id).values(revoked_at=now))
+            # Open SSE streams of this session end when they see this (no per-stream DB polling).
+            emit(s, "session_ended", {"session_ref": auth.session_ref, "reason": "logged_out"}, audiences=[auth.agent_id], call_id=None)
             if not self._has_live_session(s, auth.agent_id, now):
                 s.execute(update(Agent).where(Agent.id == auth.agent_id).values(presence="offline"))
 
