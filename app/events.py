@@ -25,7 +25,8 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, or_, select
+import psycopg
+from sqlalchemy import func, make_url, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.db import Database
@@ -54,6 +55,7 @@ EVENT_TYPES = frozenset(
 )
 
 GAP_PATIENCE_S = 15.0
+NOTIFY_CHANNEL = "wt_events"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,10 @@ def emit(session: Session, type_: str, payload: dict, *, audiences: Iterable[str
     if not session.info.get("wt_poke_registered"):
         session.info["wt_poke_registered"] = True
         sa_event.listen(session, "after_commit", lambda _s: _poke_local(), once=True)
+        if session.get_bind().dialect.name == "postgresql":
+            # Delivered at commit to every worker's dispatcher (LISTEN), so events written by
+            # another process arrive without waiting for the next poll.
+            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 def fetch_for_audience(db: Database, audience: str, after_id: int, limit: int) -> list[Delivered]:
@@ -240,6 +246,7 @@ class Dispatcher:
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
+        listener: psycopg.Connection | None = None
         while not self._stop.is_set():
             try:
                 self._read_new()
@@ -247,8 +254,31 @@ class Dispatcher:
             except Exception:  # the loop must outlive a DB blip; the error is logged, then retried
                 log.exception("event dispatcher iteration failed")
                 self._stop.wait(1.0)
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
+            if self.db.is_postgres:
+                listener = self._wait_for_notify(listener)
+            else:
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+        if listener is not None:
+            listener.close()
+
+    def _wait_for_notify(self, listener: "psycopg.Connection | None") -> "psycopg.Connection | None":
+        """PostgreSQL: sleep until a commit anywhere sends NOTIFY, or the poll interval passes
+        (the poll still catches anything a dropped listener connection missed)."""
+        try:
+            if listener is None or listener.closed:
+                conninfo = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+                listener = psycopg.connect(conninfo, autocommit=True)
+                listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            for _ in listener.notifies(timeout=self.poll_interval, stop_after=1):
+                break
+            return listener
+        except psycopg.Error as err:
+            log.warning("event listener connection failed (%s); polling until it is back", err)
+            if listener is not None:
+                listener.close()
+            self._stop.wait(self.poll_interval)
+            return None
 
     def _read_new(self) -> None:
         with self.db.reading() as s:

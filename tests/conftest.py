@@ -51,6 +51,8 @@ def postgres_url():
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path, postgres_url):
+    if request.param == "postgresql" and postgres_url is None:
+        raise pytest.UsageError("this test needs PostgreSQL: set TEST_DATABASE_URL (make test does)")
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/warm_transfer.db"
     return postgres_url

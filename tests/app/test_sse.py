@@ -1,6 +1,8 @@
 """Server-Sent Events: push delivery, resume with Last-Event-ID, delivery across workers, logout."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.support import AgentClient, SSEReader, start_call, start_transfer
@@ -88,3 +90,24 @@ def test_bad_since_is_rejected(make_agent, bad):
     b = make_agent("bob")
     r = b.get(f"/api/events?since={bad}")
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgres_notify_wakes_other_workers_without_waiting_for_the_poll(make_app, make_agent):
+    """With a 10 s poll interval, only LISTEN/NOTIFY can deliver another worker's event quickly."""
+    app = make_app(EVENT_POLL_INTERVAL_S=10.0)
+    b = AgentClient(app.test_client(), "bob", "pw-bob-123456")
+    app.extensions["wt"].agents.add("bob", "Bob", "pw-bob-123456")
+    b.login()
+    stream = _open(b)
+    stream.wait_for("ready")
+    other = make_app(EVENT_POLL_INTERVAL_S=10.0)
+    other_alice = AgentClient(other.test_client(), "alice", "pw-alice-123456")
+    other.extensions["wt"].agents.add("alice", "Alice", "pw-alice-123456")
+    other_alice.login()
+    call = start_call(other.test_client(), other_alice)
+    started = time.monotonic()
+    t = start_transfer(other_alice, call, "bob")
+    event = stream.wait_for("transfer_requested", timeout=8)
+    assert event["data"]["transfer_id"] == t["id"]
+    assert time.monotonic() - started < 2.0
