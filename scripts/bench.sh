@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run every benchmark and print its figures (nothing here asserts speed).
+# Run every benchmark and print its figures (nothing here asserts speed). Set BENCH_DATABASE_URL
+# to a PostgreSQL database to run the server-side ones against PostgreSQL instead of SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for b in bench/sse_latency.py bench/transfer_latency.py; do
-  echo "== $b"
-  .venv/bin/python "$b"
+for module in bench.sse_latency bench.transfer_latency bench.phone_transfer bench.twilio_voice bench.memory bench.prompt_size; do
+  echo "== $module"
+  .venv/bin/python -m "$module"
+  echo
 done

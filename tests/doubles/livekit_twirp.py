@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import secrets
 import threading
 import time
@@ -215,6 +216,12 @@ class LiveKitTwirpDouble:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                # http.server writes headers and body separately; without TCP_NODELAY, Nagle's
+                # algorithm and the client's delayed ACK add ~40 ms to every keep-alive response.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_POST(self):  # noqa: N802 (http.server naming)
                 prefix = "/twirp/livekit.RoomService/"

@@ -7,6 +7,7 @@ and every request body is recorded for assertions.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -71,6 +72,12 @@ class OpenAICompatibleDouble:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                # http.server writes headers and body separately; without TCP_NODELAY, Nagle's
+                # algorithm and the client's delayed ACK add ~40 ms to every keep-alive response.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
