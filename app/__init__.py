@@ -55,6 +55,9 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     from app.twilio_webhooks import bp as twilio_bp
 
     app.register_blueprint(twilio_bp)
+    from app.pages import bp as pages_bp
+
+    app.register_blueprint(pages_bp)
 
     @app.before_request
     def _start_dispatcher():

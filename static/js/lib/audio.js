@@ -1,0 +1,348 @@
+// One LiveKit room at a time, with the microphone, remote audio playback, a level meter and
+// WebRTC statistics. Pages decide *which* room (from the API); this module only gets them there
+// and says clearly what went wrong when it cannot (microphone denied, no device, LiveKit down).
+
+import {
+  ConnectionError,
+  ConnectionErrorReason,
+  DisconnectReason,
+  MediaDeviceFailure,
+  Room,
+  RoomEvent,
+  Track,
+  createAudioAnalyser,
+  setLogLevel,
+} from '../../vendor/livekit-client/livekit-client.esm.js';
+
+setLogLevel('warn');
+
+// livekit-client's connect() and publish can wait indefinitely when the room is deleted while
+// they run (a transfer cancelled as Agent B joins). Pages serialise room changes, so one stuck
+// promise would freeze them: every LiveKit step is bounded.
+const CONNECT_TIMEOUT_MS = 15000;
+const PUBLISH_TIMEOUT_MS = 10000;
+const LEAVE_TIMEOUT_MS = 5000;
+
+/**
+ * A promise that rejects when `room` disconnects (after `graceMs`), to race a step against;
+ * `cancel()` removes the listener once the step is over (mute toggles must not pile them up).
+ */
+function untilGone(room, graceMs = 0) {
+  let onGone;
+  const promise = new Promise((_, reject) => {
+    onGone = () => setTimeout(() => reject(new DOMException('the room disconnected', 'RoomGone')), graceMs);
+    room.once(RoomEvent.Disconnected, onGone);
+  });
+  promise.catch(() => undefined); // only ever raced: losing the race is not an error
+  return { promise, cancel: () => room.off(RoomEvent.Disconnected, onGone) };
+}
+
+/** Resolve with `promise`'s outcome, or reject with a TimeoutError after `ms`. */
+function bounded(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new DOMException(`${what} took longer than ${ms / 1000} s`, 'TimeoutError')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** What a participant is in our rooms, from the token attributes the app sets (wt_role). */
+export function roleOf(participant) {
+  const role = participant.attributes?.wt_role;
+  if (role) return role === 'customer' ? 'customer' : 'agent';
+  return participant.identity.startsWith('customer-') ? 'customer' : 'agent';
+}
+
+function describeConnectError(err, url) {
+  if (err?.name === 'RoomGone') {
+    return { kind: 'dropped', message: 'The audio room closed while joining it.' };
+  }
+  if (err instanceof ConnectionError) {
+    if (err.reason === ConnectionErrorReason.NotAllowed) {
+      return { kind: 'rejected', message: 'The audio server refused this session (the access token was not accepted). Retry to get a fresh one.' };
+    }
+    if (err.reason === ConnectionErrorReason.Cancelled) {
+      return { kind: 'cancelled', message: 'Connecting to the audio server was cancelled.' };
+    }
+  }
+  return {
+    kind: 'unreachable',
+    message: `The audio server (${url}) cannot be reached, so there is no audio. Check the network; retrying.`,
+  };
+}
+
+function describeMicError(err) {
+  switch (MediaDeviceFailure.getFailure(err)) {
+    case MediaDeviceFailure.PermissionDenied:
+      return { kind: 'mic-denied', message: 'Microphone access is blocked. Allow the microphone for this site (the icon in the address bar), then press Retry microphone. You can still hear the call.' };
+    case MediaDeviceFailure.NotFound:
+      return { kind: 'mic-missing', message: 'No microphone was found. Connect a headset or microphone, then press Retry microphone.' };
+    case MediaDeviceFailure.DeviceInUse:
+      return { kind: 'mic-busy', message: 'The microphone is in use by another application. Close it, then press Retry microphone.' };
+    default:
+      return { kind: 'mic-other', message: `The microphone could not be started (${err?.message || err}). Press Retry microphone.` };
+  }
+}
+
+export class CallAudio extends EventTarget {
+  /** @param {HTMLElement} container  where the <audio> elements for remote tracks are put */
+  constructor(container) {
+    super();
+    this.container = container;
+    this.room = null;
+    this.roomName = null;
+    this.state = 'idle'; // idle | connecting | connected | reconnecting | failed | disconnected
+    this.problem = null; // {kind, message} when the room connection failed
+    this.micProblem = null; // {kind, message} when the microphone failed
+    this.muted = false;
+    this.canPlay = true;
+    this.lastDisconnect = null; // DisconnectReason name of the last unexpected disconnect
+    this._queue = Promise.resolve();
+    this._leaving = new WeakSet();
+  }
+
+  _changed() {
+    this.dispatchEvent(new Event('change'));
+  }
+
+  /** Run room operations one after another: a join never races a leave. */
+  _serial(fn) {
+    const run = this._queue.then(fn, fn);
+    // The chain only orders operations; each caller still gets its own result or error.
+    this._queue = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  get connected() {
+    return this.state === 'connected' || this.state === 'reconnecting';
+  }
+
+  /** Connect to `roomName` (no-op when already there). Resolves true when connected. */
+  join(url, token, roomName) {
+    return this._serial(() => this._join(url, token, roomName));
+  }
+
+  leave() {
+    return this._serial(() => this._leave());
+  }
+
+  async _join(url, token, roomName) {
+    if (this.room && this.roomName === roomName && this.connected) return true;
+    // The last failure stays on screen while we try again; success clears it.
+    await this._leave({ keepProblem: true });
+    const room = new Room({
+      adaptiveStream: false,
+      dynacast: false,
+      disconnectOnPageLeave: true,
+      audioCaptureDefaults: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    this.room = room;
+    this.roomName = roomName;
+    this.state = 'connecting';
+    this.lastDisconnect = null;
+    this._wire(room);
+    this._changed();
+    // A failing connect() also disconnects, then rejects with the real cause: give it a moment
+    // to do so; if it never settles (the room was deleted under it), `gone` wins.
+    const gone = untilGone(room, 1000);
+    try {
+      await bounded(Promise.race([room.connect(url, token, { autoSubscribe: true }), gone.promise]), CONNECT_TIMEOUT_MS, 'Connecting to the audio server');
+    } catch (err) {
+      console.warn('LiveKit connect failed', err);
+      if (this.room === room) {
+        this.room = null;
+        this.state = 'failed';
+        this.problem = describeConnectError(err, url);
+        this._leaving.add(room);
+        room.disconnect().catch((e) => console.warn('disconnect after a failed connect', e));
+        this._changed();
+      }
+      return false;
+    } finally {
+      gone.cancel();
+    }
+    if (this.room !== room) return false;
+    this.state = 'connected';
+    this.problem = null;
+    this.canPlay = room.canPlaybackAudio;
+    await this._publishMic();
+    this._changed();
+    return this.room === room;
+  }
+
+  async _leave({ keepProblem = false } = {}) {
+    const room = this.room;
+    this.room = null;
+    this.roomName = null;
+    this.micProblem = null;
+    if (!keepProblem) this.problem = null;
+    this.state = 'idle';
+    if (room) {
+      this._leaving.add(room);
+      await bounded(room.disconnect(), LEAVE_TIMEOUT_MS, 'Leaving the audio room').catch((err) => console.warn('leaving the room', err));
+    }
+    this.container.replaceChildren();
+    this._changed();
+  }
+
+  async _publishMic() {
+    const room = this.room;
+    if (!room) return;
+    try {
+      const gone = untilGone(room);
+      const publish = room.localParticipant.setMicrophoneEnabled(!this.muted);
+      await bounded(Promise.race([publish, gone.promise]), PUBLISH_TIMEOUT_MS, 'Starting the microphone').finally(gone.cancel);
+      this.micProblem = null;
+    } catch (err) {
+      console.warn('microphone failed', err);
+      if (this.room !== room) return; // the room went away meanwhile: not a microphone problem
+      this.micProblem = describeMicError(err);
+    }
+    this._changed();
+  }
+
+  retryMicrophone() {
+    return this._serial(() => this._publishMic());
+  }
+
+  setMuted(muted) {
+    this.muted = muted;
+    return this._serial(() => this._publishMic());
+  }
+
+  async startAudio() {
+    if (!this.room) return;
+    await this.room.startAudio();
+    this.canPlay = this.room.canPlaybackAudio;
+    this._changed();
+  }
+
+  _wire(room) {
+    const mine = (fn) => (...args) => { if (this.room === room) fn(...args); };
+    room.on(RoomEvent.TrackSubscribed, mine((track, _pub, participant) => {
+      if (track.kind !== Track.Kind.Audio) return;
+      const el = track.attach();
+      el.dataset.identity = participant.identity;
+      this.container.append(el);
+      this._changed();
+    }));
+    room.on(RoomEvent.TrackUnsubscribed, mine((track) => {
+      for (const el of track.detach()) el.remove();
+      this._changed();
+    }));
+    for (const name of [RoomEvent.ParticipantConnected, RoomEvent.ParticipantDisconnected,
+      RoomEvent.ParticipantAttributesChanged, RoomEvent.TrackMuted, RoomEvent.TrackUnmuted]) {
+      room.on(name, mine(() => this._changed()));
+    }
+    room.on(RoomEvent.Reconnecting, mine(() => { this.state = 'reconnecting'; this._changed(); }));
+    room.on(RoomEvent.Reconnected, mine(() => { this.state = 'connected'; this._changed(); }));
+    room.on(RoomEvent.AudioPlaybackStatusChanged, mine(() => { this.canPlay = room.canPlaybackAudio; this._changed(); }));
+    room.on(RoomEvent.MediaDevicesError, mine((err) => { this.micProblem = describeMicError(err); this._changed(); }));
+    room.on(RoomEvent.Disconnected, (reason) => {
+      // While connecting, _join reports the failure (with its cause) instead.
+      if (this._leaving.has(room) || this.room !== room || this.state === 'connecting') return;
+      this.room = null;
+      this.state = 'disconnected';
+      this.lastDisconnect = DisconnectReason[reason] ?? 'UNKNOWN_REASON';
+      this.container.replaceChildren();
+      this._changed();
+      this.dispatchEvent(new CustomEvent('disconnected', { detail: { reason: this.lastDisconnect, roomName: this.roomName } }));
+    });
+  }
+
+  /** Remote participants as plain data: [{identity, name, role, audio}] */
+  remotes() {
+    if (!this.room) return [];
+    return [...this.room.remoteParticipants.values()].map((p) => ({
+      identity: p.identity,
+      name: p.name || p.identity,
+      role: roleOf(p),
+      audio: [...p.audioTrackPublications.values()].some((pub) => pub.isSubscribed && !pub.isMuted),
+    }));
+  }
+
+  /** The subscribed audio track of the first remote participant with this role, if any. */
+  remoteAudioTrack(role) {
+    if (!this.room) return null;
+    for (const p of this.room.remoteParticipants.values()) {
+      if (roleOf(p) !== role) continue;
+      for (const pub of p.audioTrackPublications.values()) {
+        if (pub.track) return pub.track;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * WebRTC statistics of this session, for diagnostics and the browser tests:
+   * {room, state, sent: {bytesSent}, received: [{identity, trackSid, role, muted, bytesReceived, packetsReceived, totalAudioEnergy}]}
+   */
+  async stats() {
+    const room = this.room;
+    const out = { room: this.roomName, state: this.state, sent: null, received: [] };
+    if (!room) return out;
+    for (const pub of room.localParticipant.audioTrackPublications.values()) {
+      const sender = pub.track?.sender;
+      if (!sender) continue;
+      const report = await sender.getStats();
+      let bytesSent = 0;
+      report.forEach((s) => { if (s.type === 'outbound-rtp') bytesSent += s.bytesSent || 0; });
+      out.sent = { bytesSent, muted: pub.isMuted };
+    }
+    for (const p of room.remoteParticipants.values()) {
+      for (const pub of p.audioTrackPublications.values()) {
+        if (!pub.track) continue;
+        const s = await pub.track.getReceiverStats();
+        out.received.push({
+          identity: p.identity,
+          trackSid: pub.trackSid,
+          role: roleOf(p),
+          muted: pub.isMuted,
+          bytesReceived: s?.bytesReceived ?? 0,
+          packetsReceived: s?.packetsReceived ?? 0,
+          totalAudioEnergy: s?.totalAudioEnergy ?? 0,
+        });
+      }
+    }
+    return out;
+  }
+}
+
+/** A <meter> that follows the live level of one remote role's audio (e.g. the customer). */
+export class LevelMeter {
+  constructor(meterEl, audio, role) {
+    this.meterEl = meterEl;
+    this.audio = audio;
+    this.role = role;
+    this.track = null;
+    this.analyser = null;
+    this.handle = setInterval(() => this._tick(), 120);
+  }
+
+  _tick() {
+    const track = this.audio.remoteAudioTrack(this.role);
+    if (track !== this.track) {
+      this._release();
+      this.track = track;
+      if (track) this.analyser = createAudioAnalyser(track, { smoothingTimeConstant: 0.5 });
+    }
+    const level = this.analyser ? this.analyser.calculateVolume() : 0;
+    this.meterEl.value = Math.min(1, level);
+    this.meterEl.dataset.level = level.toFixed(3);
+  }
+
+  _release() {
+    if (this.analyser) {
+      this.analyser.cleanup().catch((err) => console.warn('audio analyser cleanup failed', err));
+    }
+    this.analyser = null;
+    this.track = null;
+  }
+
+  /** Browsers start audio contexts suspended until a click; call from a click handler. */
+  resume() {
+    const ctx = this.analyser?.analyser?.context;
+    if (ctx && ctx.state === 'suspended') return ctx.resume();
+    return Promise.resolve();
+  }
+}

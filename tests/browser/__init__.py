@@ -1,0 +1,1 @@
+"""Browser tests (marker `browser`): Playwright driving Debian's Chromium through the dashboards."""
