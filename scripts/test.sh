@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
+# Test-only JavaScript (axe-core for the accessibility checks), pinned by package-lock.json.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --ignore-scripts --no-audit --no-fund >/dev/null
+fi
 if [[ -z "${TEST_DATABASE_URL:-}" ]]; then
   TEST_DATABASE_URL=$(scripts/test-postgres.sh)
   export TEST_DATABASE_URL
