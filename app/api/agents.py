@@ -36,8 +36,16 @@ def logout():
 @agent_required
 def me():
     auth = require_agent()
-    agent = services().agents.get(auth.agent_id)
-    return jsonify(agent=dict(agent_dict(agent), active_call_id=agent.active_call_id), csrf_token=auth.csrf_token)
+    agents = services().agents
+    agent = agents.get(auth.agent_id)
+    return jsonify(
+        agent=dict(agent_dict(agent), active_call_id=agent.active_call_id),
+        csrf_token=auth.csrf_token,
+        # Where a restored dashboard picks up: start the event stream/poll from here, and show
+        # any transfer already ringing for this agent.
+        last_event_id=agents.newest_event_id(),
+        pending_transfers=agents.pending_transfers(auth.agent_id),
+    )
 
 
 @bp.post("/presence")

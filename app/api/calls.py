@@ -39,6 +39,21 @@ def create_call():
     )
 
 
+@bp.get("/calls/<session_id>/status")
+def customer_call_status(session_id: str):
+    """The web customer's view of their own call (X-Customer-Key): what the page should show."""
+    svc = services()
+    call = svc.calls.customer_call(session_id, customer_key())
+    agent = svc.agents.get(call.agent_id) if call.agent_id else None
+    return jsonify(
+        session_id=call.id,
+        status=call.status,
+        agent_name=agent.name if agent else None,
+        on_hold=call.status == "on_hold",
+        end_reason=call.end_reason,
+    )
+
+
 @bp.post("/add-context")
 @agent_required
 def add_context():

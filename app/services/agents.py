@@ -19,7 +19,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.db import Database
 from app.errors import Conflict, NotAuthenticated, ValidationFailed
 from app.events import emit, newest_event_id
-from app.models import Agent, AgentSession, utcnow
+from app.models import Agent, AgentSession, Call, Summary, Transfer, utcnow
+from app.serializers import summary_dict
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -86,6 +87,35 @@ class AgentService:
     def get(self, agent_id: str) -> Agent | None:
         with self.db.reading() as s:
             return s.get(Agent, agent_id)
+
+    def pending_transfers(self, agent_id: str) -> list[dict]:
+        """Transfers ringing for this agent right now: what a refreshed dashboard must show."""
+        with self.db.reading() as s:
+            rows = s.execute(
+                select(Transfer, Call.customer_name, Agent.name, Summary)
+                .join(Call, Call.id == Transfer.call_id)
+                .join(Agent, Agent.id == Transfer.from_agent_id)
+                .outerjoin(Summary, Summary.id == Transfer.summary_id)
+                .where(Transfer.to_agent_id == agent_id, Transfer.status.in_(["pending", "ringing"]))
+                .order_by(Transfer.requested_at)
+            ).all()
+            return [
+                {
+                    "transfer_id": t.id,
+                    "session_id": t.call_id,
+                    "transfer_room": t.transfer_room,
+                    "customer_name": customer_name,
+                    "from_agent_id": t.from_agent_id,
+                    "from_agent_name": from_name,
+                    "requested_at": t.requested_at.isoformat(),
+                    "summary": summary_dict(summary),
+                }
+                for t, customer_name, from_name, summary in rows
+            ]
+
+    def newest_event_id(self) -> int:
+        with self.db.reading() as s:
+            return newest_event_id(s)
 
     def count(self) -> int:
         with self.db.reading() as s:

@@ -155,3 +155,30 @@ def test_health_is_503_when_the_database_is_down(config, tmp_path):
         assert r.status_code == 503 and r.json["status"] == "degraded" and r.json["db"]["status"] == "unavailable"
     finally:
         app.extensions["wt"].close()
+
+
+def test_customer_sees_their_call_status(client, make_agent):
+    a, b = make_agent("alice", "Alice Agent"), make_agent("bob")
+    call = start_call(client, a)
+    sid, key = call["session_id"], call["customer_key"]
+    r = client.get(f"/api/calls/{sid}/status", headers={"X-Customer-Key": key})
+    assert r.status_code == 200 and r.json == {"session_id": sid, "status": "active", "agent_name": "Alice Agent", "on_hold": False, "end_reason": None}
+    t = a.post("/api/initiate-transfer", {"session_id": sid, "to_agent_id": "bob"}).json["transfer"]
+    assert client.get(f"/api/calls/{sid}/status", headers={"X-Customer-Key": key}).json["on_hold"] is True
+    assert client.get(f"/api/calls/{sid}/status", headers={"X-Customer-Key": "wrong"}).status_code == 403
+    assert client.get(f"/api/calls/{sid}/status").status_code == 403
+    assert b.get("/api/me").json["pending_transfers"][0]["transfer_id"] == t["id"]
+
+
+def test_me_tells_a_refreshed_dashboard_where_to_resume(client, make_agent):
+    a, b = make_agent("alice"), make_agent("bob")
+    call = start_call(client, a)
+    t = a.post("/api/initiate-transfer", {"session_id": call["session_id"], "to_agent_id": "bob"}).json["transfer"]
+    me = b.get("/api/me").json
+    pending = me["pending_transfers"]
+    assert [p["transfer_id"] for p in pending] == [t["id"]]
+    assert pending[0]["customer_name"] == "Jane Doe" and pending[0]["from_agent_id"] == "alice" and pending[0]["summary"]["text"]
+    assert me["last_event_id"] >= max(n["id"] for n in b.notifications())
+    assert a.get("/api/me").json["pending_transfers"] == []
+    b.post("/api/accept-transfer", {"transfer_id": t["id"]})
+    assert b.get("/api/me").json["pending_transfers"] == []
