@@ -58,6 +58,9 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     from app.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
+    from app.livekit_webhooks import bp as livekit_bp
+
+    app.register_blueprint(livekit_bp)
 
     @app.before_request
     def _start_dispatcher():

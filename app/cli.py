@@ -1,4 +1,5 @@
-"""Operator commands: `flask --app app init-db | agents add | agents list | agents demo`."""
+"""Operator commands: `flask --app app init-db | agents add | agents list | agents demo |
+livekit provision-sip | summarize FILE`."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.db import migrate
-from app.errors import AppError
+from app.errors import AppError, ConfigError
+from app.gateways.livekit_sip import SipProvisioner
 from app.summaries.base import ContextLine, SummaryInput
 from app.summaries.redact import redact
 
@@ -60,6 +62,31 @@ def register_cli(app: Flask) -> None:
         }
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
 
+    livekit = AppGroup("livekit", help="Set up LiveKit for this app.")
+    app.cli.add_command(livekit)
+
+    @livekit.command("provision-sip")
+    @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+    def provision_sip(dry_run):
+        """Create or update the LiveKit SIP inbound trunk and callee dispatch rule (idempotent)."""
+        svc = _services()
+        try:
+            provisioner = SipProvisioner.from_config(svc.settings, svc.livekit)
+            plan = provisioner.plan()
+            for line in plan.lines():
+                click.echo(("would " if dry_run and not line.startswith(("no change", "warning")) else "") + line)
+            if dry_run:
+                click.echo("Dry run: nothing was changed." if plan.changes_anything else "Dry run: LiveKit is already provisioned; no change.")
+                return
+            if not plan.changes_anything:
+                click.echo("LiveKit is already provisioned; no change.")
+            done = provisioner.apply(plan)
+        except (AppError, ConfigError) as err:
+            raise click.ClickException(getattr(err, "message", str(err))) from err
+        click.echo(f"Inbound trunk: {done.trunk_id}\nDispatch rule: {done.rule_id}")
+        for line in twilio_instructions(svc.settings):
+            click.echo(line)
+
     agents = AppGroup("agents", help="Manage agent accounts.")
     app.cli.add_command(agents)
 
@@ -97,3 +124,19 @@ def register_cli(app: Flask) -> None:
             password = secrets.token_urlsafe(9)
             svc.agents.add(agent_id, name, password)
             click.echo(f"  {agent_id}  password: {password}")
+
+
+def twilio_instructions(settings) -> list[str]:
+    """What the operator sets on the Twilio side once LiveKit SIP is provisioned."""
+    base = settings.PUBLIC_BASE_URL.rstrip("/") if settings.PUBLIC_BASE_URL else "<PUBLIC_BASE_URL>"
+    host = settings.LIVEKIT_SIP_HOST or "<LIVEKIT_SIP_HOST>"
+    return [
+        "",
+        "Twilio (Console > Phone Numbers > your number > Voice configuration):",
+        f"  A call comes in:   Webhook  {base}/twilio/voice  (HTTP POST)",
+        f"  Call status changes:        {base}/twilio/status  (HTTP POST)",
+        "Nothing else on Twilio: the app's TwiML dials LiveKit itself, as",
+        f"  <Dial><Sip username=LIVEKIT_SIP_USERNAME password=…>sip:call_<id>@{host};transport=tcp?X-WT-Call=…&X-WT-Role=…</Sip></Dial>",
+        f"so {host} (TCP) and LiveKit SIP's RTP ports must be reachable from Twilio's signalling and media IP ranges.",
+        f"LiveKit webhooks: point livekit-server's `webhook.urls` at {base}/livekit/webhook (signed with `webhook.api_key` = LIVEKIT_API_KEY).",
+    ]

@@ -70,6 +70,10 @@ class Settings:
     LIVEKIT_SIP_HOST: str = ""
     LIVEKIT_SIP_USERNAME: str = ""
     LIVEKIT_SIP_PASSWORD: str = ""
+    # A web customer whose browser left the room (a page refresh, a network blip) has this
+    # long to come back before the call ends as "customer left". A SIP caller never gets it:
+    # their leg ending means they hung up.
+    CUSTOMER_RECONNECT_GRACE_S: int = 30
 
     # Summaries
     LLM_PROVIDER: str = "auto"
@@ -183,6 +187,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("In production LIVEKIT_API_SECRET must be a real secret of at least 32 characters")
     if not 5 <= s.TRANSFER_RING_TIMEOUT_S <= 600:
         raise ConfigError("TRANSFER_RING_TIMEOUT_S must be between 5 and 600 seconds (Twilio's limit)")
+    if not 0 <= s.CUSTOMER_RECONNECT_GRACE_S <= 600:
+        raise ConfigError("CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
     if not 0 < s.TWILIO_TIMEOUT_S <= 60:
         raise ConfigError("TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
     for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT"):

@@ -43,6 +43,12 @@ class NotAuthenticated(AppError):
     status, code = 401, "not_authenticated"
 
 
+class InvalidWebhook(NotAuthenticated):
+    """A LiveKit webhook whose signature, token or body hash does not check out."""
+
+    code = "invalid_webhook_signature"
+
+
 class Forbidden(AppError):
     status, code = 403, "forbidden"
 

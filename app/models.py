@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -95,8 +96,20 @@ class Call(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_reason: Mapped[str | None] = mapped_column(String(64))
+    # The customer's presence in the room, as LiveKit's webhooks report it. `customer_sid` and
+    # `customer_since_ms` identify the customer's newest LiveKit session, so a late "left" for
+    # an older session (a web customer who refreshed) changes nothing. `customer_left_at` is
+    # set while the newest session is gone; a web customer's call ends once it is older than
+    # CUSTOMER_RECONNECT_GRACE_S.
+    customer_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    customer_sid: Mapped[str | None] = mapped_column(String(64))
+    customer_since_ms: Mapped[int | None] = mapped_column(BigInteger)
+    customer_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_calls_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_calls_status_created", "status", "created_at"),
+        Index("ix_calls_customer_left", "customer_left_at"),
+    )
 
 
 class ContextEntry(Base):
@@ -156,6 +169,9 @@ class Transfer(Base):
     leg_status: Mapped[str | None] = mapped_column(String(16))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the customer was handed to Agent B (complete, or Agent A leaving mid-briefing)...
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # ...and when LiveKit reported Agent B actually in the customer's room (time to human).
     bridged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -186,6 +202,18 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_events_audience_id", "audience", "id"),)
+
+
+class LiveKitWebhookEvent(Base):
+    """LiveKit webhook deliveries already applied, by LiveKit's event id: a retried or replayed
+    delivery is recognised and skipped. Rows are pruned after WEBHOOK_EVENT_RETENTION (the
+    signed token of a delivery is only valid for minutes, so an older replay is refused anyway)."""
+
+    __tablename__ = "livekit_webhook_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class RateLimitWindow(Base):

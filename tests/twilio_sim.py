@@ -17,8 +17,10 @@ Time is the test's: status callbacks are queued in `pending` as calls progress a
 `deliver()` (optionally reversed, or again), so duplicate and out-of-order delivery are explicit.
 
 SIP legs go through a `SipLegs` hook. The default only records them; the live rig replaces it
-with one that places a real SIP INVITE (URI, X- headers, digest credentials) to LiveKit SIP and
-reports how it ended, without changing anything else here.
+(`tests/live/sip_legs.py`) with one that places a real SIP INVITE (URI, X- headers, digest
+credentials) to LiveKit SIP and reports how it ended, without changing anything else here.
+Because the live rig drives the simulator from several threads at once, every entry point runs
+under one re-entrant lock (`synchronized`).
 
 Layout: this module (posting webhooks, running TwiML, status callbacks), `twilio_sim_calls`
 (`SimCall`, `SipLeg`, the `SipLegs` hook) and `twilio_sim_rest` (the REST half, mixed in).
@@ -26,6 +28,7 @@ Layout: this module (posting webhooks, running TwiML, status callbacks), `twilio
 from __future__ import annotations
 
 import json
+import threading
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass
@@ -33,7 +36,7 @@ from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from tests.twilio_sim_calls import FINAL, RecordingSipLegs, SimCall, SipLeg, SipLegs, Step, _now, new_sid
+from tests.twilio_sim_calls import FINAL, RecordingSipLegs, SimCall, SipLeg, SipLegs, Step, _now, new_sid, synchronized
 from tests.twilio_sim_rest import API, RestRequest, TwilioRest
 
 __all__ = ["API", "FINAL", "RecordingSipLegs", "RestRequest", "SimCall", "SipLeg", "SipLegs", "Step", "TwilioSim", "new_sid"]
@@ -55,6 +58,7 @@ class TwilioSim(TwilioRest):
         self.voice_url = voice_url
         self.status_url = status_url
         self.sip_legs = sip_legs or RecordingSipLegs()
+        self.lock = threading.RLock()  # see `synchronized`
         self.calls: dict[str, SimCall] = {}
         self.outbound: list[SimCall] = []
         self.rest: list[RestRequest] = []
@@ -110,6 +114,7 @@ class TwilioSim(TwilioRest):
         return response
 
     # -- inbound calls -----------------------------------------------------------------------------
+    @synchronized
     def call_in(self, from_: str = "+14155550123", *, digits: tuple = ()) -> SimCall:
         """A caller dials the number: Twilio requests the voice URL and runs what it gets."""
         call = SimCall(self, new_sid("CA"), "inbound", from_, self.number, status="ringing")
@@ -215,6 +220,7 @@ class TwilioSim(TwilioRest):
             call.sip = None
         self._progress(call, status, extra)
 
+    @synchronized
     def deliver(self, *, reverse: bool = False) -> list[Delivered]:
         """Post every queued status callback (in order, or reversed) and clear the queue."""
         batch, self.pending = list(self.pending), []
@@ -224,6 +230,7 @@ class TwilioSim(TwilioRest):
             self.delivered.append(Delivered(url, params, response.status_code))
         return self.delivered[-len(batch):] if batch else []
 
+    @synchronized
     def redeliver(self, items: list[Delivered]) -> None:
         """Twilio retries: the same callbacks again."""
         for item in items:

@@ -2,6 +2,7 @@
 the `SipLegs` hook that `<Dial><Sip>` goes through. See `tests/twilio_sim.py`."""
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import secrets
@@ -20,6 +21,20 @@ FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 
 def new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
+
+
+def synchronized(method):
+    """Run under the simulator's (re-entrant) lock. The live rig drives one simulator from
+    several threads: the test, the app's webhook threads making REST calls, and far-end
+    hang-ups reported by real SIP legs; each of those steps must see a consistent call."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        lock = self.lock if hasattr(self, "lock") else self.sim.lock
+        with lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -137,12 +152,14 @@ class SimCall:
         return self
 
     # -- the caller / Agent B acting -----------------------------------------------------------
+    @synchronized
     def resume(self):
         """Follow a `<Redirect>` that came after a `<Pause>` (the hold loop)."""
         target, self.parked = self.parked, None
         assert target, "the call is not waiting on a redirect"
         return self.sim._request_and_run(self, target, {})
 
+    @synchronized
     def hang_up(self) -> None:
         """This party hangs up. A bridged caller's `<Dial action>` is requested as Twilio does."""
         assert not self.ended, f"call {self.sid} already {self.status}"
@@ -151,6 +168,7 @@ class SimCall:
         if leg is not None and leg.action:
             self.sim._request(self, leg.action, {"DialCallStatus": "completed", "DialCallSid": new_sid("CA")})
 
+    @synchronized
     def end_dial(self, dial_status: str = "completed"):
         """The far end of the current `<Dial>` hung up (e.g. LiveKit closed the room)."""
         leg = self.sip
@@ -160,10 +178,12 @@ class SimCall:
         return self.sim._dial_finished(self, leg, dial_status)
 
     # -- outbound leg progress (Agent B's phone) -------------------------------------------------
+    @synchronized
     def ring(self) -> "SimCall":
         self.sim._progress(self, "ringing")
         return self
 
+    @synchronized
     def answer(self, answered_by: str | None = "human", *, hang_up_while_listening: bool = False) -> "SimCall":
         """Picked up: the in-progress callback is queued and the answer URL is fetched and run.
         `hang_up_while_listening`: the `<Say>`s are heard, then they hang up before any key."""
@@ -177,12 +197,14 @@ class SimCall:
         self.sim._end(self, "completed")
         return self
 
+    @synchronized
     def finish(self, status: str, **extra) -> "SimCall":
         """Ends unanswered or answered: busy, no-answer, failed (with ErrorCode...), completed."""
         self.sim._end(self, status, extra)
         return self
 
     # -- transcription events -------------------------------------------------------------------
+    @synchronized
     def transcribe(self, text: str, *, track: str = "inbound_track", final: bool = True, sequence: int | None = None, event: str = "transcription-content"):
         assert self.transcription, "the app did not start a transcription on this call"
         params = {

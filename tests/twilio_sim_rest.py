@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 import requests
 
-from tests.twilio_sim_calls import SimCall, new_sid
+from tests.twilio_sim_calls import SimCall, new_sid, synchronized
 
 API = "https://api.twilio.com/2010-04-01"
 
@@ -29,7 +29,7 @@ class RestRequest:
 
 class TwilioRest:
     """REST half of the simulator (needs `account_sid`, `calls`, `outbound`, `rest`, `sip_legs`,
-    `run`, `_end`, `_progress` from `TwilioSim`)."""
+    `lock`, `run`, `_end`, `_progress` from `TwilioSim`)."""
 
     _create_failures: deque
     _update_failures: deque
@@ -63,6 +63,7 @@ class TwilioRest:
         body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
         return status, {"Content-Type": "application/json"}, json.dumps(body)
 
+    @synchronized
     def _create(self, request):
         item = self._record(request)
         if self._create_failures:
@@ -82,6 +83,7 @@ class TwilioRest:
         body = {"sid": call.sid, "account_sid": self.account_sid, "status": "queued", "to": call.to, "from": call.from_, "direction": "outbound-api"}
         return 201, {"Content-Type": "application/json"}, json.dumps(body)
 
+    @synchronized
     def _update(self, request):
         item = self._record(request)
         call = self.calls.get(request.url.rsplit("/", 1)[1][: -len(".json")])

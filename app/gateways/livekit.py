@@ -22,22 +22,34 @@ from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 import aiohttp
+import jwt
+from google.protobuf.json_format import ParseError
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api as lk
 from livekit.protocol import models as lk_models
 from livekit.protocol import room as room_proto
+from livekit.protocol.webhook import WebhookEvent
 
-from app.errors import LiveKitFailed, LiveKitUnavailable
+from app.errors import BadRequest, InvalidWebhook, LiveKitFailed, LiveKitUnavailable
 
 log = logging.getLogger(__name__)
 
 DEV_SECRET = "secret"
+# How long LiveKit keeps a room after its last participant left, at least. Calls raise it to the
+# customer's reconnect grace, so a refreshing web customer finds their room still there.
+MIN_DEPARTURE_TIMEOUT_S = 20
 CALL_ROOM_PREFIX = "call_"
 TRANSFER_ROOM_PREFIX = "transfer_"
+AGENT_IDENTITY_PREFIX = "agent-"
+# Participant attributes that say who someone is: set in the tokens we mint, and for SIP legs
+# mapped from the X-WT-* headers by the inbound trunk (app.gateways.livekit_sip).
+ATTR_CALL = "wt_call"
+ATTR_ROLE = "wt_role"
+ATTR_TRANSFER = "wt_transfer"
 
 
 def agent_identity(agent_id: str) -> str:
-    return f"agent-{agent_id}"
+    return AGENT_IDENTITY_PREFIX + agent_id
 
 
 def customer_identity(call_id: str) -> str:
@@ -100,6 +112,7 @@ class LiveKitGateway:
         timeout_s: float = 5.0,
         token_ttl_s: int = 3600,
         empty_timeout_s: int = 300,
+        departure_timeout_s: int = MIN_DEPARTURE_TIMEOUT_S,
         api_factory: Callable[[], Any] | None = None,
     ):
         self.http_url = http_url
@@ -109,6 +122,8 @@ class LiveKitGateway:
         self.timeout_s = timeout_s
         self.token_ttl = timedelta(seconds=token_ttl_s)
         self.empty_timeout_s = empty_timeout_s
+        self.departure_timeout_s = departure_timeout_s
+        self._webhooks = lk.WebhookReceiver(lk.TokenVerifier(api_key, api_secret))
         self._api_factory = api_factory or self._default_api
         self._runner = _LoopThread()
         if api_secret == DEV_SECRET:
@@ -126,6 +141,7 @@ class LiveKitGateway:
             timeout_s=settings.LIVEKIT_TIMEOUT_S,
             token_ttl_s=settings.LIVEKIT_TOKEN_TTL_S,
             empty_timeout_s=settings.LIVEKIT_ROOM_EMPTY_TIMEOUT_S,
+            departure_timeout_s=max(MIN_DEPARTURE_TIMEOUT_S, settings.CUSTOMER_RECONNECT_GRACE_S),
             api_factory=api_factory,
         )
 
@@ -175,7 +191,7 @@ class LiveKitGateway:
         request = room_proto.CreateRoomRequest(
             name=name,
             empty_timeout=self.empty_timeout_s,
-            departure_timeout=20,
+            departure_timeout=self.departure_timeout_s,
             max_participants=max_participants,
             metadata=json.dumps(metadata or {}),
         )
@@ -229,8 +245,34 @@ class LiveKitGateway:
         except (LiveKitUnavailable, LiveKitFailed) as err:
             log.warning("could not remove %s from %s: %s", identity, room, err.message)
 
+    def sip(self, what: str, fn: Callable[[Any], Awaitable]):
+        """Run `fn(client.sip)` (livekit-api's SipService) with the usual errors; for
+        app.gateways.livekit_sip."""
+        return self._call(what, lambda c: fn(c.sip))
+
     def ping(self) -> None:
         self._call("list rooms", lambda c: c.room.list_rooms(room_proto.ListRoomsRequest(names=["__health__"])))
+
+    # -- webhooks ----------------------------------------------------------------------------
+    def verify_webhook(self, body: str, authorization: str) -> WebhookEvent:
+        """A webhook livekit-server signed with our key, parsed; InvalidWebhook otherwise.
+
+        livekit-server sends the JWT itself as the Authorization header (no `Bearer`); its
+        `sha256` claim is the hash of the exact body, so a tampered body fails as surely as a
+        forged token. A `Bearer` prefix is refused by name so the mistake is obvious in the log.
+        """
+        if not authorization:
+            raise InvalidWebhook("The LiveKit webhook has no Authorization header.")
+        if authorization[:7].lower() == "bearer ":
+            raise InvalidWebhook("LiveKit webhooks carry the raw token in Authorization, without 'Bearer'.")
+        try:
+            return self._webhooks.receive(body, authorization)
+        except ParseError as err:
+            raise BadRequest(f"The LiveKit webhook body is signed but not a WebhookEvent: {err}", code="invalid_webhook_body") from err
+        except jwt.PyJWTError as err:
+            raise InvalidWebhook(f"The LiveKit webhook token is not valid: {err}") from err
+        except Exception as err:  # WebhookReceiver raises bare Exception for a missing or wrong body hash
+            raise InvalidWebhook(f"The LiveKit webhook signature does not match its body: {err}") from err
 
     # -- tokens ----------------------------------------------------------------------------
     def _token(self, identity: str, name: str, room: str, attributes: dict[str, str]) -> str:
@@ -257,9 +299,9 @@ class LiveKitGateway:
     def customer_token(self, call_id: str, call_room: str, name: str) -> str:
         if not call_room.startswith(CALL_ROOM_PREFIX):
             raise ValueError("customer tokens are only ever minted for the customer's own call room")
-        return self._token(customer_identity(call_id), name, call_room, {"wt_role": "customer", "wt_call": call_id})
+        return self._token(customer_identity(call_id), name, call_room, {ATTR_ROLE: "customer", ATTR_CALL: call_id})
 
     def agent_token(self, agent_id: str, name: str, room: str, call_id: str, role: str) -> str:
         if not room.startswith((CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX)):
             raise ValueError(f"not a warm-transfer room: {room!r}")
-        return self._token(agent_identity(agent_id), name, room, {"wt_role": role, "wt_call": call_id})
+        return self._token(agent_identity(agent_id), name, room, {ATTR_ROLE: role, ATTR_CALL: call_id})

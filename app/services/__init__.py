@@ -17,6 +17,7 @@ from app.ratelimit import RateLimiter
 from app.services.agents import AgentService
 from app.services.calls import CallService
 from app.services.drafts import DraftRefresher
+from app.services.livekit_events import LiveKitEvents
 from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
 from app.services.routing import drain_queue
@@ -43,6 +44,7 @@ class Services:
     phone_legs: PhoneLegs
     phone: PhoneTransfers
     telephony: TelephonyService
+    livekit_events: LiveKitEvents
 
     def drain_queue(self) -> list[tuple[str, str]]:
         return drain_queue(self.db)
@@ -85,6 +87,7 @@ def build_services(
         phone_legs=phone_legs,
         phone=phone,
         telephony=TelephonyService(db, livekit, summaries, calls, phone_legs, settings),
+        livekit_events=LiveKitEvents(db, livekit, calls, phone_legs, settings),
     )
     summaries.on_change = services.drafts.schedule
     # Periodic jobs run on each worker's dispatcher thread; conditional updates make that safe.
@@ -92,4 +95,6 @@ def build_services(
     services.dispatcher.add_tick(services.drain_queue, every_s=2.0)
     services.dispatcher.add_tick(services.agents.expire_stale_presence, every_s=30.0)
     services.dispatcher.add_tick(services.limiter.sweep, every_s=600.0)
+    services.dispatcher.add_tick(services.livekit_events.expire_departed_customers, every_s=1.0)
+    services.dispatcher.add_tick(services.livekit_events.prune_seen, every_s=600.0)
     return services

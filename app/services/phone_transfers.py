@@ -157,7 +157,7 @@ class PhoneTransfers:
                 event, reason, reason_code = self._outcome(t, status, error_code, error_message)
                 end_transfer(s, t, event, reason=reason[:REASON_MAX], reason_code=reason_code, error_code=error_code if status == "failed" else None)
                 rooms.append(t.transfer_room)
-            elif t.bridged_at is not None:
+            elif t.handed_over_at is not None:
                 self._owner_hung_up(s, t, rooms, plan)
         if rooms:
             self.calls.after_finish(rooms, plan)
@@ -184,7 +184,7 @@ class PhoneTransfers:
         unless the call has moved on since (another transfer completed after this one)."""
         call = load_call(s, t.call_id)
         later = s.scalar(
-            select(Transfer.id).where(Transfer.call_id == t.call_id, Transfer.bridged_at > t.bridged_at).limit(1)
+            select(Transfer.id).where(Transfer.call_id == t.call_id, Transfer.handed_over_at > t.handed_over_at).limit(1)
         )
         if later is None and call.agent_id == t.to_agent_id and not states.is_terminal("call", call.status):
             self.calls.finish(s, call, reason="agent_b_hung_up", by_customer=False, rooms=rooms, legs=plan)

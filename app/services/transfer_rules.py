@@ -70,7 +70,7 @@ def owner_left(s: Session, call: Call, agent_id: str, rooms: list[str], legs: Le
     t = open_transfer(s, call.id)
     if t is not None and t.status == T.BRIEFING and (t.to_agent_id or t.to_phone):
         now = utcnow()
-        require_transition(s, "transfer", t.id, "agent_a_left", ended_at=now, bridged_at=now, reason="Agent A left during the briefing; Agent B now has the customer.", reason_code="agent_a_left")
+        require_transition(s, "transfer", t.id, "agent_a_left", ended_at=now, handed_over_at=now, reason="Agent A left during the briefing; Agent B now has the customer.", reason_code="agent_a_left")
         require_transition(s, "call", call.id, "hand_over", agent_id=t.to_agent_id)
         release_agent(s, agent_id, call.id)
         if t.to_phone and legs is not None:

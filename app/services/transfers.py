@@ -185,8 +185,8 @@ class TransferService:
             if not end_transfer(s, t, "decline", reason=text, reason_code="declined", legs=plan):
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be declined.")
             room = t.transfer_room
+        plan.run()  # Agent B's phone leg first: deleting the room would drop it without a word
         self.livekit.discard_room(room)
-        plan.run()
         return self.describe(transfer_id)
 
     # -- Agent A -----------------------------------------------------------------------------
@@ -202,7 +202,7 @@ class TransferService:
             with self.db.transaction() as s:
                 t = self._for_agent_a(s, transfer_id, agent_id)
                 now = utcnow()
-                require_transition(s, "transfer", t.id, "complete", ended_at=now, bridged_at=now)
+                require_transition(s, "transfer", t.id, "complete", ended_at=now, handed_over_at=now)
                 require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
                 call = load_call(s, t.call_id)
                 payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone}
@@ -222,8 +222,8 @@ class TransferService:
             if not end_transfer(s, t, "cancel", reason="Cancelled by Agent A.", reason_code="cancelled", legs=plan):
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be cancelled.")
             room = t.transfer_room
+        plan.run()  # Agent B's phone leg first: deleting the room would drop it without a word
         self.livekit.discard_room(room)
-        plan.run()
         return self.describe(transfer_id)
 
     # -- time ----------------------------------------------------------------------------------
@@ -260,8 +260,8 @@ class TransferService:
                     room = None
             if room:
                 expired += 1
-                self.livekit.discard_room(room)
                 plan.run()
+                self.livekit.discard_room(room)
         return expired
 
     # -- helpers -------------------------------------------------------------------------------

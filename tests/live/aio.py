@@ -31,3 +31,32 @@ def run_async(make_coro: Callable[[], Awaitable[Any]], timeout: float = 300.0) -
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+class LoopThread:
+    """One event loop on a thread of its own for a whole test, so synchronous test code can
+    drive long-lived async objects (LiveKit participants) step by step:
+
+        loop = LoopThread()
+        agent = loop.run(make_agent())          # created on the loop, lives on the loop
+        loop.run(agent.record("x", 2.0, 10))
+        loop.close()
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="live-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Awaitable[Any], timeout: float = 60.0) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()

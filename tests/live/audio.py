@@ -103,3 +103,65 @@ def assert_hears(report: ToneReport, expected: float, absent: list[float], who: 
             problems.append(f"{f:g} Hz should be absent but is {report.fraction(f):.1%}")
     if problems:
         raise AssertionError(f"{who}: " + "; ".join(problems) + f" — {report}")
+
+
+def band_rms(report: ToneReport, freq: float) -> float:
+    """RMS (int16 units) of the part of the recording within +-BAND_HZ of `freq`."""
+    return report.rms * report.fraction(freq) ** 0.5
+
+
+def assert_not_hearing(report: ToneReport, absent: list[float], who: str, max_band_rms: float = 200.0) -> None:
+    """`who` heard none of `absent`: each tone's own level stays below max_band_rms (about
+    -44 dBFS, 30 dB under the tones as sent). Absolute levels, because in near-silence the
+    shares of total energy are meaningless."""
+    loud = [f"{f:g} Hz at rms {band_rms(report, f):.0f}" for f in absent if band_rms(report, f) > max_band_rms]
+    if loud:
+        raise AssertionError(f"{who} should not hear it but heard " + ", ".join(loud) + f" — {report}")
+
+
+class GrowingWav:
+    """A WAV file that a live SIP phone is still writing (PJSIP's recorder fills in the RIFF
+    sizes only when it closes the file), read by its chunk layout and the file's real size."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _layout(self) -> tuple[int, int] | None:
+        """(sample rate, offset of the sample data), or None until the header is on disk."""
+        try:
+            data = self.path.read_bytes()[:4096]
+        except FileNotFoundError:
+            return None
+        if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+            return None
+        pos, rate = 12, None
+        while pos + 8 <= len(data):
+            chunk, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+            if chunk == b"fmt ":
+                rate = int.from_bytes(data[pos + 12:pos + 16], "little")
+            elif chunk == b"data" and rate is not None:
+                return rate, pos + 8
+            pos += 8 + size
+        return None
+
+    def ready(self) -> bool:
+        return self._layout() is not None
+
+    @property
+    def rate(self) -> int:
+        layout = self._layout()
+        if layout is None:
+            raise ValueError(f"{self.path}: no WAV header yet")
+        return layout[0]
+
+    def samples(self) -> np.ndarray:
+        layout = self._layout()
+        if layout is None:
+            return np.zeros(0, dtype=np.int16)
+        raw = self.path.read_bytes()[layout[1]:]
+        return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").copy()
+
+    def length(self) -> int:
+        """Samples written so far (0 before the header is written)."""
+        layout = self._layout()
+        return 0 if layout is None else max(0, (self.path.stat().st_size - layout[1]) // 2)

@@ -15,7 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import responses
 
+from app import create_app
+from tests.live.aio import run_async
+from tests.live.app_env import AppHost, app_config, new_trunk_password, provision_output, remove_our_sip_objects, start_env
 from tests.live.rig import LOOPBACK, Rig
 
 
@@ -91,11 +95,19 @@ def webhook_sink():
 
 
 @pytest.fixture(scope="session")
-def live_rig(tmp_path_factory: pytest.TempPathFactory, webhook_sink: WebhookSink):
+def app_host():
+    """Where livekit-server sends webhooks to the app (see tests/live/app_env.py)."""
+    host = AppHost()
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="session")
+def live_rig(tmp_path_factory: pytest.TempPathFactory, webhook_sink: WebhookSink, app_host: AppHost):
     """One rig for the session: start-up is paid once; each test provisions what it needs."""
     workdir: Path = tmp_path_factory.mktemp("rig")
     # A secret of 32+ characters, as livekit-server and PyJWT expect outside dev mode.
-    rig = Rig.start(workdir, webhook_urls=[webhook_sink.url],
+    rig = Rig.start(workdir, webhook_urls=[webhook_sink.url, app_host.webhook_url],
                     api_key="wt-rig-key", api_secret="wt-rig-secret-" + secrets.token_hex(16))
     print(f"\n[live rig] up in {rig.timings['total_s']:.2f}s "
           f"(redis {rig.timings['redis_s']:.2f}s, livekit-server {rig.timings['livekit_server_s']:.2f}s, "
@@ -106,3 +118,37 @@ def live_rig(tmp_path_factory: pytest.TempPathFactory, webhook_sink: WebhookSink
     forced = [p.name for p in rig.processes if p.forced_kill]
     assert not died, f"rig services died during the session: {died}\n{rig.log_tails()}"
     assert not forced, f"rig services needed SIGKILL to stop: {forced}; exit codes {codes}"
+
+
+# Each leg plays its own tone; the agents' LiveKit participants play theirs (see the tests).
+SIP_TONES = {"customer": 440.0, "agent_b": 1650.0}
+
+
+@pytest.fixture(scope="module")
+def provisioned(live_rig: Rig, app_host: AppHost, tmp_path_factory: pytest.TempPathFactory):
+    """`flask livekit provision-sip` against the real server, once per module; removed after,
+    so the trunk never competes with another module's."""
+    password = new_trunk_password()
+    application = create_app(app_config(live_rig, app_host, tmp_path_factory.mktemp("provision"), password))
+    try:
+        output = provision_output(application)
+    finally:
+        application.extensions["wt"].close()
+    yield password, output
+    run_async(lambda: remove_our_sip_objects(live_rig))
+
+
+@pytest.fixture
+def live_env(live_rig: Rig, app_host: AppHost, provisioned, tmp_path: Path):
+    """A fresh app (its own database) behind the webhook endpoint, the Twilio simulator with
+    real SIP legs, and an event loop for the agents' participants."""
+    password, _ = provisioned
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        env = start_env(live_rig, app_host, tmp_path, password, SIP_TONES, rsps)
+        try:
+            yield env
+        finally:
+            env.close()
+            app_host.app = None
+            env.services.close()
+    live_rig.check_alive()

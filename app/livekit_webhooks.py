@@ -1,0 +1,19 @@
+"""LiveKit's webhook (DESIGN §6): verify, then hand the event to `app.services.livekit_events`.
+
+livekit-server POSTs `application/webhook+json` with the raw JWT (no `Bearer`) in Authorization;
+the token's `sha256` claim covers the exact body, so the body is verified as received, before
+it is parsed. A bad signature is a 401 (livekit-server does not retry 4xx); a database outage
+is a 503, which it does retry, and the event id makes that retry safe.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+bp = Blueprint("livekit", __name__, url_prefix="/livekit")
+
+
+@bp.post("/webhook")
+def webhook():
+    services = current_app.extensions["wt"]
+    event = services.livekit.verify_webhook(request.get_data(as_text=True), request.headers.get("Authorization", ""))
+    return jsonify(event=event.event, id=event.id, outcome=services.livekit_events.handle(event))

@@ -1,0 +1,265 @@
+"""LiveKit's webhooks (DESIGN §6): who joined or left which room, and what that means for calls.
+
+Each delivery is applied in one transaction that also records its event id, so a retried or
+replayed delivery finds its id taken and changes nothing; within it every change is a
+conditional UPDATE, so deliveries that arrive late or out of order are harmless too. Network
+work (deleting rooms, ending Agent B's phone leg) runs after the commit.
+
+Who is who is decided by `app.services.participants.identify`: SIP legs by the X-WT-* header
+attributes, browsers by the identity in the token the app minted; never by a guessed `sip_…`.
+
+What the events mean:
+- `active` means the assigned agent has joined the customer (their token request, or LiveKit
+  reporting them in `call_<id>`). The customer joining does not make a call active by itself:
+  a phone caller is always in the room before an agent picks up, and counting that as answered
+  would turn every caller who gives up while the agent's dashboard rings into a completed call
+  instead of an abandoned one. The customer's presence is recorded (`customer_joined_at`, ...).
+- The customer leaving: a SIP caller has hung up, so the call ends at once (`caller_left` for an
+  open transfer, through `CallService.finish`). A web customer may only be refreshing the page,
+  so the call ends once they have been gone for CUSTOMER_RECONNECT_GRACE_S (a periodic job,
+  `expire_departed_customers`, that asks LiveKit before ending anything).
+- Agent B in the transfer room: the transfer is briefing (a no-op when accept already did it).
+- Agent B in the customer's room after the hand-over: `bridged_at`, the time to a human.
+- `room_finished` for a call room with a conversation in progress: the call ends. Transfer
+  rooms are only logged: their transfer ends through the API or Twilio, never by a room timeout.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import states
+from app.db import Database
+from app.errors import LiveKitFailed, LiveKitUnavailable
+from app.events import emit
+from app.gateways.livekit import CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX, LiveKitGateway, customer_identity
+from app.models import Call, LiveKitWebhookEvent, Transfer, utcnow
+from app.repo import claim_agent, load_call, transition
+from app.services.calls import CallService
+from app.services.participants import Who, identify, newer_session, since_ms
+from app.services.phone_legs import LegPlan, PhoneLegs
+
+log = logging.getLogger(__name__)
+C, T = states.CallStatus, states.TransferStatus
+# LiveKit reports a participant whose media never connected as "connection aborted" instead of
+# "left"; for us both mean the participant is gone.
+LEFT_EVENTS = frozenset({"participant_left", "participant_connection_aborted"})
+# Everything else LiveKit sends (room_started, track_published, ...) is acknowledged unread.
+HANDLED_EVENTS = frozenset({"participant_joined", "room_finished"}) | LEFT_EVENTS
+WEBHOOK_EVENT_RETENTION = timedelta(hours=1)
+# A call room may finish while a phone caller waits in Twilio's hold loop (nobody in the room
+# yet); only these statuses mean a conversation was in progress and is now over.
+CONVERSATION = frozenset({C.ACTIVE, C.ON_HOLD, C.TRANSFERRED})
+# Transfers whose Agent B may turn up in the customer's room: handed over to them.
+BRIDGEABLE = frozenset({T.COMPLETED, T.AGENT_A_LEFT})
+
+
+class LiveKitEvents:
+    def __init__(self, db: Database, livekit: LiveKitGateway, calls: CallService, legs: PhoneLegs, settings):
+        self.db = db
+        self.livekit = livekit
+        self.calls = calls
+        self.legs = legs
+        self.grace = timedelta(seconds=settings.CUSTOMER_RECONNECT_GRACE_S)
+
+    # -- one delivery ------------------------------------------------------------------------
+    def handle(self, event) -> str:
+        """Apply a verified WebhookEvent; returns what it did (for the log and the response)."""
+        if event.event not in HANDLED_EVENTS:
+            return "ignored"
+        rooms: list[str] = []
+        plan = LegPlan(self.legs)
+        with self.db.transaction() as s:
+            if event.id and not self._first_delivery(s, event):
+                return "duplicate"
+            outcome = self._apply(s, event, rooms, plan)
+        if rooms or plan.actions:
+            self.calls.after_finish(rooms, plan)
+        log.info("livekit webhook %s %s room=%s participant=%s: %s", event.id, event.event, event.room.name, event.participant.identity or "-", outcome)
+        return outcome
+
+    @staticmethod
+    def _first_delivery(s: Session, event) -> bool:
+        try:
+            with s.begin_nested():
+                s.add(LiveKitWebhookEvent(id=event.id[:64], type=event.event[:32], received_at=utcnow()))
+        except IntegrityError:
+            return False
+        return True
+
+    def _apply(self, s: Session, event, rooms: list[str], plan: LegPlan) -> str:
+        room = event.room.name
+        if room.startswith(CALL_ROOM_PREFIX):
+            call = s.scalar(select(Call).where(Call.room_name == room).execution_options(populate_existing=True))
+            if call is None:
+                return "unknown room"
+            if event.event == "participant_joined":
+                return self._joined_call_room(s, call, event.participant)
+            if event.event in LEFT_EVENTS:
+                return self._left_call_room(s, call, event.participant, rooms, plan)
+            if event.event == "room_finished":
+                return self._call_room_finished(s, call, rooms, plan)
+        elif room.startswith(TRANSFER_ROOM_PREFIX):
+            t = s.scalar(select(Transfer).where(Transfer.transfer_room == room).execution_options(populate_existing=True))
+            if t is None:
+                return "unknown room"
+            if event.event == "participant_joined":
+                return self._joined_transfer_room(s, t, event.participant)
+            if event.event == "room_finished":
+                if t.status in states.TRANSFER_OPEN:
+                    log.warning("transfer room %s finished while transfer %s is %s", room, t.id, t.status)
+                return "transfer room finished"
+        return "ignored"
+
+    # -- the customer's room -----------------------------------------------------------------
+    def _joined_call_room(self, s: Session, call: Call, p) -> str:
+        if states.is_terminal("call", call.status):
+            return "call already ended"
+        who = identify(p, call.id)
+        if who.role == "customer":
+            # Only a newer session than the newest seen counts, so a join delivered after its
+            # own "left" (or after a newer session's join) changes nothing.
+            moved = s.execute(
+                update(Call)
+                .where(Call.id == call.id, newer_session(p))
+                .values(customer_sid=p.sid, customer_since_ms=since_ms(p), customer_left_at=None, customer_joined_at=func.coalesce(Call.customer_joined_at, utcnow()))
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            return "customer present" if moved else "older customer session"
+        if who.role == "agent" and who.agent_id == call.agent_id:
+            if transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):
+                emit(s, "call_active", {"agent_id": call.agent_id}, audiences=[call.agent_id], call_id=call.id)
+                return "call active"
+        if who.role in ("agent", "agent_b"):
+            return self._bridged(s, call, who)
+        return "ignored"
+
+    def _bridged(self, s: Session, call: Call, who: Who) -> str:
+        """Agent B has reached the customer: record the first time."""
+        if who.sip:
+            # complete-transfer moves the phone leg before its own transaction commits, so
+            # LiveKit may report it here while the transfer still says briefing.
+            allowed = BRIDGEABLE | {T.BRIEFING}
+            target = Transfer.id == (who.transfer_id or "")
+        else:
+            allowed = BRIDGEABLE
+            target = Transfer.to_agent_id == who.agent_id
+        result = s.execute(
+            update(Transfer)
+            .where(Transfer.call_id == call.id, target, Transfer.status.in_([str(x) for x in allowed]), Transfer.bridged_at.is_(None))
+            .where(or_(Transfer.handed_over_at.is_not(None), Transfer.status == str(T.BRIEFING)))
+            .values(bridged_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return "agent b bridged" if result.rowcount else "ignored"
+
+    def _left_call_room(self, s: Session, call: Call, p, rooms: list[str], plan: LegPlan) -> str:
+        if states.is_terminal("call", call.status):
+            return "call already ended"
+        who = identify(p, call.id)
+        if who.role != "customer":
+            return "ignored"  # agents leave the customer's room for a consult; that ends nothing
+        if who.sip:
+            self.calls.finish(s, call, reason="customer_hung_up", by_customer=True, rooms=rooms, legs=plan)
+            return "call ended (caller hung up)"
+        # The newest session leaving (even one whose join we have not seen yet) starts the grace
+        # period; an older session leaving after a refresh does not.
+        current = and_(Call.customer_sid == p.sid, Call.customer_left_at.is_(None))
+        left = s.execute(
+            update(Call)
+            .where(Call.id == call.id, or_(newer_session(p), current))
+            .values(customer_sid=p.sid, customer_since_ms=since_ms(p), customer_left_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if left and not self.grace:
+            self.calls.finish(s, load_call(s, call.id), reason="customer_left", by_customer=True, rooms=rooms, legs=plan)
+            return "call ended (customer left)"
+        return "customer left; waiting for a reconnect" if left else "older customer session"
+
+    def _call_room_finished(self, s: Session, call: Call, rooms: list[str], plan: LegPlan) -> str:
+        if states.is_terminal("call", call.status):
+            return "call already ended"
+        if call.status in CONVERSATION:
+            self.calls.finish(s, call, reason="room_finished", by_customer=False, rooms=rooms, legs=plan)
+            return "call ended (room finished)"
+        if call.channel == "web":
+            # Queued or ringing, and nobody in the room for LiveKit's timeout: the web customer
+            # has gone without saying so.
+            self.calls.finish(s, call, reason="room_finished", by_customer=True, rooms=rooms, legs=plan)
+            return "call abandoned (room finished)"
+        return "ignored (phone caller not yet bridged)"
+
+    # -- the transfer room -------------------------------------------------------------------
+    def _joined_transfer_room(self, s: Session, t: Transfer, p) -> str:
+        who = identify(p, t.call_id)
+        is_b = (who.role == "agent" and who.agent_id is not None and who.agent_id == t.to_agent_id) or (
+            who.role == "agent_b" and who.sip and who.transfer_id == t.id
+        )
+        if not is_b:
+            return "ignored"
+        if t.status != T.RINGING:
+            return "already briefing" if t.status == T.BRIEFING else "transfer not open"
+        # Accept normally does this; here LiveKit saw Agent B arrive before accept committed.
+        if t.to_agent_id and not claim_agent(s, t.to_agent_id, t.call_id):
+            log.warning("transfer %s: Agent B %s joined the transfer room but is busy on another call", t.id, t.to_agent_id)
+            return "agent b busy"
+        if not transition(s, "transfer", t.id, "accept", answered_at=utcnow()):
+            return "transfer not open"
+        payload = {"transfer_id": t.id, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone, "channel": "phone" if who.sip else "browser"}
+        emit(s, "transfer_accepted", payload, audiences=[t.from_agent_id], call_id=t.call_id)
+        return "briefing"
+
+    # -- periodic ------------------------------------------------------------------------------
+    def expire_departed_customers(self) -> int:
+        """End web calls whose customer left more than the grace period ago and is still gone."""
+        cutoff = utcnow() - self.grace
+        with self.db.reading() as s:
+            due = list(
+                s.execute(
+                    select(Call.id, Call.room_name).where(
+                        Call.channel == "web",
+                        Call.customer_left_at < cutoff,
+                        Call.status.in_([str(x) for x in states.CALL_LIVE]),
+                    )
+                )
+            )
+        ended = 0
+        for call_id, room in due:
+            present = self._customer_in_room(call_id, room)
+            if present is None:
+                continue  # LiveKit cannot say; ask again on the next tick rather than guess
+            rooms: list[str] = []
+            plan = LegPlan(self.legs)
+            with self.db.transaction() as s:
+                call = load_call(s, call_id)
+                if call.customer_left_at is None or call.customer_left_at >= cutoff or states.is_terminal("call", call.status):
+                    continue  # they came back (or the call ended) since we looked
+                if present:
+                    log.warning("call %s: customer is in the room although LiveKit reported them gone; keeping the call", call_id)
+                    s.execute(update(Call).where(Call.id == call_id).values(customer_left_at=None).execution_options(synchronize_session=False))
+                    continue
+                if self.calls.finish(s, call, reason="customer_left", by_customer=True, rooms=rooms, legs=plan):
+                    ended += 1
+            self.calls.after_finish(rooms, plan)
+        return ended
+
+    def _customer_in_room(self, call_id: str, room: str) -> bool | None:
+        try:
+            return any(p.identity == customer_identity(call_id) for p in self.livekit.list_participants(room))
+        except LiveKitFailed as err:
+            if getattr(err.__cause__, "code", None) == "not_found":
+                return False
+            log.warning("call %s: cannot check the customer's presence: %s", call_id, err.message)
+            return None
+        except LiveKitUnavailable as err:
+            log.warning("call %s: cannot check the customer's presence: %s", call_id, err.message)
+            return None
+
+    def prune_seen(self) -> int:
+        with self.db.transaction() as s:
+            cutoff = utcnow() - WEBHOOK_EVENT_RETENTION
+            return s.execute(delete(LiveKitWebhookEvent).where(LiveKitWebhookEvent.received_at < cutoff)).rowcount

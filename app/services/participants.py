@@ -1,0 +1,56 @@
+"""Who is who in a LiveKit room, from a webhook's ParticipantInfo.
+
+Never by a guessed identity such as LiveKit SIP's `sip_<number>`:
+- SIP participants (kind SIP) by the attributes the inbound trunk maps from Twilio's X-WT-*
+  headers (app.gateways.livekit_sip): `wt_role` customer or agent_b, `wt_call`, which must be
+  the room's own call, and `wt_transfer` for Agent B's leg.
+- Browser participants by the identity in the token the app minted: `customer-<call id>` or
+  `agent-<agent id>` (app.gateways.livekit).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livekit.protocol.models import ParticipantInfo
+from sqlalchemy import or_
+
+import twiml
+from app.gateways.livekit import AGENT_IDENTITY_PREFIX, ATTR_CALL, ATTR_ROLE, ATTR_TRANSFER, customer_identity
+from app.models import Call
+
+
+@dataclass(frozen=True)
+class Who:
+    role: str  # customer | agent | agent_b | other
+    sip: bool = False
+    agent_id: str | None = None
+    transfer_id: str | None = None
+
+
+def identify(participant: ParticipantInfo, call_id: str) -> Who:
+    """Who a webhook's participant is in the rooms of call `call_id`."""
+    attrs = dict(participant.attributes)
+    if participant.kind == ParticipantInfo.Kind.SIP:
+        if attrs.get(ATTR_CALL) != call_id:
+            return Who("other", sip=True)
+        role = attrs.get(ATTR_ROLE)
+        if role == twiml.ROLE_CUSTOMER:
+            return Who("customer", sip=True)
+        if role == twiml.ROLE_AGENT_B:
+            return Who("agent_b", sip=True, transfer_id=attrs.get(ATTR_TRANSFER) or None)
+        return Who("other", sip=True)
+    if participant.identity == customer_identity(call_id):
+        return Who("customer")
+    if participant.identity.startswith(AGENT_IDENTITY_PREFIX):
+        return Who("agent", agent_id=participant.identity[len(AGENT_IDENTITY_PREFIX):])
+    return Who("other")
+
+
+def since_ms(participant: ParticipantInfo) -> int:
+    """When this LiveKit session of the participant began: orders a customer's sessions."""
+    return int(participant.joined_at_ms or participant.joined_at * 1000)
+
+
+def newer_session(participant: ParticipantInfo):
+    """SQL condition: this session of the customer began after the newest one the call has seen."""
+    return or_(Call.customer_since_ms.is_(None), Call.customer_since_ms < since_ms(participant))
