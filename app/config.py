@@ -100,7 +100,12 @@ class Settings:
 
     # Transfers and events
     TRANSFER_RING_TIMEOUT_S: int = 30
+    # An assigned agent who has not joined the call within this is set away; the call goes on.
+    AGENT_ANSWER_TIMEOUT_S: int = 30
     EVENT_POLL_INTERVAL_S: float = 0.05
+    # Timeouts and housekeeping on each worker's dispatcher thread. Only tests that drive those
+    # jobs by hand, step by step, turn this off.
+    BACKGROUND_JOBS: bool = True
     SSE_HEARTBEAT_S: float = 15.0
     NOTIFICATIONS_PAGE_SIZE: int = 200
 
@@ -187,6 +192,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("In production LIVEKIT_API_SECRET must be a real secret of at least 32 characters")
     if not 5 <= s.TRANSFER_RING_TIMEOUT_S <= 600:
         raise ConfigError("TRANSFER_RING_TIMEOUT_S must be between 5 and 600 seconds (Twilio's limit)")
+    if not 5 <= s.AGENT_ANSWER_TIMEOUT_S <= 300:
+        raise ConfigError("AGENT_ANSWER_TIMEOUT_S must be between 5 and 300 seconds")
     if not 0 <= s.CUSTOMER_RECONNECT_GRACE_S <= 600:
         raise ConfigError("CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
     if not 0 < s.TWILIO_TIMEOUT_S <= 60:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 EVENT_TYPES = frozenset(
     {
         "call_assigned",
+        "call_missed",
         "call_queued",
         "call_active",
         "call_ended",

@@ -71,6 +71,9 @@ def config(database_url, livekit_double, tmp_path):
         "LIVEKIT_TIMEOUT_S": 2.0,
         "EVENT_POLL_INTERVAL_S": 0.02,
         "SSE_HEARTBEAT_S": 0.5,
+        # Tests drive timeouts by calling the jobs directly; tests/app/test_background_jobs.py
+        # checks that a real app runs them on its own.
+        "BACKGROUND_JOBS": False,
         "LOGIN_RATE_LIMIT": "1000/60",
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "CREATE_CALL_RATE_LIMIT": "1000/60",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import VoiceResponse
 
 from twiml.common import Voice, check_url
-from twiml.sip import HEADER_CALL, HEADER_ROLE, ROLE_CUSTOMER, SipTrunk, add_sip_dial
+from twiml.sip import DIAL_TIMEOUT_MAX_S, HEADER_CALL, HEADER_ROLE, ROLE_CUSTOMER, SipTrunk, add_sip_dial
 from twiml.speech import add_speech
 
 TRANSCRIPTION_TRACKS = ("inbound_track", "outbound_track", "both_tracks")
@@ -75,6 +75,11 @@ def customer_bridge(
 
     Transcription starts first so nothing said after the greeting is missed. answerOnBridge
     keeps the caller hearing ringback (and unbilled) until LiveKit answers the SIP leg.
+
+    LiveKit SIP answers only when someone in the room publishes audio, i.e. when an agent joins;
+    if the assigned agent never does, the app hands the call to another agent in the same room.
+    Twilio's default 30 s dial timeout would hang up on that caller, so the dial waits the
+    maximum Twilio allows.
     """
     response = VoiceResponse()
     if transcription is not None:
@@ -87,6 +92,7 @@ def customer_bridge(
         headers={HEADER_CALL: str(call_id), HEADER_ROLE: ROLE_CUSTOMER},
         action_url=dial_action_url,
         answer_on_bridge=True,
+        timeout_s=DIAL_TIMEOUT_MAX_S,
     )
     return response
 

@@ -103,6 +103,10 @@ def sip_uri(room: str, sip_host: str, headers: Mapping[str, str], *, transport: 
     return uri + "?" + encoded if encoded else uri
 
 
+# Twilio's ceiling for <Dial timeout>.
+DIAL_TIMEOUT_MAX_S = 600
+
+
 def add_sip_dial(
     response: VoiceResponse,
     *,
@@ -111,13 +115,18 @@ def add_sip_dial(
     headers: Mapping[str, str],
     action_url: str | None = None,
     answer_on_bridge: bool = False,
+    timeout_s: int | None = None,
 ) -> None:
-    """Append `<Dial [answerOnBridge] [action method=POST]><Sip username password>URI</Sip></Dial>`."""
+    """Append `<Dial [answerOnBridge] [action method=POST] [timeout]><Sip username password>URI</Sip></Dial>`."""
     dial_attrs = {}
     if action_url is not None:
         dial_attrs = {"action": check_url(action_url, "dial action URL"), "method": "POST"}
     if answer_on_bridge:
         dial_attrs["answer_on_bridge"] = True
+    if timeout_s is not None:
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or not 5 <= timeout_s <= DIAL_TIMEOUT_MAX_S:
+            raise ValueError(f"dial timeout must be an integer between 5 and {DIAL_TIMEOUT_MAX_S} seconds")
+        dial_attrs["timeout"] = timeout_s
     dial = response.dial(**dial_attrs)
     uri = sip_uri(room, trunk.host, headers, transport=trunk.transport)
     dial.sip(uri, username=trunk.username or None, password=trunk.password or None)

@@ -20,7 +20,7 @@ from app.services.drafts import DraftRefresher
 from app.services.livekit_events import LiveKitEvents
 from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
-from app.services.routing import drain_queue
+from app.services.routing import drain_queue, requeue_missed
 from app.services.summaries import SummaryStore
 from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
@@ -90,11 +90,19 @@ def build_services(
         livekit_events=LiveKitEvents(db, livekit, calls, phone_legs, settings),
     )
     summaries.on_change = services.drafts.schedule
-    # Periodic jobs run on each worker's dispatcher thread; conditional updates make that safe.
+    if settings.BACKGROUND_JOBS:
+        add_periodic_jobs(services)
+    return services
+
+
+def add_periodic_jobs(services: Services) -> None:
+    """Timeouts and housekeeping, run on each worker's dispatcher thread; conditional updates
+    make running them in every worker at once safe."""
+    db, settings = services.db, services.settings
     services.dispatcher.add_tick(services.transfers.expire_unanswered, every_s=1.0)
     services.dispatcher.add_tick(services.drain_queue, every_s=2.0)
+    services.dispatcher.add_tick(lambda: requeue_missed(db, settings.AGENT_ANSWER_TIMEOUT_S), every_s=1.0)
     services.dispatcher.add_tick(services.agents.expire_stale_presence, every_s=30.0)
     services.dispatcher.add_tick(services.limiter.sweep, every_s=600.0)
     services.dispatcher.add_tick(services.livekit_events.expire_departed_customers, every_s=1.0)
     services.dispatcher.add_tick(services.livekit_events.prune_seen, every_s=600.0)
-    return services

@@ -6,13 +6,15 @@ wins either race, the transaction rolls back and nothing is half-assigned.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.events import emit
 from app.models import Agent, Call, utcnow
-from app.repo import claim_agent, transition
+from app.repo import claim_agent, release_agent, transition
 
 
 class _LostRace(Exception):
@@ -69,3 +71,33 @@ def drain_queue(db: Database, limit: int = 50) -> list[tuple[str, str]]:
         except _LostRace:
             continue
     return assigned
+
+
+def requeue_missed(db: Database, timeout_s: int) -> list[tuple[str, str]]:
+    """Calls whose assigned agent never joined within `timeout_s`: that agent is set away (they
+    are not at their desk) and the call goes to the next available agent, or back to the queue.
+
+    For a phone caller nothing changes on the line: their SIP leg keeps ringing in room
+    `call_<id>` until whichever agent joins it."""
+    cutoff = utcnow() - timedelta(seconds=timeout_s)
+    with db.reading() as s:
+        stale = list(s.execute(select(Call.id, Call.agent_id).where(Call.status == "ringing", Call.assigned_at < cutoff)))
+    missed = []
+    for call_id, agent_id in stale:
+        with db.transaction() as s:
+            if not transition(s, "call", call_id, "requeue", agent_id=None, assigned_at=None):
+                continue  # the agent joined (or the caller left) in the meantime
+            release_agent(s, agent_id, call_id)
+            s.execute(update(Agent).where(Agent.id == agent_id, Agent.presence == "available").values(presence="away"))
+            emit(
+                s,
+                "call_missed",
+                {"reason": f"Not joined within {timeout_s} seconds; you are now set to away."},
+                audiences=[agent_id],
+                call_id=call_id,
+            )
+            call = s.get(Call, call_id)
+            if assign_in(s, call, exclude=(agent_id,)) is None:
+                emit(s, "call_queued", {"room_name": call.room_name, "customer_name": call.customer_name, "previous_agent_id": agent_id}, audiences=[], call_id=call_id)
+            missed.append((call_id, agent_id))
+    return missed

@@ -182,3 +182,45 @@ def test_me_tells_a_refreshed_dashboard_where_to_resume(client, make_agent):
     assert a.get("/api/me").json["pending_transfers"] == []
     b.post("/api/accept-transfer", {"transfer_id": t["id"]})
     assert b.get("/api/me").json["pending_transfers"] == []
+
+
+def test_an_agent_who_never_joins_is_set_away_and_the_call_moves_on(client, make_agent, services):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.models import Call, utcnow
+    from app.services.routing import requeue_missed
+
+    a = make_agent("alice")
+    call = start_call(client, None)
+    assert call["agent_id"] == "alice"
+    b = make_agent("bob")
+    assert requeue_missed(services.db, 30) == []  # not yet
+    with services.db.transaction() as s:
+        s.execute(update(Call).where(Call.id == call["session_id"]).values(assigned_at=utcnow() - timedelta(seconds=31)))
+    assert requeue_missed(services.db, 30) == [(call["session_id"], "alice")]
+    assert requeue_missed(services.db, 30) == []
+    missed = [n for n in a.notifications() if n["type"] == "call_missed"]
+    assert missed and "away" in missed[0]["payload"]["reason"]
+    me = a.get("/api/me").json["agent"]
+    assert me["presence"] == "away" and me["busy"] is False
+    assert [n["payload"]["session_id"] for n in b.notifications() if n["type"] == "call_assigned"] == [call["session_id"]]
+    assert call_status(b, call["session_id"]) == "ringing"
+    assert a.post("/api/token", {"session_id": call["session_id"]}).status_code == 403
+
+
+def test_a_joined_call_is_never_taken_away(client, make_agent, services):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.models import Call, utcnow
+    from app.services.routing import requeue_missed
+
+    a = make_agent("alice")
+    call = start_call(client, a)  # Alice joined: the call is active
+    with services.db.transaction() as s:
+        s.execute(update(Call).where(Call.id == call["session_id"]).values(assigned_at=utcnow() - timedelta(hours=1)))
+    assert requeue_missed(services.db, 30) == []
+    assert call_status(a, call["session_id"]) == "active"

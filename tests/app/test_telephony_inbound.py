@@ -27,7 +27,7 @@ def test_inbound_call_is_assigned_and_bridged_into_its_room(sim, make_agent, ser
 
     assert caller.kinds() == ["say", "dial"] and caller.says == ["Thank you for calling. Connecting you to an agent."]
     dial = caller.steps[1].attrs
-    assert dial == {"action": f"{PUBLIC}/twilio/dial-action", "method": "POST", "answerOnBridge": "true"}
+    assert dial == {"action": f"{PUBLIC}/twilio/dial-action", "method": "POST", "answerOnBridge": "true", "timeout": "600"}
     leg = caller.sip
     assert leg.base == f"sip:{call.room_name}@{SIP_HOST};transport=tcp"
     assert leg.room == call.room_name and leg.params == {"transport": "tcp"}

@@ -16,6 +16,8 @@ import pytest
 import twiml
 from twiml import agent as agent_module
 from twiml.common import TWIML_RESPONSE_MAX_BYTES
+from twiml.sip import add_sip_dial
+from twilio.twiml.voice_response import VoiceResponse
 
 VOICE = twiml.Voice("Polly.Joanna", "en-US")
 TRUNK = twiml.SipTrunk(host="lk-sip.example.com", username="twilio", password="s3cr&t\"<pw>")
@@ -134,6 +136,8 @@ def test_customer_bridge_dials_livekit_with_credentials_headers_and_action():
     assert [child.tag for child in root] == ["Say", "Dial"]
     dial = root.find("Dial")
     assert dial.get("answerOnBridge") == "true"
+    # The caller keeps ringing while the app finds an agent: Twilio's 30 s default would drop them.
+    assert dial.get("timeout") == "600"
     assert dial.get("action") == "https://app.example.com/twilio/dial-action"
     assert dial.get("method") == "POST"
     sips = dial.findall("Sip")
@@ -463,3 +467,10 @@ def test_voice_is_frozen_and_used_by_every_say():
     google = twiml.Voice("Google.fr-FR-Standard-A", "fr-FR")
     root = parse(twiml.caller_left(google))
     assert {(s.get("voice"), s.get("language")) for s in root.iter("Say")} == {("Google.fr-FR-Standard-A", "fr-FR")}
+
+
+@pytest.mark.parametrize("bad", [0, 4, 601, True, "30"])
+def test_dial_timeout_is_bounded_by_twilio_limits(bad):
+    response = VoiceResponse()
+    with pytest.raises(ValueError):
+        add_sip_dial(response, trunk=twiml.SipTrunk("sip.example.com"), room="call_1", headers={}, timeout_s=bad)
