@@ -65,6 +65,7 @@ def transfer_dict(transfer: Transfer, summary: Summary | None = None) -> dict:
         "requested_at": iso(transfer.requested_at),
         "answered_at": iso(transfer.answered_at),
         "bridged_at": iso(transfer.bridged_at),
+        "handed_over_at": iso(transfer.handed_over_at),
         "ended_at": iso(transfer.ended_at),
         "summary": summary_dict(summary),
     }
