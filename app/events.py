@@ -42,6 +42,7 @@ EVENT_TYPES = frozenset(
         "call_active",
         "call_ended",
         "context_added",
+        "customer_presence",
         "summary_ready",
         "transfer_requested",
         "transfer_ringing",

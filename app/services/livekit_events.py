@@ -38,7 +38,7 @@ from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.events import emit
 from app.gateways.livekit import CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX, LiveKitGateway, customer_identity
 from app.models import Call, LiveKitWebhookEvent, Transfer, utcnow
-from app.repo import claim_agent, load_call, transition
+from app.repo import agents_in_call, claim_agent, load_call, transition
 from app.services.calls import CallService
 from app.services.participants import Who, identify, newer_session, since_ms
 from app.services.phone_legs import LegPlan, PhoneLegs
@@ -129,6 +129,8 @@ class LiveKitEvents:
                 .values(customer_sid=p.sid, customer_since_ms=since_ms(p), customer_left_at=None, customer_joined_at=func.coalesce(Call.customer_joined_at, utcnow()))
                 .execution_options(synchronize_session=False)
             ).rowcount
+            if moved:
+                self._customer_presence(s, call, present=True)
             return "customer present" if moved else "older customer session"
         if who.role == "agent" and who.agent_id == call.agent_id:
             if transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):
@@ -178,7 +180,14 @@ class LiveKitEvents:
         if left and not self.grace:
             self.calls.finish(s, load_call(s, call.id), reason="customer_left", by_customer=True, rooms=rooms, legs=plan)
             return "call ended (customer left)"
+        if left:
+            self._customer_presence(s, call, present=False)
         return "customer left; waiting for a reconnect" if left else "older customer session"
+
+    def _customer_presence(self, s: Session, call: Call, *, present: bool) -> None:
+        """Tell the agents in the call, so Agent A's screen can say "reconnecting…"."""
+        payload = {"present": present, "grace_s": None if present else int(self.grace.total_seconds())}
+        emit(s, "customer_presence", payload, audiences=[call.agent_id, *agents_in_call(s, call.id)], call_id=call.id)
 
     def _call_room_finished(self, s: Session, call: Call, rooms: list[str], plan: LegPlan) -> str:
         if states.is_terminal("call", call.status):

@@ -145,6 +145,10 @@ def test_web_customer_refresh_keeps_the_call_and_out_of_order_sessions_are_sorte
     assert send(client, livekit_double, "participant_left", room=room, participant=third) == "customer left; waiting for a reconnect"
     assert send(client, livekit_double, "participant_joined", room=room, participant=third) == "older customer session"
     assert row(services, Call, sid).customer_left_at is not None and call_status(a, sid) == "active"
+    # Agent A was told each time the customer came and went (for a "reconnecting…" banner).
+    presence = [n["payload"] for n in a.notifications() if n["type"] == "customer_presence"]
+    assert [p["present"] for p in presence] == [True, True, False]
+    assert presence[-1]["grace_s"] == 30
 
     # Grace not over yet: nothing happens.
     services.livekit_events.expire_departed_customers()
