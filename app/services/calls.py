@@ -21,7 +21,7 @@ from app.services.agents import hash_secret
 from app.services.phone_legs import LegPlan, PhoneLegs
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore
-from app.services.transfers import close_for_call_end, owner_left
+from app.services.transfer_rules import close_for_call_end, owner_left
 
 CUSTOMER_NAME_MAX = 120
 
@@ -50,29 +50,32 @@ class CallService:
         self.legs = legs  # Agent B's phone legs, torn down or moved when the call changes
 
     # -- creation --------------------------------------------------------------------------
-    def create_web_call(self, customer_name: str, customer_key: str) -> tuple[Call, str]:
-        name = clean_customer_name(customer_name)
+    def open_call(self, *, channel: str, customer_name: str, first_note: str, **columns) -> str:
+        """Create the call's LiveKit room, then the call (queued), its first context line and its
+        assignment in one transaction. The room is deleted again if that transaction fails, so a
+        failure leaves nothing behind. Returns the new call's id (the API's session_id)."""
         call_id = new_id()
         room = f"call_{call_id}"
-        self.livekit.create_room(room, metadata={"wt_call": call_id})
+        self.livekit.create_room(room, metadata={"wt_call": call_id, "channel": channel})
         try:
             with self.db.transaction() as s:
-                call = Call(
-                    id=call_id,
-                    room_name=room,
-                    customer_name=name,
-                    customer_key_hash=hash_secret(customer_key),
-                    channel="web",
-                    status=str(states.CallStatus.QUEUED),
-                )
+                call = Call(id=call_id, room_name=room, customer_name=customer_name, channel=channel, status=str(states.CallStatus.QUEUED), **columns)
                 s.add(call)
                 s.flush()
-                self.summaries.add_entry(s, call, author="system", source="system", text=f"Call started with customer {name}")
+                self.summaries.add_entry(s, call, author="system", source="system", text=first_note)
                 if assign_in(s, call) is None:
-                    emit(s, "call_queued", {"room_name": room, "customer_name": name}, audiences=[], call_id=call_id)
-        except Exception:
+                    payload = {"room_name": room, "customer_name": customer_name, "channel": channel}
+                    emit(s, "call_queued", payload, audiences=[], call_id=call_id)
+        except BaseException:
             self.livekit.discard_room(room)
             raise
+        return call_id
+
+    def create_web_call(self, customer_name: str, customer_key: str) -> tuple[Call, str]:
+        name = clean_customer_name(customer_name)
+        call_id = self.open_call(
+            channel="web", customer_name=name, first_note=f"Call started with customer {name}", customer_key_hash=hash_secret(customer_key)
+        )
         with self.db.reading() as s:
             call = load_call(s, call_id)
         token = self.livekit.customer_token(call.id, call.room_name, call.customer_name)

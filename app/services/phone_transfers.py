@@ -31,7 +31,7 @@ from app.repo import claim_agent, load_call, load_transfer, require_transition
 from app.services.calls import CallService
 from app.services.phone_legs import LegAction, LegPlan, PhoneLegs, leg_answered
 from app.services.summaries import SummaryStore
-from app.services.transfers import end_transfer
+from app.services.transfer_rules import end_transfer
 from app.services.twilio_urls import WebhookUrls
 
 log = logging.getLogger(__name__)

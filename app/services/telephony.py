@@ -25,12 +25,12 @@ from app.errors import TelephonyNotConfigured
 from app.events import emit
 from app.gateways.livekit import LiveKitGateway
 from app.models import Call, ContextEntry
-from app.repo import agents_in_call, load_call, new_id, open_transfer
+from app.repo import agents_in_call, load_call, open_transfer
 from app.serializers import entry_dict
 from app.services.agents import E164
 from app.services.calls import CallService
 from app.services.phone_legs import LegPlan, PhoneLegs
-from app.services.routing import assign_in, drain_queue
+from app.services.routing import drain_queue
 from app.services.summaries import CONTEXT_TEXT_MAX, SummaryStore
 from app.services.twilio_urls import WebhookUrls
 
@@ -109,36 +109,19 @@ class TelephonyService:
 
     def _create(self, call_sid: str, caller: str) -> Call:
         number = caller if E164.match(caller or "") else None
-        name = "Caller " + number if number else "Unknown caller"
-        call_id = new_id()
-        room = f"call_{call_id}"
-        self.livekit.create_room(room, metadata={"wt_call": call_id, "channel": "phone"})
         try:
-            with self.db.transaction() as s:
-                call = Call(
-                    id=call_id,
-                    room_name=room,
-                    customer_name=name,
-                    channel="phone",
-                    twilio_call_sid=call_sid,
-                    caller_number=number,
-                    status=str(C.QUEUED),
-                )
-                s.add(call)
-                s.flush()
-                self.summaries.add_entry(s, call, author="system", source="system", text="Phone call from " + (number or "an unknown number"))
-                if assign_in(s, call) is None:
-                    emit(s, "call_queued", {"room_name": room, "customer_name": name, "channel": "phone"}, audiences=[], call_id=call_id)
+            self.calls.open_call(
+                channel="phone",
+                customer_name="Caller " + number if number else "Unknown caller",
+                first_note="Phone call from " + (number or "an unknown number"),
+                twilio_call_sid=call_sid,
+                caller_number=number,
+            )
         except IntegrityError:
-            # Twilio retried while the first request was still working: that one created the call.
-            self.livekit.discard_room(room)
-            existing = self._by_sid(call_sid)
-            if existing is None:
+            # Twilio retried while the first request was still working: that one created the call
+            # (and this attempt's room is already gone again).
+            if self._by_sid(call_sid) is None:
                 raise
-            return existing
-        except Exception:
-            self.livekit.discard_room(room)
-            raise
         return self._by_sid(call_sid)
 
     def _route(self, call: Call, urls: WebhookUrls, after_hold: bool):

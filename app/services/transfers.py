@@ -29,13 +29,12 @@ from app.repo import (
     new_id,
     open_transfer,
     require_transition,
-    transition,
 )
 from app.serializers import summary_dict
 from app.services.agents import E164
 from app.services.phone_legs import LegPlan
 from app.services.summaries import SummaryStore
-from app.services.transfer_rules import close_for_call_end, end_transfer, owner_left  # noqa: F401 (re-exported)
+from app.services.transfer_rules import end_transfer
 
 if TYPE_CHECKING:
     from app.services.phone_transfers import PhoneTransfers
