@@ -65,7 +65,9 @@ class Settings:
     LIVEKIT_WS_URL: str = "ws://localhost:7880"
     LIVEKIT_HTTP_URL: str = "http://localhost:7880"
     LIVEKIT_TIMEOUT_S: float = 5.0
-    LIVEKIT_TOKEN_TTL_S: int = 3600
+    # Only needed to join: LiveKit refreshes a connected participant's token itself, and a
+    # reconnect asks /api/token for a new one. Short, so a leaked or outdated token soon dies.
+    LIVEKIT_TOKEN_TTL_S: int = 600
     LIVEKIT_ROOM_EMPTY_TIMEOUT_S: int = 300
     LIVEKIT_SIP_HOST: str = ""
     LIVEKIT_SIP_USERNAME: str = ""

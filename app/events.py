@@ -199,6 +199,9 @@ class Dispatcher:
                 self._last_id = newest_event_id(s)
             self._thread = threading.Thread(target=self._run, name="event-dispatcher", daemon=True)
             self._thread.start()
+            # Periodic jobs make network calls (LiveKit, Twilio) with multi-second timeouts; on
+            # their own thread they can never hold up event delivery.
+            threading.Thread(target=self._tick_loop, name="periodic-jobs", daemon=True).start()
 
     def close_streams(self) -> None:
         with self._lock:
@@ -252,7 +255,6 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 self._read_new()
-                self._run_ticks()
             except Exception:  # the loop must outlive a DB blip; the error is logged, then retried
                 log.exception("event dispatcher iteration failed")
                 self._stop.wait(1.0)
@@ -307,6 +309,10 @@ class Dispatcher:
             subs = list(self._subs.get(row.audience, ()))
         for sub in subs:
             sub.push(row)
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(0.25):
+            self._run_ticks()
 
     def _run_ticks(self) -> None:
         now = time.monotonic()

@@ -22,12 +22,14 @@ def new_id(nbytes: int = 8) -> str:
     return secrets.token_hex(nbytes)
 
 
-def transition(s: Session, machine: str, id_: str, event: str, **values) -> bool:
+def transition(s: Session, machine: str, id_: str, event: str, *, only_if=(), **values) -> bool:
+    """Apply `event` if the row is in one of its source states (and every `only_if` condition
+    still holds: the facts a decision was based on, re-checked atomically)."""
     model = _MODELS[machine]
     edge = states.edge(machine, event)
     result = s.execute(
         update(model)
-        .where(model.id == id_, model.status.in_([str(x) for x in edge.sources]))
+        .where(model.id == id_, model.status.in_([str(x) for x in edge.sources]), *only_if)
         .values(status=str(edge.target), **values)
         .execution_options(synchronize_session=False)
     )

@@ -59,6 +59,8 @@ CALL_EVENTS: dict[str, Edge] = {
     "agent_joined": _edge({C.RINGING}, C.ACTIVE),
     # The owner left before handing over: the customer goes back to the queue.
     "requeue": _edge({C.RINGING, C.ACTIVE, C.TRANSFERRED}, C.QUEUED),
+    # The assigned agent never joined: only ever from ringing, never from a call in progress.
+    "miss": _edge({C.RINGING}, C.QUEUED),
     "hold": _edge(CALL_CONNECTED, C.ON_HOLD),
     "resume": _edge({C.ON_HOLD}, C.ACTIVE),
     "hand_over": _edge({C.ON_HOLD}, C.TRANSFERRED),

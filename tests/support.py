@@ -129,3 +129,11 @@ class SSEReader:
             item = self.next(max(0.01, deadline - time.monotonic()))
             if item.get("event") in (event_type, "__closed__"):
                 return item
+
+
+def stored_call(services, session_id: str):
+    """The call row itself, for when no agent may look at the call any more (e.g. after a hand-over)."""
+    from app.models import Call
+
+    with services.db.reading() as s:
+        return s.get(Call, session_id)

@@ -28,6 +28,8 @@ def parse_json(request: Request, schema: dict[str, Field]) -> dict:
         body = json.loads(request.get_data(cache=True) or b"null")
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"The body is not valid JSON: {err}.", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("The body is nested too deeply.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", code="invalid_json")
     return validate(body, schema)
@@ -53,8 +55,11 @@ def validate(body: dict, schema: dict[str, Field]) -> dict:
             raise ValidationFailed(f"Field {name} must be a {_kind_name(spec.kind)}.")
         if isinstance(value, str):
             value = value.strip()
-            if spec.required and not value:
-                raise ValidationFailed(f"Field {name} must not be empty.")
+            if not value:
+                if spec.required:
+                    raise ValidationFailed(f"Field {name} must not be empty.")
+                out[name] = None  # an empty optional field means "not given"
+                continue
             if spec.max_len is not None and len(value) > spec.max_len:
                 raise ValidationFailed(f"Field {name} is too long (at most {spec.max_len} characters).", code="too_long")
         out[name] = value

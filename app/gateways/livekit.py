@@ -281,7 +281,7 @@ class LiveKitGateway:
             room=room,
             can_publish=True,
             can_subscribe=True,
-            can_publish_data=True,
+            can_publish_data=False,  # nothing in the product sends data messages; least privilege
             can_publish_sources=["microphone"],
             can_update_own_metadata=False,
         )

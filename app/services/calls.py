@@ -109,18 +109,15 @@ class CallService:
 
     @staticmethod
     def can_view(s, agent_id: str, call: Call) -> bool:
+        """Only while part of it: the owner, an agent in the call, or a party of its open transfer.
+        An Agent B who declined, or an Agent A who handed over, does not keep reading what the
+        customer says next."""
         if call.agent_id == agent_id:
             return True
         if s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id)) == call.id:
             return True
-        return (
-            s.scalar(
-                select(Transfer.id)
-                .where(Transfer.call_id == call.id, or_(Transfer.from_agent_id == agent_id, Transfer.to_agent_id == agent_id))
-                .limit(1)
-            )
-            is not None
-        )
+        transfer = open_transfer(s, call.id)
+        return transfer is not None and agent_id in (transfer.from_agent_id, transfer.to_agent_id)
 
     def get_call(self, agent_id: str, call_id: str) -> dict:
         with self.db.reading() as s:
@@ -184,6 +181,9 @@ class CallService:
             call = load_call(s, call_id)
             slot = s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id))
             if slot != call.id:
+                if self._handed_over_by(s, call.id, agent_id):
+                    # Completing the transfer already took Agent A out; leaving again is a no-op.
+                    return {"session_id": call_id, "status": call.status, "outcome": "left"}
                 raise Forbidden("You are not in this call (or you have already left it).")
             if call.agent_id == agent_id:
                 outcome = owner_left(s, call, agent_id, rooms_to_delete, legs=plan)
@@ -198,6 +198,17 @@ class CallService:
             self.livekit.discard_room(room)
         drain_queue(self.db)
         return {"session_id": call_id, "status": status, "outcome": outcome}
+
+    @staticmethod
+    def _handed_over_by(s, call_id: str, agent_id: str) -> bool:
+        return (
+            s.scalar(
+                select(Transfer.id)
+                .where(Transfer.call_id == call_id, Transfer.from_agent_id == agent_id, Transfer.handed_over_at.is_not(None))
+                .limit(1)
+            )
+            is not None
+        )
 
     def end_call(self, call_id: str, *, by_agent: str | None, reason: str) -> Call:
         rooms: list[str] = []

@@ -37,7 +37,7 @@ from app.db import Database
 from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.events import emit
 from app.gateways.livekit import CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX, LiveKitGateway, customer_identity
-from app.models import Call, LiveKitWebhookEvent, Transfer, utcnow
+from app.models import Agent, Call, LiveKitWebhookEvent, Transfer, utcnow
 from app.repo import agents_in_call, claim_agent, load_call, transition
 from app.services.calls import CallService
 from app.services.participants import Who, identify, newer_session, since_ms
@@ -56,6 +56,9 @@ WEBHOOK_EVENT_RETENTION = timedelta(hours=1)
 CONVERSATION = frozenset({C.ACTIVE, C.ON_HOLD, C.TRANSFERRED})
 # Transfers whose Agent B may turn up in the customer's room: handed over to them.
 BRIDGEABLE = frozenset({T.COMPLETED, T.AGENT_A_LEFT})
+
+
+EVICTED = "participant removed: not part of this call"
 
 
 class LiveKitEvents:
@@ -77,6 +80,9 @@ class LiveKitEvents:
             if event.id and not self._first_delivery(s, event):
                 return "duplicate"
             outcome = self._apply(s, event, rooms, plan)
+        if outcome == EVICTED:
+            # A token is only a ticket to join; being in the room is for whoever the call says.
+            self.livekit.discard_participant(event.room.name, event.participant.identity)
         if rooms or plan.actions:
             self.calls.after_finish(rooms, plan)
         log.info("livekit webhook %s %s room=%s participant=%s: %s", event.id, event.event, event.room.name, event.participant.identity or "-", outcome)
@@ -136,6 +142,8 @@ class LiveKitEvents:
             if transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):
                 emit(s, "call_active", {"agent_id": call.agent_id}, audiences=[call.agent_id], call_id=call.id)
                 return "call active"
+        if who.role == "agent" and s.scalar(select(Agent.active_call_id).where(Agent.id == who.agent_id)) != call.id:
+            return EVICTED  # e.g. Agent A after handing over, rejoining with a still-valid token
         if who.role in ("agent", "agent_b"):
             return self._bridged(s, call, who)
         return "ignored"
@@ -209,7 +217,10 @@ class LiveKitEvents:
             who.role == "agent_b" and who.sip and who.transfer_id == t.id
         )
         if not is_b:
-            return "ignored"
+            is_a = who.role == "agent" and who.agent_id == t.from_agent_id and t.status in states.TRANSFER_OPEN
+            if is_a or who.sip:
+                return "ignored"
+            return EVICTED  # nobody else belongs in the agents' private consult
         if t.status != T.RINGING:
             return "already briefing" if t.status == T.BRIEFING else "transfer not open"
         # Accept normally does this; here LiveKit saw Agent B arrive before accept committed.

@@ -196,10 +196,14 @@ class PhoneTransfers:
         return self.legs.into_call_room(t, load_call(s, t.call_id))
 
     def after_failed_move(self, transfer_id: str) -> None:
-        """The leg was moved into the customer's room but the transfer could not complete
-        (the caller hung up meanwhile): tell Agent B and end the leg."""
+        """The leg was moved into the customer's room but this request could not complete the
+        transfer. If it ended with Agent B holding the call anyway (a second click of Complete, or
+        Agent A leaving mid-briefing, won the race), the leg is exactly where it must be: leave it.
+        Otherwise (the caller hung up meanwhile) tell Agent B and end the leg."""
         with self.db.reading() as s:
             t = load_transfer(s, transfer_id)
+            if t.handed_over_at is not None:
+                return
             response = twiml.caller_left(self.legs.voice) if t.status == T.CALLER_LEFT else twiml.transfer_unavailable(self.legs.voice)
             action = self.legs.goodbye(t, response)
         self.legs.run([action])

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.db import Database
 from app.events import emit
-from app.models import Agent, Call, utcnow
+from app.models import Agent, Call, Transfer, utcnow
 from app.repo import claim_agent, release_agent, transition
 
 
@@ -23,9 +23,11 @@ class _LostRace(Exception):
 
 def claim_available_agent(s: Session, call_id: str, exclude: tuple[str, ...] = ()) -> str | None:
     """The longest-idle available agent, now holding `call_id`; None if nobody is free."""
+    # An agent a transfer is ringing for is about to take that call: do not hand them another.
+    awaited = select(Transfer.to_agent_id).where(Transfer.to_agent_id.is_not(None), Transfer.status.in_(["pending", "ringing"]))
     candidates = s.scalars(
         select(Agent.id)
-        .where(Agent.presence == "available", Agent.active_call_id.is_(None), Agent.id.not_in(exclude or ("",)))
+        .where(Agent.presence == "available", Agent.active_call_id.is_(None), Agent.id.not_in(exclude or ("",)), Agent.id.not_in(awaited))
         .order_by(Agent.last_assigned_at.asc().nulls_first(), Agent.id)
         .limit(25)
     )
@@ -73,6 +75,11 @@ def drain_queue(db: Database, limit: int = 50) -> list[tuple[str, str]]:
     return assigned
 
 
+def stale_ringing(db: Database, cutoff) -> list[tuple[str, str]]:
+    with db.reading() as s:
+        return [tuple(r) for r in s.execute(select(Call.id, Call.agent_id).where(Call.status == "ringing", Call.assigned_at < cutoff))]
+
+
 def requeue_missed(db: Database, timeout_s: int) -> list[tuple[str, str]]:
     """Calls whose assigned agent never joined within `timeout_s`: that agent is set away (they
     are not at their desk) and the call goes to the next available agent, or back to the queue.
@@ -80,13 +87,14 @@ def requeue_missed(db: Database, timeout_s: int) -> list[tuple[str, str]]:
     For a phone caller nothing changes on the line: their SIP leg keeps ringing in room
     `call_<id>` until whichever agent joins it."""
     cutoff = utcnow() - timedelta(seconds=timeout_s)
-    with db.reading() as s:
-        stale = list(s.execute(select(Call.id, Call.agent_id).where(Call.status == "ringing", Call.assigned_at < cutoff)))
     missed = []
-    for call_id, agent_id in stale:
+    for call_id, agent_id in stale_ringing(db, cutoff):
         with db.transaction() as s:
-            if not transition(s, "call", call_id, "requeue", agent_id=None, assigned_at=None):
-                continue  # the agent joined (or the caller left) in the meantime
+            # Re-check what was read, atomically: another worker may have reassigned the call,
+            # or the agent may have joined, since the list above was read.
+            still_missed = (Call.agent_id == agent_id, Call.assigned_at < cutoff)
+            if not transition(s, "call", call_id, "miss", only_if=still_missed, agent_id=None, assigned_at=None):
+                continue
             release_agent(s, agent_id, call_id)
             s.execute(update(Agent).where(Agent.id == agent_id, Agent.presence == "available").values(presence="away"))
             emit(

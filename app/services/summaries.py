@@ -86,17 +86,23 @@ class SummaryStore:
         )
 
     def current_dict(self, s: Session, call_id: str) -> dict | None:
-        return summary_dict(self.latest(s, call_id, ("edited", "transfer", "draft")))
+        """What Agent A reviews: exactly what Agent B would be handed now, when there is one."""
+        ready = self.ready_summary(s, call_id)
+        return summary_dict(ready or self.latest(s, call_id, ("edited", "transfer", "draft")))
 
     def ready_summary(self, s: Session, call_id: str) -> Summary | None:
-        """A stored summary Agent B may be given as is: Agent A's edit, or a draft covering all context."""
-        edited = self.latest(s, call_id, ("edited",))
-        if edited is not None:
-            return edited
-        draft = self.latest(s, call_id, ("draft", "transfer"))
-        if draft is not None and draft.covering_entry_id >= self.newest_entry_id(s, call_id) and not draft.degraded:
-            return draft
-        return None
+        """The newest summary that covers every context entry, whether Agent A's edit or a draft.
+        An edit made before newer context gives way to a newer draft that includes it; an edit
+        made after the last draft wins. Degraded (offline fallback) drafts are never handed over
+        while a better one may still be made."""
+        newest = self.newest_entry_id(s, call_id)
+        rows = s.scalars(
+            select(Summary)
+            .where(Summary.call_id == call_id, Summary.kind.in_(("edited", "transfer", "draft")), Summary.covering_entry_id >= newest)
+            .order_by(Summary.id.desc())
+            .limit(5)
+        )
+        return next((r for r in rows if r.kind == "edited" or not r.degraded), None)
 
     def for_transfer(self, call_id: str) -> int:
         """The id of the summary to hand over, generating one within the time budget if needed."""
@@ -155,8 +161,8 @@ class SummaryStore:
     def current_or_new(self, call_id: str) -> Summary:
         """The summary Agent B would get now; generated (within the budget) if there is none yet."""
         with self.db.reading() as s:
-            current = self.latest(s, call_id, ("edited", "transfer", "draft"))
-            if current is not None and (current.kind == "edited" or self.ready_summary(s, call_id) is not None):
+            current = self.ready_summary(s, call_id)
+            if current is not None:
                 return current
         summary_id = self.for_transfer(call_id)
         with self.db.reading() as s:

@@ -20,7 +20,7 @@ from app import states
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, TelephonyNotConfigured, ValidationFailed
 from app.events import emit
-from app.gateways.livekit import LiveKitGateway
+from app.gateways.livekit import LiveKitGateway, agent_identity
 from app.models import Agent, Call, Transfer, utcnow
 from app.repo import (
     claim_agent,
@@ -28,11 +28,13 @@ from app.repo import (
     load_transfer,
     new_id,
     open_transfer,
+    release_agent,
     require_transition,
 )
 from app.serializers import summary_dict
 from app.services.agents import E164
 from app.services.phone_legs import LegPlan
+from app.services.routing import drain_queue
 from app.services.summaries import SummaryStore
 from app.services.transfer_rules import end_transfer
 
@@ -184,9 +186,13 @@ class TransferService:
             if not end_transfer(s, t, "decline", reason=text, reason_code="declined", legs=plan):
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be declined.")
             room = t.transfer_room
+        self._after_ended(room, plan)
+        return self.describe(transfer_id)
+
+    def _after_ended(self, room: str, plan: LegPlan) -> None:
         plan.run()  # Agent B's phone leg first: deleting the room would drop it without a word
         self.livekit.discard_room(room)
-        return self.describe(transfer_id)
+        drain_queue(self.db)  # Agent B is free for waiting callers again
 
     # -- Agent A -----------------------------------------------------------------------------
     def complete(self, agent_id: str, transfer_id: str):
@@ -203,15 +209,19 @@ class TransferService:
                 now = utcnow()
                 require_transition(s, "transfer", t.id, "complete", ended_at=now, handed_over_at=now)
                 require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
+                # Agent A's part ends here: free for the next caller, out of the customer's room.
+                release_agent(s, t.from_agent_id, t.call_id)
                 call = load_call(s, t.call_id)
                 payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone}
                 emit(s, "transfer_completed", payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
-                room = t.transfer_room
+                room, customer_room, agent_a = t.transfer_room, call.room_name, t.from_agent_id
         except Conflict:
             if move is not None:
                 self.phone.after_failed_move(transfer_id)  # the leg must not stay in a room nobody owns
             raise
         self.livekit.discard_room(room)
+        self.livekit.discard_participant(customer_room, agent_identity(agent_a))
+        drain_queue(self.db)
         return self.describe(transfer_id)
 
     def cancel(self, agent_id: str, transfer_id: str):
@@ -221,8 +231,7 @@ class TransferService:
             if not end_transfer(s, t, "cancel", reason="Cancelled by Agent A.", reason_code="cancelled", legs=plan):
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be cancelled.")
             room = t.transfer_room
-        plan.run()  # Agent B's phone leg first: deleting the room would drop it without a word
-        self.livekit.discard_room(room)
+        self._after_ended(room, plan)
         return self.describe(transfer_id)
 
     # -- time ----------------------------------------------------------------------------------
@@ -259,8 +268,7 @@ class TransferService:
                     room = None
             if room:
                 expired += 1
-                plan.run()
-                self.livekit.discard_room(room)
+                self._after_ended(room, plan)
         return expired
 
     # -- helpers -------------------------------------------------------------------------------

@@ -181,3 +181,16 @@ def test_login_failures_do_not_reveal_which_part_was_wrong(client, alice):
     e1 = _error(client.post("/api/login", json={"agent_id": "alice", "password": "wrong-password"}), 401, "invalid_credentials")
     e2 = _error(client.post("/api/login", json={"agent_id": "nobody", "password": "wrong-password"}), 401, "invalid_credentials")
     assert e1 == e2
+
+
+def test_deeply_nested_json_is_a_400(client):
+    body = "[" * 20_000 + "]" * 20_000  # 40 kB: under the body size limit
+    for path in ("/api/create-call", "/api/login"):
+        _error(client.post(path, data=body, content_type="application/json"), 400, "invalid_json")
+
+
+def test_empty_optional_fields_count_as_absent(client, alice):
+    call = start_call(client, alice)
+    r = alice.post("/api/initiate-transfer", {"session_id": call["session_id"], "to_agent_id": "", "to_phone": "+14155550100"})
+    _error(r, 503, "telephony_not_configured")
+    _error(alice.post("/api/initiate-transfer", {"session_id": call["session_id"], "to_agent_id": "", "to_phone": ""}), 422, "validation_error")

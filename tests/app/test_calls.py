@@ -224,3 +224,34 @@ def test_a_joined_call_is_never_taken_away(client, make_agent, services):
         s.execute(update(Call).where(Call.id == call["session_id"]).values(assigned_at=utcnow() - timedelta(hours=1)))
     assert requeue_missed(services.db, 30) == []
     assert call_status(a, call["session_id"]) == "active"
+
+
+def test_missed_call_requeue_rechecks_what_it_read(client, make_agent, services, monkeypatch):
+    """Another worker's job, or the agent joining, between the read and the write changes nothing."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from app.models import Agent, Call, utcnow
+    from app.services import routing
+
+    make_agent("alice")
+    call = start_call(client, None)
+    b = make_agent("bob")
+    sid = call["session_id"]
+    with services.db.transaction() as s:
+        s.execute(update(Call).where(Call.id == sid).values(assigned_at=utcnow() - timedelta(seconds=60)))
+    assert routing.requeue_missed(services.db, 30) == [(sid, "alice")]  # Bob now has it, just assigned
+    # A second worker read the list before the first one wrote:
+    monkeypatch.setattr(routing, "stale_ringing", lambda db, cutoff: [(sid, "alice")])
+    assert routing.requeue_missed(services.db, 30) == []
+    with services.db.reading() as s:
+        assert s.scalar(select(Call.agent_id).where(Call.id == sid)) == "bob"
+        assert s.scalar(select(Agent.active_call_id).where(Agent.id == "bob")) == sid
+    # Bob joins after the list was read (as if his assignment had timed out): still his.
+    b.post("/api/token", {"session_id": sid})
+    monkeypatch.setattr(routing, "stale_ringing", lambda db, cutoff: [(sid, "bob")])
+    with services.db.transaction() as s:
+        s.execute(update(Call).where(Call.id == sid).values(assigned_at=utcnow() - timedelta(hours=1)))
+    assert routing.requeue_missed(services.db, 30) == []
+    assert call_status(b, sid) == "active"

@@ -114,8 +114,9 @@ def test_customer_joining_is_recorded_and_the_agent_joining_makes_the_call_activ
     stored = row(services, Call, sid)
     assert stored.status == "ringing" and stored.customer_joined_at is not None and stored.answered_at is None
 
-    stranger = join(livekit_double, room, "agent-bob")
-    assert send(client, livekit_double, "participant_joined", room=room, participant=stranger) == "ignored"
+    stranger = join(livekit_double, room, "agent-bob")  # Bob holds a token for this room but no part in the call
+    assert send(client, livekit_double, "participant_joined", room=room, participant=stranger) == "participant removed: not part of this call"
+    assert "agent-bob" not in livekit_double.rooms[room].participants
     assert row(services, Call, sid).status == "ringing"
 
     agent = join(livekit_double, room, "agent-alice")

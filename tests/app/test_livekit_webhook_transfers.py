@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.models import Call, Transfer
 from tests.app.test_livekit_webhook import join, row, send
-from tests.support import call_status, start_call, start_transfer
+from tests.support import call_status, start_call, start_transfer, stored_call
 from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
     B_PHONE,
     app,
@@ -96,7 +96,7 @@ def test_phone_agent_b_in_the_transfer_room_then_in_the_customer_room(client, si
     assert send(client, livekit_double, "participant_joined", room=call.room_name, participant=moved) == "ignored"
     # Agent B's leg leaving the transfer room (the redirect) is not the caller leaving.
     assert send(client, livekit_double, "participant_left", room=room, participant=b_leg) == "ignored"
-    assert call_status(a, call.id) == "transferred"
+    assert stored_call(services, call.id).status == "transferred"
 
 
 def test_browser_agent_b_bridged_only_once_handed_over(client, make_agent, services, livekit_double):
@@ -123,7 +123,8 @@ def test_agent_b_seen_in_the_transfer_room_before_accept_commits_starts_the_brie
     call = start_call(client, a)
     t = start_transfer(a, call, "bob")
     impostor = join(livekit_double, t["transfer_room"], "agent-carol")
-    assert send(client, livekit_double, "participant_joined", room=t["transfer_room"], participant=impostor) == "ignored"
+    assert send(client, livekit_double, "participant_joined", room=t["transfer_room"], participant=impostor) == "participant removed: not part of this call"
+    assert "agent-carol" not in livekit_double.rooms[t["transfer_room"]].participants
     bob = join(livekit_double, t["transfer_room"], "agent-bob")
     assert send(client, livekit_double, "participant_joined", room=t["transfer_room"], participant=bob) == "briefing"
     assert row(services, Transfer, t["id"]).status == "briefing"

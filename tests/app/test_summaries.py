@@ -180,3 +180,27 @@ def test_one_draft_refresh_in_flight_per_call_across_workers(make_app, llm):
         w.join(10)
     assert len(results) == 2 and results.count(None) == 1, results
     assert len(llm.requests) == 1
+
+
+def test_agent_b_gets_what_agent_a_reviewed(make_app):
+    """An edit made before newer context gives way to the newer draft, and A sees that draft."""
+    app = make_app(DRAFT_DEBOUNCE_S=60)
+    services = app.extensions["wt"]
+    a, b = _agents(app, services, "alice", "bob")
+    call = start_call(app.test_client(), a)
+    sid = call["session_id"]
+    a.post("/api/add-context", {"session_id": sid, "text": "Wants to cancel order 1234"})
+    put = a.client.put(f"/api/calls/{sid}/summary", json={"text": "Cancel order 1234."}, headers={"X-CSRF-Token": a.csrf})
+    edit_id = put.json["summary"]["id"]
+    assert a.get(f"/api/calls/{sid}/summary").json["summary"]["id"] == edit_id
+    a.post("/api/add-context", {"session_id": sid, "text": "Changed her mind: refund to card instead, escalate"})
+    draft_id = services.drafts.refresh(sid)
+    reviewed = a.get(f"/api/calls/{sid}/summary").json["summary"]
+    assert reviewed["id"] == draft_id and "refund" in reviewed["text"]
+    t = start_transfer(a, call, "bob")
+    assert t["summary"]["id"] == draft_id
+    # An edit made now (after the last draft) is what B gets.
+    put = a.client.put(f"/api/calls/{sid}/summary", json={"text": "Refund to card; escalate."}, headers={"X-CSRF-Token": a.csrf})
+    assert b.post("/api/accept-transfer", {"transfer_id": t["id"]}).json["transfer"]["summary"]["id"] == put.json["summary"]["id"]
+    empty = a.client.put(f"/api/calls/{sid}/summary", json={"text": "  "}, headers={"X-CSRF-Token": a.csrf})
+    assert empty.status_code == 422

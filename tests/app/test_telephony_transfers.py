@@ -4,7 +4,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.models import Agent, Call
-from tests.support import call_status, grants_of
+from app.events import timeline as call_timeline
+from tests.support import call_status, grants_of, stored_call
 from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
     ACCOUNT_SID,
     B_PHONE,
@@ -82,13 +83,13 @@ def test_phone_b_accepts_with_1_is_briefed_and_takes_the_caller(sim, make_agent,
     # Agent A leaves; the outside number now owns the call (no dashboard agent).
     assert a.post("/api/agent-exit-room", {"session_id": call.id}).json["outcome"] == "left"
     assert a.post("/api/token", {"session_id": call.id}).status_code == 403
-    detail = a.get(f"/api/calls/{call.id}").json["call"]
-    assert detail["status"] == "transferred" and detail["agent_id"] is None
+    stored = stored_call(services, call.id)  # Alice handed over: the call is no longer hers to read
+    assert stored.status == "transferred" and stored.agent_id is None
 
     # Agent B hangs up: the call is over and the caller hears goodbye.
     leg.hang_up()
     sim.deliver()
-    assert call_status(a, call.id) == "completed"
+    assert stored_call(services, call.id).status == "completed"
     caller.end_dial("completed")
     assert caller.says[-1] == "Thank you for calling. Goodbye."
     assert call.room_name not in livekit_double.rooms
@@ -144,7 +145,7 @@ def test_web_customer_to_an_offline_agent_with_a_phone(sim, make_agent, services
         assert s.get(Agent, "bob").active_call_id == sid  # busy while on the transfer
     assert a.post("/api/complete-transfer", {"transfer_id": body["transfer"]["id"]}).status_code == 200
     assert a.post("/api/agent-exit-room", {"session_id": sid}).json["outcome"] == "left"
-    assert a.get(f"/api/calls/{sid}").json["call"]["agent_id"] == "bob"
+    assert stored_call(services, sid).agent_id == "bob"
     assert leg.sip.room == f"call_{sid}"
     # Bob now owns the call on his phone; he cannot start a transfer from it.
     bob.login()
@@ -152,7 +153,7 @@ def test_web_customer_to_an_offline_agent_with_a_phone(sim, make_agent, services
     assert r.status_code == 409 and r.json["error"]["code"] == "owner_on_phone"
     leg.hang_up()
     sim.deliver()
-    assert call_status(a, sid) == "completed"
+    assert stored_call(services, sid).status == "completed"
     with services.db.reading() as s:
         assert s.get(Agent, "bob").active_call_id is None
 
@@ -165,7 +166,7 @@ def test_agent_a_leaving_during_the_briefing_hands_the_caller_to_phone_b(sim, ma
     r = a.post("/api/agent-exit-room", {"session_id": call.id})
     assert r.json["outcome"] == "handed_over"
     assert leg.sip.room == call.room_name  # moved out of the transfer room
-    assert call_status(a, call.id) == "transferred"
+    assert stored_call(services, call.id).status == "transferred"
     assert transfer_row(services, body["transfer"]["id"]).status == "agent_a_left"
 
 
@@ -210,5 +211,32 @@ def test_agent_a_leaving_while_phone_b_rings_requeues_and_cancels_b(sim, make_ag
     assert a.post("/api/agent-exit-room", {"session_id": call.id}).json["outcome"] == "requeued"
     assert [u.fields() for u in sim.rest_calls("update")] == [{"Status": "canceled"}]
     assert last(a, "transfer_failed")["outcome"] == "agent_a_left"
-    timeline = [e["type"] for e in a.get(f"/api/calls/{call.id}").json["call"]["timeline"]]
+    with services.db.reading() as s:
+        timeline = [e["type"] for e in call_timeline(s, call.id)]
     assert timeline[-2:] == ["call_queued", "call_assigned"]  # back in the queue, and out again to the free agent
+
+
+def test_a_second_complete_racing_the_first_never_hangs_up_phone_b(sim, make_agent, services):
+    """Double-click or client retry: the loser's 409 must not tear down the leg the winner moved."""
+    a = make_agent("alice", "Alice")
+    _caller, call = phone_call_with_context(sim, a, services)
+    body, leg = dial_b(sim, a, call.id)
+    tid = body["transfer"]["id"]
+    leg.ring()
+    leg.press("1").answer("human")
+    sim.deliver()
+    legs = services.phone.legs
+    real_perform = legs.perform
+    second = []
+
+    def perform(action):
+        real_perform(action)
+        if not second:  # the second click arrives while the first is between Twilio and the DB
+            second.append(None)
+            second[0] = a.post("/api/complete-transfer", {"transfer_id": tid})
+
+    legs.perform = perform
+    first = a.post("/api/complete-transfer", {"transfer_id": tid})
+    assert sorted([first.status_code, second[0].status_code]) == [200, 409]
+    assert not leg.ended and leg.says[-1] == "You are now connected to the caller."
+    assert transfer_row(services, tid).status == "completed" and stored_call(services, call.id).status == "transferred"

@@ -113,7 +113,7 @@ def test_agent_a_leaving_before_b_answers_requeues_the_customer(client, make_age
     assigned = _last(b, "call_assigned")
     assert assigned["session_id"] == sid
     assert call_status(b, sid) == "ringing"
-    assert a.get(f"/api/calls/{sid}").status_code == 200  # history stays visible to Alice
+    assert a.get(f"/api/calls/{sid}").status_code == 403  # no longer hers: she does not read on
     assert a.post("/api/token", {"session_id": sid}).status_code == 403
     assert t["id"]
 
@@ -135,14 +135,33 @@ def test_a_call_can_be_transferred_again(client, make_agent):
     assert detail["agent_id"] == "carol" and [t["status"] for t in detail["transfers"]] == ["completed", "completed"]
 
 
-def test_agent_b_busy_on_another_call_cannot_accept(client, make_agent):
+def test_a_new_caller_does_not_go_to_the_agent_a_transfer_is_ringing_for(client, make_agent):
     a, b = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     t = start_transfer(a, call, "bob")
-    other = start_call(client, b, "Second Caller")  # Bob is free, so the new call goes to him
+    other = start_call(client, None, "Second Caller")
+    assert other["agent_id"] is None  # queued rather than given to Bob, who is about to take Jane
+    assert b.post("/api/accept-transfer", {"transfer_id": t["id"]}).status_code == 200
+    b.post("/api/decline-transfer", {"transfer_id": t["id"]})
+    assert [n["payload"]["session_id"] for n in b.notifications() if n["type"] == "call_assigned"] == [other["session_id"]]
+
+
+def test_agent_b_busy_on_another_call_cannot_accept(client, make_agent, services):
+    a, b = make_agent("alice"), make_agent("bob")
+    call = start_call(client, a)
+    other = start_call(client, b, "Second Caller")  # Bob takes a call first...
+    b.post("/api/presence", {"status": "available"})
+    with services.db.transaction() as s:  # ...and is offered a transfer anyway (e.g. a stale directory)
+        from sqlalchemy import update
+
+        from app.models import Agent
+
+        s.execute(update(Agent).where(Agent.id == "bob").values(active_call_id=None))
+    t = start_transfer(a, call, "bob")
+    with services.db.transaction() as s:
+        s.execute(update(Agent).where(Agent.id == "bob").values(active_call_id=other["session_id"]))
     r = b.post("/api/accept-transfer", {"transfer_id": t["id"]})
     assert r.status_code == 409 and r.json["error"]["code"] == "agent_busy"
-    assert other["agent_id"] == "bob"
 
 
 def test_summary_keeps_context_and_redacts_cards(client, make_agent):
