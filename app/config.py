@@ -104,6 +104,9 @@ class Settings:
     TRANSFER_RING_TIMEOUT_S: int = 30
     # An assigned agent who has not joined the call within this is set away; the call goes on.
     AGENT_ANSWER_TIMEOUT_S: int = 30
+    # An agent whose browser drops out of their call's rooms this long is taken out of the call
+    # (Agent B takes over if briefed, else the caller is queued for the next agent).
+    AGENT_RECONNECT_GRACE_S: int = 20
     EVENT_POLL_INTERVAL_S: float = 0.05
     # Timeouts and housekeeping on each worker's dispatcher thread. Only tests that drive those
     # jobs by hand, step by step, turn this off.
@@ -196,6 +199,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("TRANSFER_RING_TIMEOUT_S must be between 5 and 600 seconds (Twilio's limit)")
     if not 5 <= s.AGENT_ANSWER_TIMEOUT_S <= 300:
         raise ConfigError("AGENT_ANSWER_TIMEOUT_S must be between 5 and 300 seconds")
+    if not 5 <= s.AGENT_RECONNECT_GRACE_S <= 600:
+        raise ConfigError("AGENT_RECONNECT_GRACE_S must be between 5 and 600 seconds")
     if not 0 <= s.CUSTOMER_RECONNECT_GRACE_S <= 600:
         raise ConfigError("CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
     if not 0 < s.TWILIO_TIMEOUT_S <= 60:

@@ -105,10 +105,15 @@ class Call(Base):
     customer_sid: Mapped[str | None] = mapped_column(String(64))
     customer_since_ms: Mapped[int | None] = mapped_column(BigInteger)
     customer_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The agent handling the call dropped out of its rooms (crash, network) at this time; after
+    # AGENT_RECONNECT_GRACE_S without coming back they are taken out as if they had left.
+    owner_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    owner_left_agent: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_calls_status_created", "status", "created_at"),
         Index("ix_calls_customer_left", "customer_left_at"),
+        Index("ix_calls_owner_left", "owner_left_at"),
     )
 
 

@@ -17,6 +17,7 @@ from app.ratelimit import RateLimiter
 from app.services.agents import AgentService
 from app.services.calls import CallService
 from app.services.drafts import DraftRefresher
+from app.services.agent_departures import AgentDepartures
 from app.services.livekit_events import LiveKitEvents
 from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
@@ -87,7 +88,7 @@ def build_services(
         phone_legs=phone_legs,
         phone=phone,
         telephony=TelephonyService(db, livekit, summaries, calls, phone_legs, settings),
-        livekit_events=LiveKitEvents(db, livekit, calls, phone_legs, settings),
+        livekit_events=LiveKitEvents(db, livekit, calls, phone_legs, settings, AgentDepartures(db, livekit, calls, settings.AGENT_RECONNECT_GRACE_S)),
     )
     summaries.on_change = services.drafts.schedule
     if settings.BACKGROUND_JOBS:
@@ -105,4 +106,5 @@ def add_periodic_jobs(services: Services) -> None:
     services.dispatcher.add_tick(services.agents.expire_stale_presence, every_s=30.0)
     services.dispatcher.add_tick(services.limiter.sweep, every_s=600.0)
     services.dispatcher.add_tick(services.livekit_events.expire_departed_customers, every_s=1.0)
+    services.dispatcher.add_tick(services.livekit_events.departures.expire, every_s=1.0)
     services.dispatcher.add_tick(services.livekit_events.prune_seen, every_s=600.0)

@@ -39,6 +39,7 @@ from app.events import emit
 from app.gateways.livekit import CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX, LiveKitGateway, customer_identity
 from app.models import Agent, Call, LiveKitWebhookEvent, Transfer, utcnow
 from app.repo import agents_in_call, claim_agent, load_call, transition
+from app.services.agent_departures import AgentDepartures
 from app.services.calls import CallService
 from app.services.participants import Who, identify, newer_session, since_ms
 from app.services.phone_legs import LegPlan, PhoneLegs
@@ -62,11 +63,12 @@ EVICTED = "participant removed: not part of this call"
 
 
 class LiveKitEvents:
-    def __init__(self, db: Database, livekit: LiveKitGateway, calls: CallService, legs: PhoneLegs, settings):
+    def __init__(self, db: Database, livekit: LiveKitGateway, calls: CallService, legs: PhoneLegs, settings, departures: AgentDepartures):
         self.db = db
         self.livekit = livekit
         self.calls = calls
         self.legs = legs
+        self.departures = departures
         self.grace = timedelta(seconds=settings.CUSTOMER_RECONNECT_GRACE_S)
 
     # -- one delivery ------------------------------------------------------------------------
@@ -115,6 +117,11 @@ class LiveKitEvents:
                 return "unknown room"
             if event.event == "participant_joined":
                 return self._joined_transfer_room(s, t, event.participant)
+            if event.event in LEFT_EVENTS:
+                who = identify(event.participant, t.call_id)
+                if who.role == "agent" and not who.sip and who.agent_id == t.from_agent_id:
+                    return self.departures.left(s, load_call(s, t.call_id), who.agent_id, room) or "ignored"
+                return "ignored"
             if event.event == "room_finished":
                 if t.status in states.TRANSFER_OPEN:
                     log.warning("transfer room %s finished while transfer %s is %s", room, t.id, t.status)
@@ -144,6 +151,8 @@ class LiveKitEvents:
                 return "call active"
         if who.role == "agent" and s.scalar(select(Agent.active_call_id).where(Agent.id == who.agent_id)) != call.id:
             return EVICTED  # e.g. Agent A after handing over, rejoining with a still-valid token
+        if who.role == "agent":
+            self.departures.back(s, call, who.agent_id)
         if who.role in ("agent", "agent_b"):
             return self._bridged(s, call, who)
         return "ignored"
@@ -171,8 +180,10 @@ class LiveKitEvents:
         if states.is_terminal("call", call.status):
             return "call already ended"
         who = identify(p, call.id)
+        if who.role == "agent" and not who.sip:
+            return self.departures.left(s, call, who.agent_id, call.room_name) or "ignored"
         if who.role != "customer":
-            return "ignored"  # agents leave the customer's room for a consult; that ends nothing
+            return "ignored"
         if who.sip:
             self.calls.finish(s, call, reason="customer_hung_up", by_customer=True, rooms=rooms, legs=plan)
             return "call ended (caller hung up)"
@@ -218,6 +229,8 @@ class LiveKitEvents:
         )
         if not is_b:
             is_a = who.role == "agent" and who.agent_id == t.from_agent_id and t.status in states.TRANSFER_OPEN
+            if is_a:
+                self.departures.back(s, load_call(s, t.call_id), who.agent_id)
             if is_a or who.sip:
                 return "ignored"
             return EVICTED  # nobody else belongs in the agents' private consult
