@@ -113,10 +113,14 @@ class Settings:
     BACKGROUND_JOBS: bool = True
     SSE_HEARTBEAT_S: float = 15.0
     NOTIFICATIONS_PAGE_SIZE: int = 200
+    # Events are notifications and each call's timeline; older ones are deleted.
+    EVENT_RETENTION_DAYS: int = 90
 
     # Abuse limits: "count/seconds" per client address
     CREATE_CALL_RATE_LIMIT: str = "20/60"
     LOGIN_RATE_LIMIT: str = "10/60"
+    # Per agent: how many phone transfers (each one a paid outbound call) they may start.
+    PHONE_DIAL_RATE_LIMIT: str = "30/3600"
 
     @property
     def telephony_configured(self) -> bool:
@@ -205,7 +209,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
     if not 0 < s.TWILIO_TIMEOUT_S <= 60:
         raise ConfigError("TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
-    for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT"):
+    for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT", "PHONE_DIAL_RATE_LIMIT"):
         parse_rate(getattr(s, name), name)
 
 

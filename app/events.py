@@ -21,12 +21,12 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from sqlalchemy import event as sa_event
 import psycopg
-from sqlalchemy import func, make_url, or_, select, text
+from sqlalchemy import delete, func, make_url, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.db import Database
@@ -115,6 +115,19 @@ def timeline(session: Session, call_id: str) -> list[dict]:
     return items
 
 
+def prune_events(db: Database, retention_days: int, batch: int = 5000) -> int:
+    """Delete events older than the retention period (they are also each call's timeline)."""
+    cutoff = datetime.now(timezone.utc) - timedelta(days=retention_days)
+    deleted = 0
+    while True:
+        with db.transaction() as s:
+            ids = list(s.scalars(select(Event.id).where(Event.created_at < cutoff).order_by(Event.id).limit(batch)))
+            if not ids:
+                return deleted
+            s.execute(delete(Event).where(Event.id.in_(ids)))
+            deleted += len(ids)
+
+
 def newest_event_id(session: Session) -> int:
     return session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
 
@@ -127,8 +140,15 @@ class Subscription:
         self.queue: deque[Delivered] = deque(maxlen=10_000)
         self.ready = threading.Event()
         self.closed = False
+        # Set when a client reads too slowly to keep up: its stream is then closed, and the
+        # browser's reconnect (with Last-Event-ID) catches up from the database, losing nothing.
+        self.overflowed = False
 
     def push(self, item: Delivered) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.overflowed = True
+            self.ready.set()
+            return
         self.queue.append(item)
         self.ready.set()
 

@@ -58,6 +58,9 @@ def event_stream(services, auth: AuthContext, last_event_id: int | None) -> Iter
             # Heartbeats are jittered so hundreds of streams opened together do not all wake at once.
             interval = heartbeat * random.uniform(0.8, 1.2)
             while not sub.closed:
+                if sub.overflowed:
+                    yield ": too far behind; reconnect to catch up\n\n"
+                    return
                 if sub.ready.wait(interval):
                     for item in sub.drain():
                         if item.type == "session_ended":

@@ -98,10 +98,13 @@ def twilio_webhook(view):
 def _webhook_failed(err: Exception):
     """Registered on this blueprint, so it wins over the app's JSON handlers for these routes."""
     voice = _services().phone_legs.voice
+    # Always 200: Twilio does not execute TwiML that comes with a 4xx or 5xx, it plays its own
+    # "application error" instead. The caller should hear our apology; the header says why.
     if isinstance(err, AppError) and err.status < 500:
-        return _xml(twiml.internal_error(voice), err.status, {ERROR_HEADER: err.code})
+        log.warning("Twilio webhook %s: %s (%s)", request.path, err.message, err.code)
+        return _xml(twiml.internal_error(voice), 200, {ERROR_HEADER: err.code})
     if isinstance(err, HTTPException) and (err.code or 500) < 500:
-        return _xml(twiml.internal_error(voice), err.code, {ERROR_HEADER: "bad_request"})
+        return _xml(twiml.internal_error(voice), 200, {ERROR_HEADER: "bad_request"})
     if isinstance(err, AppError):
         log.error("Twilio webhook %s failed: %s", request.path, err.message)
     else:

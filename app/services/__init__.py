@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.db import Database
-from app.events import Dispatcher
+from app.events import Dispatcher, prune_events
 from app.gateways.livekit import LiveKitGateway
 from app.gateways.twilio import TwilioGateway
 from app.ratelimit import RateLimiter
@@ -73,17 +73,18 @@ def build_services(
     summaries = SummaryStore(db, summarizer, store_raw=settings.STORE_RAW_CONTEXT, budget_s=settings.TRANSFER_SUMMARY_BUDGET_S)
     calls = CallService(db, livekit, summaries, phone_legs)
     phone = PhoneTransfers(db, livekit, summaries, settings, phone_legs, calls)
+    limiter = RateLimiter(db)
     services = Services(
         settings=settings,
         db=db,
         livekit=livekit,
         dispatcher=Dispatcher(db, settings.EVENT_POLL_INTERVAL_S),
-        limiter=RateLimiter(db),
+        limiter=limiter,
         agents=AgentService(db, settings.SESSION_LIFETIME_S, settings.PASSWORD_HASH_METHOD),
         summaries=summaries,
         drafts=DraftRefresher(db, summaries, debounce_s=settings.DRAFT_DEBOUNCE_S, budget_s=settings.LLM_TIMEOUT_S),
         calls=calls,
-        transfers=TransferService(db, livekit, summaries, settings, phone),
+        transfers=TransferService(db, livekit, summaries, settings, phone, limiter),
         twilio=twilio,
         phone_legs=phone_legs,
         phone=phone,
@@ -105,6 +106,7 @@ def add_periodic_jobs(services: Services) -> None:
     services.dispatcher.add_tick(lambda: requeue_missed(db, settings.AGENT_ANSWER_TIMEOUT_S), every_s=1.0)
     services.dispatcher.add_tick(services.agents.expire_stale_presence, every_s=30.0)
     services.dispatcher.add_tick(services.limiter.sweep, every_s=600.0)
+    services.dispatcher.add_tick(lambda: prune_events(db, settings.EVENT_RETENTION_DAYS), every_s=3600.0)
     services.dispatcher.add_tick(services.livekit_events.expire_departed_customers, every_s=1.0)
     services.dispatcher.add_tick(services.livekit_events.departures.expire, every_s=1.0)
     services.dispatcher.add_tick(services.livekit_events.prune_seen, every_s=600.0)

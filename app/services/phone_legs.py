@@ -45,6 +45,7 @@ class PhoneLegs:
         self.trunk = trunk
         self.public_base_url = settings.PUBLIC_BASE_URL
         self.allowed_prefixes = settings.TRANSFER_ALLOWED_PREFIXES
+        self.own_number = settings.TWILIO_PHONE_NUMBER
 
     @classmethod
     def from_config(cls, settings, gateway: TwilioGateway | None) -> "PhoneLegs":
@@ -77,6 +78,8 @@ class PhoneLegs:
         missing = self.missing_settings()
         if missing:
             raise TelephonyNotConfigured("Phone transfers need Twilio and LiveKit SIP: set " + ", ".join(missing) + ".")
+        if number == self.own_number:
+            raise Forbidden("That is this service's own number: the call would come straight back in.", code="number_not_allowed")
         if self.allowed_prefixes and not number.startswith(self.allowed_prefixes):
             raise Forbidden(
                 "That number is outside the prefixes phone transfers may dial (TRANSFER_ALLOWED_PREFIXES).",

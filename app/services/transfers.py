@@ -33,6 +33,8 @@ from app.repo import (
 )
 from app.serializers import summary_dict
 from app.services.agents import E164
+from app.config import parse_rate
+from app.ratelimit import RateLimiter
 from app.services.phone_legs import LegPlan
 from app.services.routing import drain_queue
 from app.services.summaries import SummaryStore
@@ -49,12 +51,21 @@ PHONE_CALLBACK_GRACE_S = 60
 
 
 class TransferService:
-    def __init__(self, db: Database, livekit: LiveKitGateway, summaries: SummaryStore, settings, phone: "PhoneTransfers | None" = None):
+    def __init__(
+        self,
+        db: Database,
+        livekit: LiveKitGateway,
+        summaries: SummaryStore,
+        settings,
+        phone: "PhoneTransfers | None" = None,
+        limiter: RateLimiter | None = None,
+    ):
         self.db = db
         self.livekit = livekit
         self.summaries = summaries
         self.settings = settings
         self.phone = phone
+        self.limiter = limiter
 
     @property
     def _legs(self):
@@ -74,6 +85,11 @@ class TransferService:
             if self.phone is None:
                 raise TelephonyNotConfigured("Phone transfers are not available in this deployment.")
             self.phone.legs.check_can_dial(number)
+            if self.limiter is not None:
+                # Every dial costs money and can reach anyone: a runaway or hijacked session
+                # must not be able to place calls without limit.
+                count, window = parse_rate(self.settings.PHONE_DIAL_RATE_LIMIT)
+                self.limiter.hit(f"dial:{agent_id}", count, window, "phone transfers")
 
         summary_id = self.summaries.for_transfer(call_id)
         room = f"transfer_{call_id}_{new_id(4)}"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -128,3 +130,40 @@ def test_a_slow_periodic_job_does_not_delay_event_delivery(client, make_agent, s
     start_transfer(a, call, "bob")
     assert stream.wait_for("transfer_requested", timeout=5)["event"] == "transfer_requested"
     assert time.monotonic() - started < 1.5
+
+
+def test_a_client_too_slow_to_keep_up_is_disconnected_to_catch_up_from_the_database(make_agent, services, monkeypatch):
+    from app import events
+
+    monkeypatch.setattr(events.Subscription, "__init__", _small_queue_init(events.Subscription.__init__))
+    a, b = make_agent("alice"), make_agent("bob")
+    r = b.client.get("/api/events", buffered=False)
+    chunks = iter(r.response)
+    sub = next(iter(services.dispatcher._subs["bob"]))
+    for i in range(3):  # more than the queue holds, before the client reads anything
+        sub.push(events.Delivered(i + 1, "bob", None, "context_added", {"n": i}, datetime.now(timezone.utc)))
+    body = "".join(c.decode() if isinstance(c, bytes) else c for c in chunks)
+    assert "reconnect to catch up" in body  # the stream ended; EventSource reconnects with Last-Event-ID
+
+
+def _small_queue_init(original):
+    def init(self, audience):
+        original(self, audience)
+        self.queue = deque(maxlen=2)
+
+    return init
+
+
+def test_old_events_are_pruned(client, make_agent, services):
+    from sqlalchemy import func, select, update
+
+    from app.events import prune_events
+    from app.models import Event
+
+    start_call(client, make_agent("alice"))
+    assert prune_events(services.db, 90) == 0  # nothing old yet
+    with services.db.transaction() as s:
+        s.execute(update(Event).values(created_at=datetime.now(timezone.utc) - timedelta(days=91)))
+    assert prune_events(services.db, 90) > 0
+    with services.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 0

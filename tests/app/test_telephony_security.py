@@ -2,6 +2,8 @@
 the phone features say so (503) and everything else keeps working."""
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
 from app.errors import ConfigError
@@ -122,3 +124,12 @@ def test_malformed_telephony_settings_stop_start_up(make_app, rest, bad):
     with pytest.raises(ConfigError):
         make_app(**dict(TELEPHONY, **bad))
 
+
+
+def test_a_refused_request_still_gets_twiml_twilio_will_play(sim):
+    """Twilio ignores TwiML sent with a 4xx and plays its own error; the caller should hear ours."""
+    response = sim.post(PUBLIC + "/twilio/voice", {k: v for k, v in PARAMS.items() if k != "CallSid"})
+    assert response.status_code == 200 and response.mimetype == "text/xml"
+    assert response.headers["X-WT-Error"] == "bad_request"
+    root = ET.fromstring(response.get_data(as_text=True))
+    assert [child.tag for child in root] == ["Say", "Hangup"]

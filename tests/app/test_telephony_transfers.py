@@ -240,3 +240,23 @@ def test_a_second_complete_racing_the_first_never_hangs_up_phone_b(sim, make_age
     assert sorted([first.status_code, second[0].status_code]) == [200, 409]
     assert not leg.ended and leg.says[-1] == "You are now connected to the caller."
     assert transfer_row(services, tid).status == "completed" and stored_call(services, call.id).status == "transferred"
+
+
+def test_the_service_never_dials_itself_and_agents_have_a_dial_budget(make_app, rest):
+    application = make_app(**TELEPHONY, PHONE_DIAL_RATE_LIMIT="2/3600")
+    sim = make_sim(application, rest)
+    services = application.extensions["wt"]
+    a = agent_on(application, "alice")
+    caller = sim.call_in()
+    with services.db.reading() as s:
+        call = s.scalar(select(Call).where(Call.twilio_call_sid == caller.sid))
+    a.post("/api/token", {"session_id": call.id})
+    own = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": NUMBER})
+    assert own.status_code == 403 and own.json["error"]["code"] == "number_not_allowed"
+    for _ in range(2):
+        t = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
+        assert t.status_code == 201, t.get_data(as_text=True)
+        assert a.post("/api/cancel-transfer", {"transfer_id": t.json["transfer"]["id"]}).status_code == 200
+    third = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
+    assert third.status_code == 429 and third.json["error"]["code"] == "rate_limited"
+    assert len(sim.rest_calls("create")) == 2

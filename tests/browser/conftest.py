@@ -2,8 +2,13 @@
 
 What runs for real: the Flask app on a werkzeug server thread (threaded, so SSE streams work),
 redis-server + livekit-server from the live rig (tests/live/rig.py; real WebRTC media on
-loopback), and Chromium with a fake microphone (`--use-fake-device-for-media-stream` plays a
-beep), so "audio flows" is measured from real RTP counters, not asserted from UI text.
+loopback) posting its webhooks to the app (who joined or left which room), and Chromium with a
+fake microphone (`--use-fake-device-for-media-stream` plays a beep), so "audio flows" is
+measured from real RTP counters, not asserted from UI text.
+
+livekit-server learns its webhook URL when it starts, once per session, so the app is served by
+one session-wide HTTP server (`AppHost`) and each test's fresh app (its own database) is swapped
+in behind it. `@pytest.mark.app_settings(NAME=value, ...)` changes the app's settings for a test.
 
 Nothing is skipped when a dependency is missing: Chromium at /usr/bin/chromium, the rig
 binaries (scripts/rig/install.sh) and axe-core (`npm ci` at the repository root) are required.
@@ -18,6 +23,7 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -28,7 +34,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.db import migrate
 from app.events import emit
-from app.models import Call, Transfer
+from app.models import Agent, Call, Transfer
 from app.repo import agents_in_call, load_call
 from app.serializers import entry_dict
 from tests.live.rig import Binaries, LiveKitServer, PortAllocator, RedisServer
@@ -55,10 +61,49 @@ expect.set_options(timeout=10_000)
 AGENT_PASSWORD = "browser-test-password"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "app_settings(**settings): settings of the browser test's app (e.g. short timeouts)")
+
+
 # -- services ------------------------------------------------------------------------------------
+class AppHost:
+    """A threaded HTTP server on loopback for the whole session, serving whichever app the
+    current test installed. Between tests (no app) it answers livekit-server's late webhooks
+    with 200, so they are neither retried nor delivered to the next test's app."""
+
+    def __init__(self) -> None:
+        self.app = None
+        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="browser-test-app", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def _wsgi(self, environ, start_response):
+        app = self.app
+        if app is None:
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"outcome": "no app"}']
+        return app(environ, start_response)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+
 @pytest.fixture(scope="session")
-def livekit(tmp_path_factory):
-    """A real livekit-server (with its Redis) for the whole session, on loopback."""
+def app_host():
+    host = AppHost()
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="session")
+def livekit(tmp_path_factory, app_host):
+    """A real livekit-server (with its Redis) for the whole session, on loopback, sending its
+    webhooks to the app under test."""
     workdir = tmp_path_factory.mktemp("livekit")
     binaries = Binaries.locate()
     ports = PortAllocator()
@@ -67,6 +112,7 @@ def livekit(tmp_path_factory):
     server = LiveKitServer(
         workdir, binaries.livekit_server, ports, redis.address,
         api_key="wt-browser", api_secret="wt-browser-secret-" + secrets.token_hex(16), log_level="warn",
+        webhook_urls=[app_host.url + "/livekit/webhook"],
     )
     try:
         server.start()
@@ -110,12 +156,34 @@ class AppServer:
                 "session_id": call.id,
                 "status": call.status,
                 "agent_id": call.agent_id,
-                "transfers": [{"status": t.status, "to_agent_id": t.to_agent_id, "reason": t.reason} for t in transfers],
+                "end_reason": call.end_reason,
+                "transfers": [
+                    {
+                        "status": t.status,
+                        "to_agent_id": t.to_agent_id,
+                        "reason": t.reason,
+                        "handed_over_at": t.handed_over_at,
+                        "bridged_at": t.bridged_at,
+                    }
+                    for t in transfers
+                ],
             }
+
+    def age_customer_departure(self, session_id: str, seconds: float) -> None:
+        """Move the web customer's departure (recorded from LiveKit's webhook) into the past,
+        instead of waiting out CUSTOMER_RECONNECT_GRACE_S; the app's own job ends the call."""
+        with self.services.db.transaction() as s:
+            call = s.get(Call, session_id)
+            assert call.customer_left_at is not None, "the customer has not left (no webhook yet?)"
+            call.customer_left_at = call.customer_left_at - timedelta(seconds=seconds)
+
+    def presence(self, agent_id: str) -> str:
+        with self.services.db.reading() as s:
+            return s.get(Agent, agent_id).presence
 
 
 @pytest.fixture
-def app_server(livekit, tmp_path):
+def app_server(request, livekit, app_host, tmp_path):
     config = {
         "APP_ENV": "test",
         "SECRET_KEY": "browser-test-secret-key-of-sufficient-length",
@@ -133,15 +201,15 @@ def app_server(livekit, tmp_path):
         "LLM_PROVIDER": "offline",
         "TRANSFER_RING_TIMEOUT_S": 120,
     }
+    marker = request.node.get_closest_marker("app_settings")
+    if marker is not None:
+        config.update(marker.kwargs)
     app = create_app(config)
     services = app.extensions["wt"]
     migrate(services.db)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="browser-test-app", daemon=True)
-    thread.start()
-    yield AppServer(f"http://127.0.0.1:{server.server_port}", app, services)
-    server.shutdown()
-    thread.join(timeout=10)
+    app_host.app = app
+    yield AppServer(app_host.url, app, services)
+    app_host.app = None
     services.close()
 
 
@@ -187,8 +255,14 @@ class Session:
     def person(self, name: str, viewport: dict | None = None, **context_options) -> Person:
         context = self.browser.new_context(viewport=viewport or DESKTOP, base_url=self.server.base_url, **context_options)
         context.set_default_timeout(15_000)
-        page = context.new_page()
-        who = Person(name, context, page)
+        return self._watch(Person(name, context, context.new_page()))
+
+    def tab(self, person: Person, name: str) -> Person:
+        """Another tab of `person`'s browser: the same cookies (so the same agent session)."""
+        return self._watch(Person(name, person.context, person.context.new_page()))
+
+    def _watch(self, who: Person) -> Person:
+        name, page = who.name, who.page
         page.on("pageerror", lambda err: who.errors.append(str(err)))
         page.on("console", lambda msg: who.csp.append(msg.text) if "Content Security Policy" in msg.text else None)
         if os.environ.get("WT_BROWSER_CONSOLE") == "1":  # debugging aid: echo the pages' consoles
@@ -227,8 +301,8 @@ class Session:
         return violations
 
     def close(self) -> None:
-        for who in self.people:
-            who.context.close()
+        for context in {id(who.context): who.context for who in self.people}.values():
+            context.close()
 
 
 @pytest.fixture

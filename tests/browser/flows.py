@@ -3,10 +3,15 @@
 Audio checks read WebRTC statistics through `window.wtDiagnostics.audioStats()` (the pages'
 support hook): "flowing" means the RTP bytes received from a given participant grow by a real
 amount and carry audio energy, measured in the page while we wait. Waiting is always a
-condition polled with a deadline (Playwright's expect / wait_for_function, or the in-page loop
-below for the asynchronous getStats()), never a sleep.
+condition polled with a deadline (Playwright's expect / wait_for_function, the in-page loop
+below for the asynchronous getStats(), or `eventually` for database state no page shows), never
+a sleep.
 """
 from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Callable, TypeVar
 
 from playwright.sync_api import Page, expect
 
@@ -32,6 +37,34 @@ _WAIT_FOR_STATS = """async ([check, arg, timeoutMs]) => {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }"""
+
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], what: str, timeout_s: float = 20.0, every_s: float = 0.05) -> T:
+    """Poll a server-side condition (a database read) until it is truthy, with a deadline: the
+    Python-side counterpart of Playwright's expect for state no page shows."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what} (last value {value!r})")
+        time.sleep(every_s)
+
+
+def timer_start(page: Page) -> datetime:
+    """When the call timer on an agent's page counts from (its data-since, ISO in UTC)."""
+    since = page.locator("#call-timer").get_attribute("data-since")
+    assert since, "the call timer is not running"
+    return datetime.fromisoformat(since.replace("Z", "+00:00"))
+
+
+def same_instant(shown: datetime, stored: datetime | None) -> bool:
+    """A page's Date (millisecond precision) shows this stored timestamp."""
+    return stored is not None and abs((shown - stored).total_seconds()) < 0.001
 
 
 def _wait_for_stats(page: Page, check: str, arg, timeout_ms: int = AUDIO_TIMEOUT_MS) -> dict:
@@ -86,12 +119,13 @@ def initiate_transfer_to(page: Page, agent_label: str) -> None:
     page.get_by_role("button", name="Initiate Transfer").click()
 
 
-def call_with_agent_a(session, customer_name: str = "Jane Doe", b_options: dict | None = None, b_setup=None):
-    """Alice (Agent A) with a customer on a live call, Bob (Agent B) signed in on /agent-b.
+def call_with_agent_a(session, customer_name: str = "Jane Doe", b_options: dict | None = None, b_setup=None, a_name: str = "Alice"):
+    """Alice (Agent A, display name `a_name`) with a customer on a live call, Bob (Agent B)
+    signed in on /agent-b.
 
     Bob signs in after the call is assigned, so routing gives the call to Alice. `b_setup`
     runs on Bob's page before it loads (e.g. to intercept routes)."""
-    session.server.add_agent("alice", "Alice")
+    session.server.add_agent("alice", a_name)
     session.server.add_agent("bob", "Bob")
     customer = session.person("customer")
     a = session.person("agent-a")

@@ -114,27 +114,28 @@ def test_original_workflow_with_real_audio(session):
     session.shot(b, "briefing")
     session.shot(customer, "on-hold")
 
-    # -- Phase 5: Agent A completes; Agent B has the customer ---------------------------------------
+    # -- Phase 5: Agent A completes; Agent B has the customer; Agent A is free again ------------------
     complete = a.page.get_by_role("button", name="Complete Transfer")
     expect(complete).to_be_enabled()
     complete.click()
-    expect(a.page.locator("#transfer-status")).to_have_attribute("data-status", "completed")
-    expect(a.page.locator("#call-heading")).to_have_text("Transfer completed")
+    expect(a.page.locator("#alert-text")).to_have_text("Transfer completed: Bob has the customer.")
+    # The hand-over ends Agent A's part in the call (the server releases her): she is out of
+    # every room and waiting for the next caller, without having to leave by hand.
+    expect(a.page.locator("#idle-view")).to_be_visible()
+    expect(a.page.locator("#idle-text")).to_contain_text("Waiting for calls")
+    expect_not_in_a_room(a.page)
     expect(b.page.locator("#call-heading")).to_have_text("Customer Call Active")
     expect(b.page.locator("#call-timer")).not_to_have_text("0:00", timeout=5_000)
     expect(customer.page.locator("#call-status")).to_have_text("Connected with Bob")
     expect_audio_from(b.page, "customer-", "Agent B hears the customer")
     expect_audio_from(customer.page, "agent-bob", "the customer hears Agent B")
-    expect_not_in_a_room(a.page)
     session.check_a11y(b, "customer-call-active")
+    session.check_a11y(a, "after-hand-over")
     session.shot(b, "customer-call-active")
     session.shot(customer, "connected-with-b")
     session.shot(a, "transfer-completed")
 
-    # -- Phase 6: Agent A leaves; Agent B adds context and ends the call ------------------------------
-    a.page.get_by_role("button", name="Leave call").click()
-    expect(a.page.locator("#idle-view")).to_be_visible()
-    expect(b.page.locator("#notices")).to_contain_text("Alice left the call.")
+    # -- Phase 6: Agent B adds context and ends the call ---------------------------------------------
     b.page.get_by_label("Note for the record (and for the next agent)").fill("Refund of $40 issued")
     b.page.get_by_role("button", name="Add context").click()
     expect(b.page.locator("#context-list li", has_text="Refund of $40 issued")).to_be_visible()
@@ -142,6 +143,7 @@ def test_original_workflow_with_real_audio(session):
     b.page.get_by_role("button", name="End call").click()
     b.page.get_by_role("button", name="Yes, end call").click()
     expect(customer.page.locator("#ended-view")).to_be_visible()
+    expect(customer.page.locator("#ended-text")).to_have_text("The agent ended the call. Thank you for calling.")
     expect(b.page.locator("#idle-view")).to_be_visible()
     session.shot(customer, "ended")
 
