@@ -3,6 +3,9 @@
 // The call survives a network blip (livekit-client reconnects by itself; if the room connection
 // is lost for good we fetch a fresh token and join again) and a page refresh: the session id and
 // the customer key live in sessionStorage, and POST /api/token answers with the call's room.
+//
+// What the call is doing (waiting for an agent, with whom, on hold, ended and why) comes from
+// GET /api/calls/<id>/status: read when someone joins or leaves the room, and every few seconds.
 
 import { Api, ApiError } from './lib/api.js';
 import { CallAudio } from './lib/audio.js';
@@ -11,6 +14,14 @@ import { Ticker, busy, byId, setDisabled, show } from './lib/dom.js';
 const STORE_KEY = 'wt.customer.call';
 const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
 const ENDED_CODES = new Set(['call_ended', 'not_found', 'invalid_customer_key']);
+const STATUS_POLL_MS = 3000;
+const OVER = new Set(['completed', 'abandoned', 'failed']);
+const ENDED_TEXT = {
+  customer_hung_up: 'You hung up. Thank you for calling.',
+  agent_ended: 'The agent ended the call. Thank you for calling.',
+  agent_b_hung_up: 'The agent ended the call. Thank you for calling.',
+  customer_left: 'The call ended because your connection was lost for too long. Start a new call if you still need help.',
+};
 
 function loadCall() {
   const raw = sessionStorage.getItem(STORE_KEY);
@@ -35,8 +46,21 @@ class CustomerPage {
     this.retryTimer = null;
     this.retryAt = null;
     this.ending = false;
+    this.status = null; // the last answer of /api/calls/<id>/status
+    this.statusTimer = null;
+    this.statusLoop = 0;
+    this.roomPeople = '';
 
-    this.audio.addEventListener('change', () => this.render());
+    this.audio.addEventListener('change', () => {
+      // Someone joined or left our room (an agent, or the agent leaving for a transfer): the
+      // call's status has probably changed; ask now rather than at the next poll.
+      const people = this.audio.remotes().map((p) => p.identity).sort().join(' ');
+      if (people !== this.roomPeople) {
+        this.roomPeople = people;
+        this.refreshStatus();
+      }
+      this.render();
+    });
     this.audio.addEventListener('disconnected', () => this.reconnect());
     byId('start-form').addEventListener('submit', (e) => { e.preventDefault(); this.start(); });
     byId('hang-up').addEventListener('click', (e) => busy(e.currentTarget, () => this.hangUp()));
@@ -57,10 +81,45 @@ class CustomerPage {
     if (this.call) {
       this.showView('call');
       this.ticker.run(this.call.started_at);
+      this.pollStatus();
       this.reconnect(true);
     } else {
       this.showView('start');
     }
+  }
+
+  /** Read the call's status now and then every few seconds while there is a call. */
+  pollStatus() {
+    clearTimeout(this.statusTimer);
+    const loop = ++this.statusLoop; // one loop at a time, even across calls
+    if (!this.call) return;
+    this.refreshStatus().finally(() => {
+      if (this.call && loop === this.statusLoop) this.statusTimer = setTimeout(() => this.pollStatus(), STATUS_POLL_MS);
+    });
+  }
+
+  async refreshStatus() {
+    const call = this.call;
+    if (!call || this.ending) return;
+    let status;
+    try {
+      status = await this.api.get(`/api/calls/${encodeURIComponent(call.session_id)}/status`);
+    } catch (err) {
+      if (this.call !== call) return;
+      if (err instanceof ApiError && ENDED_CODES.has(err.code)) {
+        await this.finish('This call has ended.');
+        return;
+      }
+      console.warn('could not read the call status', err); // the next poll asks again
+      return;
+    }
+    if (this.call !== call || this.ending) return;
+    this.status = status;
+    if (OVER.has(status.status)) {
+      await this.finish(ENDED_TEXT[status.end_reason] ?? 'This call has ended. Thank you for calling.');
+      return;
+    }
+    this.render();
   }
 
   showView(name) {
@@ -102,11 +161,12 @@ class CustomerPage {
         customer_key: created.customer_key,
         customer_name: name,
         started_at: new Date().toISOString(),
-        saw_agent: false,
       };
+      this.status = null;
       this.save();
       this.showView('call');
       this.ticker.run(this.call.started_at);
+      this.pollStatus();
       await this.join(created);
     });
   }
@@ -126,7 +186,9 @@ class CustomerPage {
       grant = await this.api.post('/api/token', { session_id: this.call.session_id });
     } catch (err) {
       if (err instanceof ApiError && ENDED_CODES.has(err.code)) {
-        this.finish('This call has ended.');
+        // The status says how it ended (or, for an unknown call, finishes it plainly).
+        await this.refreshStatus();
+        if (this.call) await this.finish('This call has ended.');
         return;
       }
       console.warn('could not get a call token', err);
@@ -177,7 +239,9 @@ class CustomerPage {
 
   async finish(text) {
     clearTimeout(this.retryTimer);
+    clearTimeout(this.statusTimer);
     this.call = null;
+    this.status = null;
     sessionStorage.removeItem(STORE_KEY);
     this.ending = false;
     this.retryAttempt = 0;
@@ -187,22 +251,30 @@ class CustomerPage {
     this.showView('ended');
   }
 
+  /** [state, text] of the status line: our connection first, then what the call is doing. */
   statusText() {
     const a = this.audio;
     if (!this.call) return ['idle', 'Not connected'];
     if (a.state === 'connecting') return ['connecting', 'Connecting…'];
     if (a.state === 'reconnecting') return ['reconnecting', 'Reconnecting…'];
     if (a.state === 'connected') {
-      const agent = a.remotes().find((p) => p.role === 'agent');
-      if (agent) {
-        if (!this.call.saw_agent) {
-          this.call.saw_agent = true;
-          this.save();
-        }
-        return ['with-agent', `Connected with ${agent.name}`];
+      const s = this.status;
+      const agent = s?.agent_name ?? 'your agent';
+      switch (s?.status) {
+        case 'active':
+        case 'transferred':
+          // The agent may still be on their way into the room (just answered, or taking over).
+          if (a.remotes().some((p) => p.role === 'agent')) return ['with-agent', `Connected with ${agent}`];
+          return ['joining', `Connected. ${agent} is joining…`];
+        case 'on_hold':
+          return ['on-hold', `On hold: ${agent} is bringing in a colleague to help you. Please stay on the line.`];
+        case 'ringing':
+          return ['waiting', `Connected. ${agent} is joining…`];
+        case 'queued':
+          return ['waiting', 'Connected. Waiting for an agent…'];
+        default:
+          return ['connected', 'Connected.'];
       }
-      if (this.call.saw_agent) return ['on-hold', 'On hold. Please stay on the line; an agent will be right with you.'];
-      return ['waiting', 'Connected. Waiting for an agent…'];
     }
     if (this.retryAt) return ['retrying', 'Connection lost. Trying again automatically…'];
     return ['disconnected', 'Connection lost. Reconnecting…'];
@@ -235,5 +307,6 @@ window.wtDiagnostics = {
   audioStats: () => page.audio.stats(),
   audioState: () => page.audio.state,
   remotes: () => page.audio.remotes(),
+  callStatus: () => page.status,
 };
 page.init();

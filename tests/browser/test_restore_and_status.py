@@ -143,6 +143,7 @@ def test_missed_call_sets_the_agent_away_and_goes_to_the_next_agent(session):
     expect(alert).to_contain_text("Not joined within 5 seconds; you are now set to away.")
     expect(a.page.get_by_label("Away")).to_be_checked()
     expect(a.page.locator("#idle-view")).to_be_visible()
+    expect(a.page.locator("#idle-text")).to_contain_text("You are away")
     assert refused, "the test did not actually keep Agent A out of the call"
     assert server.presence("alice") == "away"
     session.shot(a, "missed-call")

@@ -98,18 +98,27 @@ export class Actions {
     }
     try {
       const res = await this.c.api.post('/api/login', { agent_id: agentId, password });
-      byId('login-password').value = '';
-      fieldError('login-error', null);
-      this.c.signedIn(res);
+      this.c.csrf = res.csrf_token;
     } catch (err) {
       fieldError('login-error', err.message);
       byId('login-password').focus();
+      return;
     }
+    byId('login-password').value = '';
+    fieldError('login-error', null);
+    // /api/me says where this session's events start and what is already ringing for us.
+    await this.c.init();
   }
 
   async logout() {
-    await this.c.api.post('/api/logout');
-    await this.c.signedOut('You are signed out.');
+    // Signing out ends this session's event stream too (session_ended): that is expected here.
+    this.c.signingOut = true;
+    try {
+      await this.c.api.post('/api/logout');
+      await this.c.signedOut('You are signed out.');
+    } finally {
+      this.c.signingOut = false;
+    }
   }
 
   async setPresence(status) {

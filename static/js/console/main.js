@@ -2,26 +2,46 @@
 // Any agent can be Agent A on one call and Agent B on the next, so both pages handle incoming
 // calls, outgoing transfers and incoming transfers.
 //
-// The server is the source of truth. `reconcile()` loads it (/api/me, the active call, a
-// ringing transfer addressed to us), derives the phase and the room this agent belongs in, and
-// gets the browser there. Events (SSE, or polling when SSE fails) update the screen at once and
-// then trigger a reconcile, so a refresh, a missed event or a reconnect always converge on the
-// same state.
+// The server is the source of truth. `reconcile()` loads it (/api/me with the transfers ringing
+// for us, then the active call), derives the phase and the room this agent belongs in, and gets
+// the browser there. Events (SSE, or polling when SSE fails, both starting from the /api/me
+// answer's last_event_id) update the screen at once and then trigger a reconcile, so a refresh,
+// a missed event or a reconnect always converge on the same state.
 
 import { Api, ApiError } from '../lib/api.js';
 import { CallAudio, LevelMeter } from '../lib/audio.js';
 import { chime } from '../lib/chime.js';
-import { Ticker, byId, fill, setDisabled, show } from '../lib/dom.js';
+import { Ticker, byId, fill, setDisabled, show, timeOfDay } from '../lib/dom.js';
 import { EventFeed } from '../lib/feed.js';
 import { Actions } from './actions.js';
 import { derivePhase } from './phase.js';
 import { noticeItem, renderEntries, renderSummary, transferStatus } from './render.js';
 
+/** The web customer's connection as the call's timeline last reported it (customer_presence
+ * events): null while they are there, {session_id, since, grace_s} while they are gone. */
+function customerAwayFrom(call) {
+  let last = null;
+  for (const e of call?.timeline ?? []) if (e.type === 'customer_presence') last = e;
+  if (!last || last.payload.present) return null;
+  return { session_id: call.session_id, since: last.created_at, grace_s: last.payload.grace_s };
+}
+
 const MODE = document.body.dataset.mode === 'agent-b' ? 'agent-b' : 'agent';
 const MAX_NOTICES = 12;
 const ALERT_FADE_MS = 15000;
 const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
-const ENDED_REASON = { customer_hung_up: 'the customer hung up', agent_ended: 'ended by the agent' };
+const ENDED_REASON = {
+  customer_hung_up: 'the customer hung up',
+  agent_ended: 'ended by the agent',
+  customer_left: 'the customer did not reconnect in time',
+  room_finished: 'the call room closed',
+  agent_b_hung_up: 'the agent hung up',
+};
+const SESSION_ENDED = {
+  logged_out: 'You were signed out (in another tab or window). Sign in again.',
+  expired: 'Your session expired. Sign in again.',
+  unauthorized: 'Your session has ended. Sign in again.',
+};
 const OUTCOME_WORD = { declined: 'declined', cancelled: 'cancelled', no_answer: 'not answered', busy: 'busy', failed: 'failed', caller_left: 'ended: the caller hung up', agent_a_left: 'ended: Agent A left' };
 
 class Console {
@@ -32,6 +52,8 @@ class Console {
     this.call = null;
     this.view = derivePhase(null, null);
     this.incoming = null;
+    this.customerAway = null; // {session_id, since, grace_s} while a web customer is reconnecting
+    this.signingOut = false;
     this.entries = new Map();
     this.agents = [];
     this.feed = null;
@@ -60,13 +82,17 @@ class Console {
   }
 
   // -- session ------------------------------------------------------------------------------
-  async init() {
+  /** Load who we are and where to start from; `loginMessage` is shown if nobody is signed in. */
+  async init(loginMessage) {
+    let me;
     try {
-      this.signedIn(await this.api.get('/api/me'));
+      me = await this.api.get('/api/me');
     } catch (err) {
-      if (err.status === 401) this.showLogin();
-      else this.pageError(`The server could not be reached: ${err.message}`, () => this.init());
+      if (err.status === 401) this.showLogin(loginMessage);
+      else this.pageError(`The server could not be reached: ${err.message}`, () => this.init(loginMessage));
+      return;
     }
+    await this.signedIn(me);
   }
 
   showLogin(message) {
@@ -79,27 +105,34 @@ class Console {
     byId('login-agent').focus();
   }
 
-  signedIn({ agent, csrf_token: csrf }) {
-    this.me = { ...this.me, ...agent };
-    this.csrf = csrf;
+  /** Build the screen from an /api/me answer: a ringing transfer shows at once, and events
+   * are taken from its last_event_id on (nothing older is replayed). */
+  signedIn(me) {
+    this.me = { ...this.me, ...me.agent };
+    this.csrf = me.csrf_token;
+    this.incoming = me.pending_transfers[0] ?? null;
     show(byId('login-view'), false);
     show(byId('console-view'));
     show(byId('agent-bar'));
-    this.startFeed();
+    this.startFeed(me.last_event_id);
     this.actions.guard(() => this.actions.loadAgents());
     this.render();
-    this.reconcile();
+    return this.reconcile();
   }
 
-  startFeed() {
+  startFeed(since) {
     this.feed?.stop();
     this.feed = new EventFeed({
       api: this.api,
       agentId: this.me.id,
+      since,
       onEvent: (type, data) => this.onEvent(type, data),
       onSynced: () => this.reconcile(),
       onMode: (mode) => this.renderFeed(mode),
-      onAuthLost: (err) => this.signedOut(err.message),
+      onAuthLost: (reason) => {
+        // Our own "Sign out" ends the session too; it says so itself.
+        if (!this.signingOut) this.signedOut(SESSION_ENDED[reason] ?? SESSION_ENDED.unauthorized);
+      },
     });
     this.renderFeed('connecting');
     this.feed.start();
@@ -112,6 +145,7 @@ class Console {
     this.csrf = null;
     this.call = null;
     this.incoming = null;
+    this.customerAway = null;
     this.view = derivePhase(null, null);
     await this.audio.leave();
     this.render();
@@ -148,10 +182,9 @@ class Console {
       const me = await this.api.get('/api/me');
       this.me = { ...this.me, ...me.agent };
       this.csrf = me.csrf_token;
+      incoming = me.pending_transfers[0] ?? null;
       if (me.agent.active_call_id) {
         call = (await this.api.get(`/api/calls/${encodeURIComponent(me.agent.active_call_id)}`)).call;
-      } else {
-        incoming = await this.findIncoming();
       }
     } catch (err) {
       if (err.status === 401) {
@@ -171,28 +204,6 @@ class Console {
     await this.syncRoom();
   }
 
-  /** A ringing transfer addressed to this agent (found through the calls they are part of). */
-  async findIncoming() {
-    const { calls } = await this.api.get('/api/calls');
-    for (const summary of calls.filter((c) => c.status === 'on_hold')) {
-      const { call } = await this.api.get(`/api/calls/${encodeURIComponent(summary.session_id)}`);
-      const t = call.transfers.find((x) => x.to_agent_id === this.me.id && (x.status === 'ringing' || x.status === 'pending'));
-      if (t) {
-        if (!this.agents.some((a) => a.id === t.from_agent_id)) await this.actions.loadAgents();
-        return {
-          transfer_id: t.id,
-          session_id: call.session_id,
-          customer_name: call.customer_name,
-          from_agent_id: t.from_agent_id,
-          from_agent_name: this.nameOf(t.from_agent_id),
-          summary: t.summary,
-          requested_at: t.requested_at,
-        };
-      }
-    }
-    return null;
-  }
-
   apply(call, incoming) {
     if (call?.session_id !== this.call?.session_id) {
       this.entries = new Map();
@@ -200,6 +211,7 @@ class Console {
     }
     this.call = call;
     for (const e of call?.context ?? []) this.entries.set(e.id, e);
+    this.customerAway = customerAwayFrom(call);
     this.view = derivePhase(call, this.me.id);
     this.incoming = incoming;
     this.render();
@@ -282,6 +294,24 @@ class Console {
         this.alert(`New call from ${data.customer_name}${data.caller_number ? ` (${data.caller_number})` : ''}. Joining automatically.`);
         chime();
         break;
+      case 'call_missed': {
+        // The server has set us away and given the call to someone else; the reconcile below
+        // shows both (presence from /api/me, no call).
+        const from = thisCall ? ` from ${this.call.customer_name}` : '';
+        this.alert(`Missed call${from}: ${data.reason} Choose “Available” when you are ready for calls again.`, { sticky: true });
+        break;
+      }
+      case 'customer_presence':
+        if (!thisCall) return; // the call's timeline says the same when it loads
+        if (data.present) {
+          if (this.customerAway) this.notice(`${this.call.customer_name} is back on the call.`);
+          this.customerAway = null;
+        } else {
+          this.customerAway = { session_id: data.session_id, since: data.created_at, grace_s: data.grace_s };
+          this.notice(`${this.call.customer_name}'s connection dropped; waiting for them to reconnect.`, 'alert');
+        }
+        this.render();
+        return; // nothing else changed: no reconcile needed
       case 'context_added':
         if (thisCall && data.entry) {
           this.entries.set(data.entry.id, data.entry);
@@ -320,10 +350,11 @@ class Console {
         if (this.call && thisCall) this.call.agent_id = data.to_agent_id;
         this.view = derivePhase(this.call, meId);
         if (data.to_agent_id === meId) this.alert('Transfer complete: you now have the customer.');
-        else this.alert(`Transfer completed: ${this.nameOf(data.to_agent_id)} has the customer. Leave the call when you are ready.`);
+        else this.alert(`Transfer completed: ${this.nameOf(data.to_agent_id)} has the customer.`);
         break;
       case 'call_ended':
         if (this.incoming?.session_id === data.session_id) this.incoming = null;
+        if (thisCall) this.customerAway = null;
         if (thisCall) this.alert(`The call with ${this.call.customer_name} ended (${ENDED_REASON[data.reason] ?? data.reason}).`, { sticky: true });
         break;
       case 'agent_left':
@@ -380,12 +411,12 @@ class Console {
     show(byId('alert'), false);
     show(byId('page-error'), false);
     this.incoming = null;
+    this.customerAway = null;
     this.entries = new Map();
     this.actions.resetForCall();
     this.cancelRoomRetry();
     this.render();
-    this.startFeed();
-    await this.reconcile();
+    await this.init();
   }
 
   // -- rendering ----------------------------------------------------------------------------
@@ -397,9 +428,11 @@ class Console {
     if (incoming) this.renderIncoming();
     else this.incomingTicker.stop();
     show(byId('idle-view'), !inCall && !incoming);
-    byId('idle-text').textContent = MODE === 'agent-b'
+    let idle = MODE === 'agent-b'
       ? 'Waiting for transfers. An incoming transfer appears here with the caller, who is transferring, and the summary.'
       : 'Waiting for calls. New calls are joined automatically while you are available.';
+    if (this.me?.presence === 'away') idle = 'You are away: no calls or transfers are routed to you. Choose “Available” when you are ready for them.';
+    byId('idle-text').textContent = idle;
     show(byId('call-view'), inCall);
     if (inCall) this.renderCall();
     else this.callTicker.stop();
@@ -443,11 +476,21 @@ class Console {
       since = transfer.answered_at;
       label = 'Briefing time';
     } else if (phase === 'with-customer' && call.agent_id === this.me.id) {
-      const mine = call.transfers.filter((t) => t.to_agent_id === this.me.id && t.status === 'completed' && t.bridged_at);
-      if (mine.length) since = mine[mine.length - 1].bridged_at;
+      // Handed over to us: count from when we reached the customer (LiveKit saw us in their
+      // room), or from the hand-over itself when that is not known (no webhooks).
+      const mine = call.transfers.filter((t) => t.to_agent_id === this.me.id && (t.bridged_at || t.handed_over_at));
+      const last = mine[mine.length - 1];
+      if (last) since = last.bridged_at ?? last.handed_over_at;
     }
     byId('call-timer-label').textContent = label;
     this.callTicker.run(since);
+
+    const away = this.customerAway?.session_id === call.session_id ? this.customerAway : null;
+    show(byId('customer-presence'), Boolean(away));
+    if (away) {
+      const grace = away.grace_s ? ` for up to ${away.grace_s} s` : '';
+      byId('customer-presence-text').textContent = `${call.customer_name}'s connection dropped at ${timeOfDay(away.since)}. The call stays open${grace} while they reconnect; it ends if they do not.`;
+    }
 
     const owner = phase === 'with-customer' || phase === 'transfer-out';
     show(byId('level-box'), phase === 'with-customer');

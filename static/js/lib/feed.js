@@ -2,15 +2,17 @@
 // (/api/notifications/<agent>?since=) when they do not, and back to SSE when it recovers.
 //
 // Events are delivered to `onEvent(type, data, id)` once each, in id order per channel: both
-// channels may overlap while switching, so ids already delivered are skipped. Events written
-// before the feed started are *not* replayed; the page loads that state from the API after
-// `onSynced` (called when a channel is first live, and again after every gap), so nothing falls
-// between "state loaded" and "events flowing".
+// channels may overlap while switching, so ids already delivered are skipped. The feed starts
+// from `since`, the `last_event_id` of the /api/me answer the page was built from: events
+// written after that answer are delivered (a refresh misses nothing and replays nothing older).
+// `onSynced` is called when a channel is first live, and again after every gap, so the page
+// reloads its state from the API and nothing falls between "state loaded" and "events flowing".
 
 export const EVENT_TYPES = [
-  'call_assigned', 'call_queued', 'call_active', 'call_ended', 'context_added', 'summary_ready',
-  'transfer_requested', 'transfer_ringing', 'transfer_accepted', 'transfer_declined',
-  'transfer_completed', 'transfer_cancelled', 'transfer_failed', 'agent_left',
+  'call_assigned', 'call_missed', 'call_queued', 'call_active', 'call_ended', 'context_added',
+  'customer_presence', 'summary_ready', 'transfer_requested', 'transfer_ringing',
+  'transfer_accepted', 'transfer_declined', 'transfer_completed', 'transfer_cancelled',
+  'transfer_failed', 'agent_left',
 ];
 
 const POLL_INTERVAL_MS = 2000;
@@ -23,20 +25,22 @@ export class EventFeed {
    * @param {object} opts
    * @param {import('./api.js').Api} opts.api
    * @param {string} opts.agentId
+   * @param {number} opts.since          the last event id already reflected in the page (/api/me)
    * @param {(type: string, data: object, id: number) => void} opts.onEvent
    * @param {() => void} opts.onSynced     resync state from the API (a gap may have happened)
    * @param {(mode: string) => void} opts.onMode  'connecting' | 'sse' | 'polling'
-   * @param {(err: Error) => void} opts.onAuthLost  the session ended (401 / session_ended)
+   * @param {(reason: string) => void} opts.onAuthLost  this session ended: 'logged_out' (here or
+   *        in another tab), 'expired', or 'unauthorized' (the server no longer knows it)
    */
-  constructor({ api, agentId, onEvent, onSynced, onMode, onAuthLost }) {
+  constructor({ api, agentId, since, onEvent, onSynced, onMode, onAuthLost }) {
+    if (!Number.isInteger(since) || since < 0) throw new TypeError(`EventFeed needs the last event id to start from, got ${since}`);
     Object.assign(this, { api, agentId, onEvent, onSynced, onMode, onAuthLost });
     this.mode = 'connecting';
-    this.cursor = null; // highest event id seen on any channel
+    this.cursor = since; // highest event id seen on any channel
     this.seen = new Set();
     this.source = null;
     this.pollTimer = null;
     this.polling = false;
-    this.baselineDone = false;
     this.readyTimer = null;
     this.sseRetryTimer = null;
     this.stopped = false;
@@ -59,21 +63,32 @@ export class EventFeed {
     this.onMode(mode);
   }
 
-  _deliver(type, data, id) {
-    if (!Number.isFinite(id)) return;
-    if (this.seen.has(id)) return;
+  /** Record an id as handled; false when it already was (the other channel delivered it). */
+  _advance(id) {
+    if (!Number.isFinite(id) || this.seen.has(id)) return false;
     this.seen.add(id);
     if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value);
-    if (this.cursor === null || id > this.cursor) this.cursor = id;
-    this.onEvent(type, data, id);
+    if (id > this.cursor) this.cursor = id;
+    return true;
+  }
+
+  _deliver(type, data, id) {
+    if (this._advance(id)) this.onEvent(type, data, id);
+  }
+
+  _authLost(reason) {
+    if (this.stopped) return;
+    this.stop();
+    this.onAuthLost(reason);
   }
 
   // -- SSE ----------------------------------------------------------------------------------
   _openSse() {
     if (this.stopped) return;
     this._closeSse();
-    const url = this.cursor === null ? '/api/events' : `/api/events?since=${this.cursor}`;
-    const source = new EventSource(url, { withCredentials: true });
+    // After an automatic reconnect the browser also sends Last-Event-ID, which the server
+    // prefers to `since`: either way the stream resumes after the last event seen.
+    const source = new EventSource(`/api/events?since=${this.cursor}`, { withCredentials: true });
     this.source = source;
     let live = false;
     this.readyTimer = setTimeout(() => {
@@ -81,11 +96,9 @@ export class EventFeed {
       if (!live) this._startPolling();
     }, SSE_READY_TIMEOUT_MS);
 
-    source.addEventListener('ready', (e) => {
+    source.addEventListener('ready', () => {
       if (this.source !== source) return;
       clearTimeout(this.readyTimer);
-      const id = Number(e.lastEventId);
-      if (this.cursor === null && Number.isFinite(id) && e.lastEventId !== '') this.cursor = id;
       live = true;
       const wasPolling = this.polling;
       this._setMode('sse');
@@ -108,9 +121,17 @@ export class EventFeed {
         this._deliver(type, data, Number(e.lastEventId || data.event_id));
       });
     }
-    source.addEventListener('session_ended', () => {
-      this.stop();
-      this.onAuthLost(new Error('Your session has ended. Sign in again.'));
+    // The server sends this only for this very session (signed out here or in another tab of
+    // this browser) or when it expired; then it closes the stream.
+    source.addEventListener('session_ended', (e) => {
+      if (this.source !== source) return;
+      let reason = 'logged_out';
+      try {
+        reason = JSON.parse(e.data).reason ?? reason;
+      } catch (err) {
+        console.warn('unreadable session_ended event', e.data, err);
+      }
+      this._authLost(reason);
     });
     source.onerror = () => {
       if (this.source !== source) return;
@@ -158,33 +179,25 @@ export class EventFeed {
   }
 
   async _pollOnce() {
-    // Without a cursor the server answers "everything since you signed in": the first such
-    // answer is the baseline (already reflected in the state the page loads), not news.
-    const baseline = this.cursor === null && !this.baselineDone;
     try {
       for (;;) {
-        const query = this.cursor === null ? '' : `?since=${this.cursor}`;
-        const { notifications } = await this.api.get(`/api/notifications/${encodeURIComponent(this.agentId)}${query}`);
+        const path = `/api/notifications/${encodeURIComponent(this.agentId)}?since=${this.cursor}`;
+        const { notifications } = await this.api.get(path);
         const items = [...notifications].sort((a, b) => a.id - b.id);
         for (const n of items) {
-          if (baseline) {
-            this.seen.add(n.id);
-            if (this.cursor === null || n.id > this.cursor) this.cursor = n.id;
+          if (n.type === 'session_ended') {
+            // Listed for every session of this agent: here it is always another one (another
+            // browser signing out), since once ours has ended this route answers 401.
+            this._advance(n.id);
           } else {
             this._deliver(n.type, { ...n.payload, event_id: n.id, created_at: n.created_at }, n.id);
           }
         }
-        if (items.length === 0 || this.cursor === null) break;
         if (items.length < 200) break; // the server's page size: a full page means more waiting
-      }
-      if (baseline) {
-        this.baselineDone = true;
-        this.onSynced();
       }
     } catch (err) {
       if (err.status === 401) {
-        this.stop();
-        this.onAuthLost(err);
+        this._authLost('unauthorized');
         return;
       }
       console.warn('polling notifications failed', err);
