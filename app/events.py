@@ -47,6 +47,7 @@ EVENT_TYPES = frozenset(
         "transfer_requested",
         "transfer_ringing",
         "transfer_accepted",
+        "transfer_bridged",
         "transfer_declined",
         "transfer_completed",
         "transfer_cancelled",

@@ -167,14 +167,19 @@ class LiveKitEvents:
         else:
             allowed = BRIDGEABLE
             target = Transfer.to_agent_id == who.agent_id
-        result = s.execute(
+        now = utcnow()
+        bridged = s.execute(
             update(Transfer)
             .where(Transfer.call_id == call.id, target, Transfer.status.in_([str(x) for x in allowed]), Transfer.bridged_at.is_(None))
             .where(or_(Transfer.handed_over_at.is_not(None), Transfer.status == str(T.BRIEFING)))
-            .values(bridged_at=utcnow())
+            .values(bridged_at=now)
+            .returning(Transfer.id, Transfer.from_agent_id, Transfer.to_agent_id)
             .execution_options(synchronize_session=False)
-        )
-        return "agent b bridged" if result.rowcount else "ignored"
+        ).all()
+        for transfer_id, from_agent, to_agent in bridged:
+            payload = {"transfer_id": transfer_id, "bridged_at": now.isoformat()}
+            emit(s, "transfer_bridged", payload, audiences=[from_agent, to_agent], call_id=call.id)
+        return "agent b bridged" if bridged else "ignored"
 
     def _left_call_room(self, s: Session, call: Call, p, rooms: list[str], plan: LegPlan) -> str:
         if states.is_terminal("call", call.status):
@@ -274,6 +279,7 @@ class LiveKitEvents:
                 if present:
                     log.warning("call %s: customer is in the room although LiveKit reported them gone; keeping the call", call_id)
                     s.execute(update(Call).where(Call.id == call_id).values(customer_left_at=None).execution_options(synchronize_session=False))
+                    self._customer_presence(s, call, present=True)  # clear any "reconnecting…"
                     continue
                 if self.calls.finish(s, call, reason="customer_left", by_customer=True, rooms=rooms, legs=plan):
                     ended += 1

@@ -103,6 +103,9 @@ class TransferService:
         except Exception:
             self.livekit.discard_room(room)
             raise
+        # The hold is enforced by the server, not only by Agent A's browser: whatever the client
+        # does, nothing of the consult can reach the customer's room.
+        self.livekit.discard_participant(call.room_name, agent_identity(agent_id))
         if number is not None:
             self.phone.dial(transfer.id)  # a refused dial is recorded as `failed` and re-raised
         token = self.livekit.agent_token(agent_id, agent_name, room, call_id, "agent_a")

@@ -116,6 +116,10 @@ def test_browser_agent_b_bridged_only_once_handed_over(client, make_agent, servi
     assert send(client, livekit_double, "participant_joined", room=call["room_name"], participant=join(livekit_double, call["room_name"], "agent-bob")) == "agent b bridged"
     done = row(services, Transfer, t["id"])
     assert done.bridged_at is not None and done.bridged_at >= done.handed_over_at
+    # Both agents' dashboards hear about it (Agent B's call timer starts from it).
+    for agent in (a, b):
+        (pushed,) = [n["payload"] for n in agent.notifications() if n["type"] == "transfer_bridged"]
+        assert pushed["transfer_id"] == t["id"] and pushed["bridged_at"] == done.bridged_at.isoformat()
 
 
 def test_agent_b_seen_in_the_transfer_room_before_accept_commits_starts_the_briefing(client, make_agent, services, livekit_double):

@@ -182,3 +182,13 @@ def test_summary_keeps_context_and_redacts_cards(client, make_agent):
     assert "4111 1111 1111 1111" not in str(requested)
     detail = a.get(f"/api/calls/{call['session_id']}").json["call"]
     assert all("4111 1111" not in e["text"] for e in detail["context"])
+
+
+def test_the_server_takes_agent_a_out_of_the_customer_room_for_the_consult(client, make_agent, livekit_double):
+    a, b = make_agent("alice"), make_agent("bob")
+    call = start_call(client, a)
+    livekit_double.join(call["room_name"], "agent-alice")  # Alice's browser is in the call
+    t = start_transfer(a, call, "bob")
+    assert "agent-alice" not in livekit_double.rooms[call["room_name"]].participants  # held: she cannot be heard
+    a.post("/api/cancel-transfer", {"transfer_id": t["id"]})
+    assert a.post("/api/token", {"session_id": call["session_id"]}).json["room_name"] == call["room_name"]  # and back

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.db import migrate
 from app.gateways.livekit_sip import is_ours
-from tests.live.aio import LoopThread
+from tests.aio import LoopThread
 from tests.live.participant import ToneParticipant
 from tests.live.rig import LOOPBACK, Rig
 from tests.live.sip_legs import LiveSipLegs

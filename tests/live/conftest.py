@@ -18,7 +18,7 @@ import pytest
 import responses
 
 from app import create_app
-from tests.live.aio import run_async
+from tests.aio import run_async
 from tests.live.app_env import AppHost, app_config, new_trunk_password, provision_output, remove_our_sip_objects, start_env
 from tests.live.rig import LOOPBACK, Rig
 

@@ -15,7 +15,7 @@ from livekit import api as lk
 from livekit.protocol import sip as sip_proto
 
 from app.gateways.livekit_sip import is_ours
-from tests.live.aio import run_async
+from tests.aio import run_async
 from tests.live.app_env import app_config, new_trunk_password, remove_our_sip_objects
 
 pytestmark = pytest.mark.live

@@ -19,7 +19,7 @@ import pytest
 from livekit import api, rtc
 from livekit.protocol import sip as sip_proto
 
-from tests.live.aio import run_async
+from tests.aio import run_async
 from tests.live.audio import analyse, assert_hears, read_wav, write_tone_wav
 from tests.live.participant import ToneParticipant
 from tests.live.sip_phone import SipPhone

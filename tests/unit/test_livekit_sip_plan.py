@@ -5,7 +5,6 @@ types, so the planning logic is checked on every case; the real livekit-server i
 tests/live/test_provision_sip.py."""
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 import pytest
@@ -13,6 +12,7 @@ from livekit.protocol import sip as sip_proto
 
 from app.errors import ConfigError, LiveKitFailed
 from app.gateways.livekit_sip import HEADERS_TO_ATTRIBUTES, MARKER, SipProvisioner
+from tests.aio import run_async
 
 USER, PASSWORD = "twilio", "s3cret-password"
 
@@ -62,7 +62,7 @@ class FakeGateway:
         self.service = service
 
     def sip(self, what, fn):
-        return asyncio.run(fn(self.service))
+        return run_async(lambda: fn(self.service))
 
 
 def provision(service: FakeSipService, password: str = PASSWORD):
