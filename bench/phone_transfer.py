@@ -88,6 +88,7 @@ def main() -> None:
         "TRANSFER_SUMMARY_BUDGET_S": 4.0,
         "DRAFT_DEBOUNCE_S": 0.3,
         "CREATE_CALL_RATE_LIMIT": "100000/60",
+        "PHONE_DIAL_RATE_LIMIT": "100000/3600",
     }
     server = None
     try:

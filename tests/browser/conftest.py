@@ -21,7 +21,6 @@ import json
 import os
 import re
 import secrets
-import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +28,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app import create_app
 from app.db import migrate
@@ -37,6 +35,7 @@ from app.events import emit
 from app.models import Agent, Call, Transfer
 from app.repo import agents_in_call, load_call
 from app.serializers import entry_dict
+from tests.live.app_env import AppHost
 from tests.live.rig import Binaries, LiveKitServer, PortAllocator, RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,33 +65,6 @@ def pytest_configure(config):
 
 
 # -- services ------------------------------------------------------------------------------------
-class AppHost:
-    """A threaded HTTP server on loopback for the whole session, serving whichever app the
-    current test installed. Between tests (no app) it answers livekit-server's late webhooks
-    with 200, so they are neither retried nor delivered to the next test's app."""
-
-    def __init__(self) -> None:
-        self.app = None
-        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="browser-test-app", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
-
-    def _wsgi(self, environ, start_response):
-        app = self.app
-        if app is None:
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [b'{"outcome": "no app"}']
-        return app(environ, start_response)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def app_host():
     host = AppHost()

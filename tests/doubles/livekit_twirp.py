@@ -14,16 +14,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from google.protobuf.json_format import MessageToJson
 from livekit import api as lk
 from livekit.protocol import models, room as room_proto, webhook as webhook_proto
+
+from tests.doubles.http import DoubleHandler
 
 
 @dataclass
@@ -214,35 +215,16 @@ class LiveKitTwirpDouble:
     def _handler_class(self):
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self):
-                super().setup()
-                # http.server writes headers and body separately; without TCP_NODELAY, Nagle's
-                # algorithm and the client's delayed ACK add ~40 ms to every keep-alive response.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+        class Handler(DoubleHandler):
             def do_POST(self):  # noqa: N802 (http.server naming)
                 prefix = "/twirp/livekit.RoomService/"
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                body = self.read_body()
                 try:
                     if not self.path.startswith(prefix):
                         raise TwirpFailure(404, "bad_route", f"no route {self.path}")
                     payload = double._handle(self.path[len(prefix):], self.headers.get("Authorization"), self.headers.get("Content-Type"), body)
-                    self._send(200, "application/protobuf", payload)
+                    self.send(200, "application/protobuf", payload)
                 except TwirpFailure as fail:
-                    self._send(fail.status, "application/json", json.dumps({"code": fail.code, "msg": fail.msg}).encode())
-
-            def _send(self, status: int, content_type: str, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, fmt, *args):
-                return None  # keep test output clean; requests are recorded in double.requests
+                    self.send(fail.status, "application/json", json.dumps({"code": fail.code, "msg": fail.msg}).encode())
 
         return Handler

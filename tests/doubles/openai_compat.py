@@ -7,12 +7,13 @@ and every request body is recorded for assertions.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Callable
+
+from tests.doubles.http import DoubleHandler
 
 DEFAULT_SUMMARY = {
     "customer_name": "Jane Doe",
@@ -70,33 +71,13 @@ class OpenAICompatibleDouble:
     def _handler(self):
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self):
-                super().setup()
-                # http.server writes headers and body separately; without TCP_NODELAY, Nagle's
-                # algorithm and the client's delayed ACK add ~40 ms to every keep-alive response.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def do_POST(self):  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+        class Handler(DoubleHandler):
+            def do_POST(self):  # noqa: N802 (http.server naming)
+                body = json.loads(self.read_body() or b"{}")
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     status, payload = 404, {"error": {"message": f"no route {self.path}"}}
                 else:
                     status, payload = double._reply(body)
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the client gave up waiting (a timeout under test); nothing to answer
-
-            def log_message(self, fmt, *args):
-                return None
+                self.send(status, "application/json", json.dumps(payload).encode())
 
         return Handler
