@@ -22,7 +22,7 @@ def test_a_dropped_agent_is_replaced_after_the_grace_period(client, make_agent, 
     a = make_agent("alice")
     call = start_call(client, a)
     sid, room = call["session_id"], call["room_name"]
-    b = make_agent("bob")
+    make_agent("bob")  # free, so the requeued caller goes to Bob
     alice = join(livekit_double, room, "agent-alice")
     send(client, livekit_double, "participant_joined", room=room, participant=alice)
     leave(livekit_double, room, "agent-alice")

@@ -203,7 +203,7 @@ def test_with_no_grace_a_web_customer_leaving_ends_the_call_at_once(make_app, ma
 
 # -- room_finished ----------------------------------------------------------------------------------
 def test_room_finished_ends_a_conversation_but_not_a_transfer_or_a_waiting_phone_caller(client, make_agent, livekit_double, services):
-    a, b = make_agent("alice"), make_agent("bob")
+    a, _bob = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     t = start_transfer(a, call, "bob")
     assert send(client, livekit_double, "room_finished", room=t["transfer_room"]) == "transfer room finished"

@@ -136,7 +136,7 @@ def test_a_client_too_slow_to_keep_up_is_disconnected_to_catch_up_from_the_datab
     from app import events
 
     monkeypatch.setattr(events.Subscription, "__init__", _small_queue_init(events.Subscription.__init__))
-    a, b = make_agent("alice"), make_agent("bob")
+    _alice, b = make_agent("alice"), make_agent("bob")
     r = b.client.get("/api/events", buffered=False)
     chunks = iter(r.response)
     sub = next(iter(services.dispatcher._subs["bob"]))

@@ -185,7 +185,7 @@ def test_summary_keeps_context_and_redacts_cards(client, make_agent):
 
 
 def test_the_server_takes_agent_a_out_of_the_customer_room_for_the_consult(client, make_agent, livekit_double):
-    a, b = make_agent("alice"), make_agent("bob")
+    a, _bob = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     livekit_double.join(call["room_name"], "agent-alice")  # Alice's browser is in the call
     t = start_transfer(a, call, "bob")
