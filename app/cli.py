@@ -1,5 +1,5 @@
-"""Operator commands: `flask --app app init-db | agents add | agents list | agents demo |
-livekit provision-sip | summarize FILE`."""
+"""Operator commands: `flask --app app init-db | worker | tasks list | tasks retry |
+agents add | agents list | agents demo | livekit provision-sip | summarize FILE`."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app import outbox
 from app.db import migrate
 from app.errors import AppError, ConfigError
 from app.gateways.livekit_sip import SipProvisioner
@@ -86,6 +87,52 @@ def register_cli(app: Flask) -> None:
         click.echo(f"Inbound trunk: {done.trunk_id}\nDispatch rule: {done.rule_id}")
         for line in twilio_instructions(svc.settings):
             click.echo(line)
+
+    @app.cli.command("worker")
+    @click.option("--no-hold-audio", is_flag=True, help="Run tasks only; another worker plays hold audio.")
+    def worker(no_hold_audio):
+        """Run tasks (side effects, timers, housekeeping) and hold audio until SIGTERM/SIGINT.
+
+        Any number of workers may run, on any machines, against the same database."""
+        import signal
+
+        from app.worker import Worker
+
+        svc = _services()
+        migrate(svc.db)
+        runner = Worker(svc, hold_audio=not no_hold_audio)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: runner.request_stop())
+        click.echo(f"Worker {runner.holder}: {runner.threads} task threads, hold audio {'off' if no_hold_audio else 'on'}.")
+        runner.run_forever()
+        click.echo("Worker stopped.")
+
+    tasks = AppGroup("tasks", help="Inspect and retry the worker's tasks.")
+    app.cli.add_command(tasks)
+
+    @tasks.command("list")
+    @click.option("--failed", "state", flag_value="failed", help="Only tasks that gave up.")
+    @click.option("--pending", "state", flag_value="pending", help="Only tasks waiting to run.")
+    @click.option("--running", "state", flag_value="running", help="Only tasks being run now.")
+    @click.option("--limit", default=50, show_default=True)
+    def tasks_list(state, limit):
+        """The newest tasks (id, state, kind, attempts, due, last error)."""
+        svc = _services()
+        counts = outbox.counts(svc.db)
+        click.echo("Tasks: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
+        for t in outbox.list_tasks(svc.db, state=state, limit=limit):
+            error = (t.last_error or "").replace("\n", " ")[:160]
+            click.echo(f"{t.id}\t{t.state}\t{t.kind}\t{t.attempts}/{t.max_attempts}\t{t.due_at.isoformat(timespec='seconds')}\t{error}")
+
+    @tasks.command("retry")
+    @click.argument("task_ids", nargs=-1, type=int)
+    @click.option("--all-failed", is_flag=True, help="Retry every failed task.")
+    def tasks_retry(task_ids, all_failed):
+        """Put failed tasks back to pending with fresh attempts."""
+        if not task_ids and not all_failed:
+            raise click.ClickException("Give task ids, or --all-failed.")
+        count = outbox.retry_failed(_services().db, None if all_failed else list(task_ids))
+        click.echo(f"{count} task(s) queued again.")
 
     agents = AppGroup("agents", help="Manage agent accounts.")
     app.cli.add_command(agents)

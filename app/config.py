@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from app.errors import ConfigError
+from twiml.sip import SIP_EDGES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -72,6 +73,12 @@ class Settings:
     LIVEKIT_SIP_HOST: str = ""
     LIVEKIT_SIP_USERNAME: str = ""
     LIVEKIT_SIP_PASSWORD: str = ""
+    # How long LiveKit SIP lets a caller's leg ring while nobody in the room publishes audio
+    # (the inbound trunk's ringing_timeout, set by `provision-sip`). Unset, livekit-sip v1.8.0
+    # gives up after 3 minutes with 486 (pkg/sip/participant.go defaultRingingTimeout). A leg
+    # rings only until the assigned agent joins or, if they never do, until hold audio starts
+    # (AGENT_ANSWER_TIMEOUT_S); this covers the longest Twilio keeps it up (<Dial timeout=600>).
+    LIVEKIT_SIP_RINGING_TIMEOUT_S: int = 600
     # A web customer whose browser left the room (a page refresh, a network blip) has this
     # long to come back before the call ends as "customer left". A SIP caller never gets it:
     # their leg ending means they hung up.
@@ -97,6 +104,12 @@ class Settings:
     TWILIO_LANGUAGE: str = "en-US"
     # Per-request timeout for Twilio's REST API, seconds (a phone transfer waits on calls.create).
     TWILIO_TIMEOUT_S: float = 10.0
+    # Twilio's REST edge and region (api.<edge>.<region>.twilio.com); empty means api.twilio.com.
+    TWILIO_EDGE: str = ""
+    TWILIO_REGION: str = ""
+    # The Twilio edge SIP legs into LiveKit leave from (`;edge=` in the SIP URI): the one nearest
+    # LIVEKIT_SIP_HOST. Empty means Twilio's default (North America, Virginia).
+    TWILIO_SIP_EDGE: str = ""
     TRANSCRIPTION_ENABLED: bool = False
     TRANSFER_ALLOWED_PREFIXES: tuple[str, ...] = field(default_factory=tuple)
 
@@ -108,13 +121,24 @@ class Settings:
     # (Agent B takes over if briefed, else the caller is queued for the next agent).
     AGENT_RECONNECT_GRACE_S: int = 20
     EVENT_POLL_INTERVAL_S: float = 0.05
-    # Timeouts and housekeeping on each worker's dispatcher thread. Only tests that drive those
-    # jobs by hand, step by step, turn this off.
-    BACKGROUND_JOBS: bool = True
     SSE_HEARTBEAT_S: float = 15.0
     NOTIFICATIONS_PAGE_SIZE: int = 200
     # Events are notifications and each call's timeline; older ones are deleted.
     EVENT_RETENTION_DAYS: int = 90
+
+    # The worker (`flask --app app worker`): side effects, timers, hold audio.
+    WORKER_THREADS: int = 8
+    # How often a worker looks for due tasks when nothing woke it (PostgreSQL wakes it at commit).
+    WORKER_POLL_INTERVAL_S: float = 0.05
+    # A running task's claim; renewed while it runs, so only a dead worker's tasks outlive it.
+    WORKER_TASK_LEASE_S: float = 15.0
+    # Done tasks are kept this long (failed ones 30 days), then deleted.
+    TASK_RETENTION_DAYS: int = 7
+    # Hold audio: a WAV or OGG file (any rate, resampled), or empty for the built-in loop; and an
+    # optional spoken reminder played every HOLD_REMINDER_S seconds of hold.
+    HOLD_AUDIO_FILE: str = ""
+    HOLD_REMINDER_FILE: str = ""
+    HOLD_REMINDER_S: int = 45
 
     # Abuse limits: "count/seconds" per client address
     CREATE_CALL_RATE_LIMIT: str = "20/60"
@@ -209,6 +233,18 @@ def _validate(s: Settings) -> None:
         raise ConfigError("CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
     if not 0 < s.TWILIO_TIMEOUT_S <= 60:
         raise ConfigError("TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
+    if not 5 <= s.LIVEKIT_SIP_RINGING_TIMEOUT_S <= 86400:
+        raise ConfigError("LIVEKIT_SIP_RINGING_TIMEOUT_S must be between 5 and 86400 seconds")
+    if s.TWILIO_SIP_EDGE and s.TWILIO_SIP_EDGE not in SIP_EDGES:
+        raise ConfigError(f"TWILIO_SIP_EDGE must be one of {', '.join(SIP_EDGES)}")
+    if not 1 <= s.WORKER_THREADS <= 256:
+        raise ConfigError("WORKER_THREADS must be between 1 and 256")
+    if not 0.01 <= s.WORKER_POLL_INTERVAL_S <= 10:
+        raise ConfigError("WORKER_POLL_INTERVAL_S must be between 0.01 and 10 seconds")
+    if not 3 <= s.WORKER_TASK_LEASE_S <= 600:
+        raise ConfigError("WORKER_TASK_LEASE_S must be between 3 and 600 seconds")
+    if not 5 <= s.HOLD_REMINDER_S <= 3600:
+        raise ConfigError("HOLD_REMINDER_S must be between 5 and 3600 seconds")
     for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT", "PHONE_DIAL_RATE_LIMIT"):
         parse_rate(getattr(s, name), name)
 

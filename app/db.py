@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Base, SchemaMigration
@@ -86,9 +86,31 @@ def _initial_schema(session: Session) -> None:
     Base.metadata.create_all(bind=session.connection())
 
 
+def _add_missing(session: Session, tables: tuple[str, ...]) -> None:
+    """Create any of `tables` that are missing, and add any of their columns that are missing.
+
+    A database created by step 1 after these were added to the models already has them (step 1
+    builds the current models), so every change here checks first."""
+    connection = session.connection()
+    Base.metadata.create_all(bind=connection, tables=[Base.metadata.tables[t] for t in tables], checkfirst=True)
+    inspector = inspect(connection)
+    for table in tables:
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for column in Base.metadata.tables[table].columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {kind}')
+
+
+def _worker_tables(session: Session) -> None:
+    _add_missing(session, ("tasks", "hold_leases", "calls", "transfers"))
+
+
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
 MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (1, "initial schema", _initial_schema),
+    (2, "tasks, hold leases, bridge diagnostics", _worker_tables),
 ]
 
 

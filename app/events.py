@@ -22,7 +22,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Iterable
 
 from sqlalchemy import event as sa_event
 import psycopg
@@ -161,13 +161,6 @@ class Subscription:
         return items
 
 
-@dataclass
-class _Tick:
-    fn: Callable[[], object]
-    every_s: float
-    last: float = 0.0
-
-
 _local_dispatchers: "list[Dispatcher]" = []
 
 
@@ -184,7 +177,7 @@ def _poke_local() -> None:
 
 
 class Dispatcher:
-    """Per-process reader of the events table, and host of periodic maintenance ticks."""
+    """Per-process reader of the events table (periodic jobs run in the worker: app.worker)."""
 
     def __init__(self, db: Database, poll_interval: float):
         self.db = db
@@ -197,13 +190,9 @@ class Dispatcher:
         self._pid: int | None = None
         self._last_id: int | None = None
         self._gaps: dict[int, float] = {}
-        self._ticks: list[_Tick] = []
         _local_dispatchers.append(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def add_tick(self, fn: Callable[[], object], every_s: float = 1.0) -> None:
-        self._ticks.append(_Tick(fn, every_s))
-
     def ensure_started(self) -> None:
         """Start the reader thread in this process (again after a fork: threads don't survive)."""
         if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
@@ -220,9 +209,6 @@ class Dispatcher:
                 self._last_id = newest_event_id(s)
             self._thread = threading.Thread(target=self._run, name="event-dispatcher", daemon=True)
             self._thread.start()
-            # Periodic jobs make network calls (LiveKit, Twilio) with multi-second timeouts; on
-            # their own thread they can never hold up event delivery.
-            threading.Thread(target=self._tick_loop, name="periodic-jobs", daemon=True).start()
 
     def close_streams(self) -> None:
         with self._lock:
@@ -330,18 +316,3 @@ class Dispatcher:
             subs = list(self._subs.get(row.audience, ()))
         for sub in subs:
             sub.push(row)
-
-    def _tick_loop(self) -> None:
-        while not self._stop.wait(0.25):
-            self._run_ticks()
-
-    def _run_ticks(self) -> None:
-        now = time.monotonic()
-        for tick in self._ticks:
-            if now - tick.last < tick.every_s:
-                continue
-            tick.last = now
-            try:
-                tick.fn()
-            except Exception:  # one failing maintenance job must not stop event delivery
-                log.exception("periodic job %s failed", getattr(tick.fn, "__name__", tick.fn))

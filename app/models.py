@@ -109,6 +109,19 @@ class Call(Base):
     # AGENT_RECONNECT_GRACE_S without coming back they are taken out as if they had left.
     owner_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     owner_left_agent: Mapped[str | None] = mapped_column(String(64))
+    # Set when an agent stopped talking to the customer without handing over (a missed
+    # assignment, the owner leaving): from then until the next agent answers, the customer is
+    # waiting in the room and hears hold audio (app.worker.hold).
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A phone caller is in Twilio's hold loop (our queue TwiML), not bridged into the room: once
+    # an agent is assigned, the worker redirects their call to be bridged at once.
+    in_hold_loop: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    # How the caller's bridge into LiveKit ended when it failed (phone calls): Twilio's
+    # DialCallStatus, the SIP response LiveKit SIP gave (DialSipResponseCode) and Twilio's
+    # ErrorCode. Shown to operators in the timeline; see app.services.sip_diagnostics.
+    bridge_status: Mapped[str | None] = mapped_column(String(16))
+    sip_response_code: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_calls_status_created", "status", "created_at"),
@@ -167,6 +180,8 @@ class Transfer(Base):
     # Machine-readable why, next to the human `reason`: machine, no_input, key_9, hung_up, ...
     reason_code: Mapped[str | None] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(32))
+    # The SIP response LiveKit SIP gave Agent B's bridge, when it failed (DialSipResponseCode).
+    sip_response_code: Mapped[int | None] = mapped_column(Integer)
     # Agent B's phone leg (phone transfers only): its Twilio SID and the furthest call progress
     # Twilio has reported (queued < initiated < ringing < in-progress < a final status). Only
     # ever moved forward, so late or repeated status callbacks cannot make it go back.
@@ -236,6 +251,57 @@ class SummaryLease(Base):
     every worker and instance. A lease that outlives its holder simply expires."""
 
     __tablename__ = "summary_leases"
+
+    call_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(96))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Task(Base):
+    """A side effect or timer waiting to run (the transactional outbox; docs/architecture.md).
+
+    Written in the same transaction as the state change that causes it, so it exists if and only
+    if that change does; run by a worker (`flask --app app worker`) that claims it with a lease.
+    `dedupe_key` makes "at most one pending task of this kind for this thing" (a draft refresh per
+    call, one instance of each periodic job): enqueueing again updates or keeps the pending one.
+    """
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    dedupe_key: Mapped[str | None] = mapped_column(String(160))
+    payload: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(12))  # pending | running | done | failed
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=10)
+    # While running: who claimed it and until when. A worker that dies stops renewing the lease,
+    # and once it has passed any worker may claim the task again.
+    claimed_by: Mapped[str | None] = mapped_column(String(96))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_tasks_state_due", "state", "due_at"),
+        Index(
+            "ux_tasks_pending_key",
+            "kind",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+
+class HoldLease(Base):
+    """Which worker plays hold audio into a call's room: exactly one, across machines. The holder
+    renews it every second; a worker that dies lets it lapse and another takes over."""
+
+    __tablename__ = "hold_leases"
 
     call_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     holder: Mapped[str] = mapped_column(String(96))

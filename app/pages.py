@@ -1,5 +1,6 @@
 """The browser pages: `/` (customer, "Call Transfer System"), `/agent` (agent console) and
-`/agent-b` ("Agent B Dashboard"), names kept from the original product.
+`/agent-b` ("Agent B Dashboard"), names kept from the original product; and the hold music
+Twilio plays to queued phone callers.
 
 The pages are small Jinja templates under `static/pages/`; everything they do happens in the ES
 modules under `static/js/`, which talk to the JSON API. Every page is served with a strict
@@ -10,12 +11,18 @@ fails, to explain why).
 """
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, render_template
 
 from app.api.guards import current_agent
+from app.audio import HoldAudioError, build_hold_audio, wav_bytes
 from app.config import PROJECT_ROOT
+from app.services.twilio_urls import HOLD_MUSIC_PATH
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__, template_folder=str(PROJECT_ROOT / "static" / "pages"))
 
@@ -78,3 +85,28 @@ def agent_console():
 @bp.get("/agent-b")
 def agent_b_dashboard():
     return _page("console.html", mode="agent-b", title="Agent B Dashboard")
+
+
+# Twilio plays this to phone callers waiting for an agent (`<Play>` in the queue's hold loop):
+# the same music the worker plays into held calls' rooms, as 8 kHz 16-bit mono WAV (telephone
+# quality; Twilio's <Play> takes WAV). Long enough that the loop's redirect is rare, short
+# enough that a caller hears the spoken reminder now and then.
+HOLD_MUSIC_LOOP_S = 20
+
+
+@lru_cache(maxsize=4)
+def _hold_music_wav(path: str) -> bytes:
+    try:
+        music = build_hold_audio(path).music
+    except HoldAudioError as err:
+        log.error("HOLD_AUDIO_FILE unusable (%s); Twilio gets the built-in hold music", err)
+        music = build_hold_audio("").music
+    return wav_bytes(music, seconds=HOLD_MUSIC_LOOP_S)
+
+
+@bp.get(HOLD_MUSIC_PATH)
+def hold_music():
+    settings = current_app.extensions["wt"].settings
+    response = Response(_hold_music_wav(settings.HOLD_AUDIO_FILE), mimetype="audio/wav")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response

@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 import twiml
 from app.errors import AppError, BadRequest
 from app.services import twilio_urls as paths
+from app.services.sip_diagnostics import parse_sip_code
 from app.services.twilio_urls import WebhookUrls
 
 log = logging.getLogger(__name__)
@@ -132,13 +133,19 @@ def voice():
 @twilio_webhook
 def dial_action():
     p = _params()
-    return _xml(_services().telephony.dial_ended(_require("CallSid"), p.get("CallStatus", ""), p.get("DialCallStatus", "")))
+    response = _services().telephony.dial_ended(
+        _require("CallSid"), p.get("CallStatus", ""), p.get("DialCallStatus", ""), _urls(), sip_code=parse_sip_code(p.get("DialSipResponseCode"))
+    )
+    return _xml(response)
 
 
 @bp.post(paths.STATUS)
 @twilio_webhook
 def status():
-    _services().telephony.call_progress(_require("CallSid"), _params().get("CallStatus", ""))
+    p = _params()
+    _services().telephony.call_progress(
+        _require("CallSid"), p.get("CallStatus", ""), error_code=p.get("ErrorCode") or None, sip_code=parse_sip_code(p.get("SipResponseCode"))
+    )
     return _xml(VoiceResponse())
 
 
@@ -173,5 +180,20 @@ def transfer_status(transfer_id: str):
         p.get("CallStatus", ""),
         error_code=p.get("ErrorCode") or None,
         error_message=p.get("ErrorMessage") or None,
+        sip_response_code=parse_sip_code(p.get("SipResponseCode")),
     )
     return _xml(VoiceResponse())
+
+
+@bp.post(paths.TRANSFER_BRIDGE)
+@twilio_webhook
+def transfer_bridge(transfer_id: str):
+    p = _params()
+    response = _services().phone.bridge_ended(
+        transfer_id,
+        _require("CallSid"),
+        p.get("DialCallStatus", ""),
+        parse_sip_code(p.get("DialSipResponseCode")),
+        into_call=request.args.get(paths.BRIDGE_ROOM_FLAG) == "call",
+    )
+    return _xml(response)

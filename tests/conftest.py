@@ -17,7 +17,7 @@ from app import create_app
 from app.db import migrate
 from app.models import Base
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble
-from tests.support import AgentClient
+from tests.support import AgentClient, run_tasks
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 if os.environ.get("WT_REQUIRE_POSTGRES") == "1" and not TEST_DATABASE_URL:
@@ -71,9 +71,6 @@ def config(database_url, livekit_double, tmp_path):
         "LIVEKIT_TIMEOUT_S": 2.0,
         "EVENT_POLL_INTERVAL_S": 0.02,
         "SSE_HEARTBEAT_S": 0.5,
-        # Tests drive timeouts by calling the jobs directly; tests/app/test_background_jobs.py
-        # checks that a real app runs them on its own.
-        "BACKGROUND_JOBS": False,
         "LOGIN_RATE_LIMIT": "1000/60",
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "CREATE_CALL_RATE_LIMIT": "1000/60",
@@ -116,6 +113,13 @@ def app(make_app):
 @pytest.fixture
 def services(app):
     return app.extensions["wt"]
+
+
+@pytest.fixture
+def tasks(services):
+    """Run the due tasks as the worker would: `tasks()` now; `tasks(after_s=31)` as if 31 s had
+    passed (timers fire early). Nothing runs them otherwise, so each test says when time moves."""
+    return lambda after_s=0.0: run_tasks(services, after_s=after_s)
 
 
 @pytest.fixture

@@ -137,3 +137,14 @@ def stored_call(services, session_id: str):
 
     with services.db.reading() as s:
         return s.get(Call, session_id)
+
+
+def run_tasks(services, *, after_s: float = 0.0, kinds: frozenset[str] | None = None) -> int:
+    """Run every task due now (or `after_s` seconds from now: timers fire early; only timers of
+    `kinds` if given), as a worker would, including the follow-ups they enqueue. Returns how many ran."""
+    from datetime import timedelta
+
+    from app.models import utcnow
+    from app.worker import Worker
+
+    return Worker(services, hold_audio=False).run_due(utcnow() + timedelta(seconds=after_s), kinds=kinds)

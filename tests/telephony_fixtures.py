@@ -11,7 +11,7 @@ import responses
 from sqlalchemy import select
 
 from app.models import Call, Transfer
-from tests.support import AgentClient
+from tests.support import AgentClient, run_tasks
 from tests.twilio_sim import TwilioSim
 
 ACCOUNT_SID = "AC" + "5" * 32
@@ -100,6 +100,7 @@ def dial_b(sim, a, session_id: str, **target) -> tuple[dict, object]:
     """Agent A starts a phone transfer (to B_PHONE unless told otherwise): (API body, B's SimCall)."""
     r = a.post("/api/initiate-transfer", {"session_id": session_id, **(target or {"to_phone": B_PHONE})})
     assert r.status_code == 201, r.get_data(as_text=True)
+    run_tasks(sim.client.application.extensions["wt"])  # the worker places the call
     return r.json, sim.outbound[-1]
 
 

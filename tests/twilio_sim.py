@@ -3,11 +3,11 @@
 Webhooks: it posts to the app exactly as Twilio does — form-encoded, Twilio's parameter names
 (CallSid, AccountSid, From, To, CallStatus, Direction, Digits, AnsweredBy, DialCallStatus, ...),
 signed with `RequestValidator.compute_signature` over the absolute URL — and it executes the TwiML
-the app answers: `<Say>` is recorded, `<Gather>` is answered with the next scripted digits (or
-silence), `<Redirect>` is followed (after a `<Pause>` it waits for `resume()`, like a caller on
-hold), `<Dial><Sip>` becomes a `SipLeg` with its URI, X- headers and credentials, `<Hangup/>` or
-the end of the document ends the call, and `<Start><Transcription>` is remembered so the test can
-send transcription events to its callback URL.
+the app answers: `<Say>` and `<Play>` are recorded, `<Gather>` is answered with the next scripted
+digits (or silence), `<Redirect>` is followed (after a `<Pause>` or `<Play>` it waits for
+`resume()`, like a caller on hold), `<Dial><Sip>` becomes a `SipLeg` with its URI, X- headers and
+credentials, `<Hangup/>` or the end of the document ends the call, and `<Start><Transcription>` is
+remembered so the test can send transcription events to its callback URL.
 
 REST: `install(responses_mock)` answers `POST .../Calls.json` (recording the exact form fields and
 creating an outbound `SimCall`) and `POST .../Calls/<sid>.json` (redirect with inline TwiML,
@@ -62,6 +62,7 @@ class TwilioSim(TwilioRest):
         self.calls: dict[str, SimCall] = {}
         self.outbound: list[SimCall] = []
         self.rest: list[RestRequest] = []
+        self.hung: list[str] = []  # REST requests that arrived while the API was hanging
         self.pending: list[tuple[str, dict]] = []
         self.delivered: list[Delivered] = []
         self._create_failures: deque = deque()
@@ -143,6 +144,9 @@ class TwilioSim(TwilioRest):
             elif el.tag == "Pause":
                 call.steps.append(Step("pause", attrs=dict(el.attrib)))
                 paused = True
+            elif el.tag == "Play":
+                call.steps.append(Step("play", (el.text or "").strip(), dict(el.attrib)))
+                paused = True  # the caller listens for a while: the test decides when it ends
             elif el.tag == "Start":
                 for child in el:
                     assert child.tag == "Transcription", child.tag
@@ -193,16 +197,26 @@ class TwilioSim(TwilioRest):
             leg.connected = True
             call.sip, call._after_dial = leg, (rest, url)
             return True
-        self._dial_finished(call, leg, outcome, rest=(rest, url))
+        status, _, code = outcome.partition(":")  # "busy:486": DialCallStatus and the SIP response
+        self._dial_finished(call, leg, status, rest=(rest, url), sip_code=int(code) if code else None)
         return True
 
-    def _dial_finished(self, call: SimCall, leg: SipLeg, dial_status: str, rest: tuple | None = None):
+    def _dial_finished(self, call: SimCall, leg: SipLeg, dial_status: str, rest: tuple | None = None, sip_code: int | None = None):
         rest = rest or call._after_dial or ([], "")
         call._after_dial = None
         if leg.action:
-            return self._request_and_run(call, leg.action, {"DialCallStatus": dial_status, "DialCallSid": new_sid("CA")})
+            return self._request_and_run(call, leg.action, self.dial_params(dial_status, sip_code))
         self._run_verbs(call, *rest)
         return None
+
+    @staticmethod
+    def dial_params(dial_status: str, sip_code: int | None = None) -> dict:
+        """What Twilio posts to a `<Dial><Sip>`'s action URL (TwiML `<Sip>` docs: DialSipCallId,
+        DialSipResponseCode next to the standard DialCallStatus/DialCallSid)."""
+        params = {"DialCallStatus": dial_status, "DialCallSid": new_sid("CA"), "DialSipCallId": new_sid("")[:24] + "@sim"}
+        if sip_code is not None:
+            params["DialSipResponseCode"] = str(sip_code)
+        return params
 
     # -- call progress and status callbacks -------------------------------------------------------
     def _progress(self, call: SimCall, status: str, extra: dict | None = None) -> None:

@@ -90,8 +90,8 @@ class RecordingSipLegs:
         self.legs: list[SipLeg] = []
         self._failures: deque[str] = deque()
 
-    def fail_next(self, dial_status: str = "failed") -> None:
-        self._failures.append(dial_status)
+    def fail_next(self, dial_status: str = "failed", sip_code: int | None = None) -> None:
+        self._failures.append(dial_status + (f":{sip_code}" if sip_code else ""))
 
     def connect(self, leg: SipLeg) -> str:
         self.legs.append(leg)
@@ -103,7 +103,7 @@ class RecordingSipLegs:
 
 @dataclass
 class Step:
-    kind: str  # say | pause | gather | dial | redirect | hangup | transcription
+    kind: str  # say | play | pause | gather | dial | redirect | hangup | transcription
     text: str = ""
     attrs: dict = field(default_factory=dict)
 
@@ -166,16 +166,17 @@ class SimCall:
         leg = self.sip
         self.sim._end(self, "completed")
         if leg is not None and leg.action:
-            self.sim._request(self, leg.action, {"DialCallStatus": "completed", "DialCallSid": new_sid("CA")})
+            self.sim._request(self, leg.action, self.sim.dial_params("completed"))
 
     @synchronized
-    def end_dial(self, dial_status: str = "completed"):
-        """The far end of the current `<Dial>` hung up (e.g. LiveKit closed the room)."""
+    def end_dial(self, dial_status: str = "completed", sip_code: int | None = None):
+        """The far end of the current `<Dial>` hung up (e.g. LiveKit closed the room), or, with
+        a failure status, refused it (LiveKit SIP's ringing timeout: "busy", 486)."""
         leg = self.sip
         assert leg is not None, "no dial in progress"
         self.sim.sip_legs.disconnect(leg)
         self.sip = None
-        return self.sim._dial_finished(self, leg, dial_status)
+        return self.sim._dial_finished(self, leg, dial_status, sip_code=sip_code)
 
     # -- outbound leg progress (Agent B's phone) -------------------------------------------------
     @synchronized

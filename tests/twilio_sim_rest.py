@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -37,8 +38,25 @@ class TwilioRest:
     # -- the REST API (through `responses`) -------------------------------------------------------
     def install(self, rsps) -> None:
         base = re.escape(f"{API}/Accounts/{self.account_sid}/Calls")
-        rsps.add_callback("POST", re.compile(base + r"\.json$"), callback=self._create)
-        rsps.add_callback("POST", re.compile(base + r"/(CA[0-9a-f]{32})\.json$"), callback=self._update)
+        rsps.add_callback("POST", re.compile(base + r"\.json$"), callback=lambda r: self._gate(r, self._create))
+        rsps.add_callback("POST", re.compile(base + r"/(CA[0-9a-f]{32})\.json$"), callback=lambda r: self._gate(r, self._update))
+
+    def hang(self) -> None:
+        """From now on every REST request waits (Twilio's API not answering) until `release()`.
+        The wait happens outside the simulator's lock: the test can go on driving calls."""
+        self._hanging = threading.Event()
+
+    def release(self) -> None:
+        hanging, self._hanging = getattr(self, "_hanging", None), None
+        if hanging is not None:
+            hanging.set()
+
+    def _gate(self, request, handler):
+        hanging = getattr(self, "_hanging", None)
+        if hanging is not None:
+            self.hung.append(request.url)
+            hanging.wait()
+        return handler(request)
 
     def fail_next_create(self, status: int = 400, code: int | None = 21211, message: str = "The 'To' number is not a valid phone number.") -> None:
         self._create_failures.append((status, code, message))
@@ -57,6 +75,19 @@ class TwilioRest:
         item = RestRequest(request.method, request.url, parse_qs(body, keep_blank_values=True))
         self.rest.append(item)
         return item
+
+    def _interrupt_dial(self, call: SimCall) -> None:
+        """A redirect interrupts a `<Dial>` in progress. Twilio still requests the dial's action
+        URL, and ignores the TwiML it returns (Twilio changelog 2021-05-24, "Changes to <Dial>
+        behavior": "Twilio will make a request to the provided action callback when the parent
+        call is transferred to a new TwiML via call modification")."""
+        leg = call.sip
+        if leg is None:
+            return
+        self.sip_legs.disconnect(leg)
+        call.sip = call._after_dial = None
+        if leg.action:
+            self._request(call, leg.action, self.dial_params("completed"))
 
     @staticmethod
     def _error(status: int, code: int | None, message: str):
@@ -98,10 +129,12 @@ class TwilioRest:
             self._end(call, "canceled")
         elif f.get("Status") == "completed":
             self._end(call, "completed" if call.status == "in-progress" else "canceled")
-        elif "Twiml" in f:
-            if call.sip is not None:  # a redirect interrupts <Dial>; its action is not requested
-                self.sip_legs.disconnect(call.sip)
-                call.sip = call._after_dial = None
-            self.run(call, f["Twiml"], call.url or "")
+        elif "Twiml" in f or "Url" in f:
+            self._interrupt_dial(call)
+            call.parked = None
+            if "Twiml" in f:
+                self.run(call, f["Twiml"], call.url or "")
+            else:
+                self._request_and_run(call, f["Url"], {})
         body = {"sid": call.sid, "account_sid": self.account_sid, "status": call.status}
         return 200, {"Content-Type": "application/json"}, json.dumps(body)

@@ -34,6 +34,7 @@ from twiml.sip import (
     HEADER_TRANSFER,
     ROLE_AGENT_B,
     ROLE_CUSTOMER,
+    SIP_EDGES,
     SipTrunk,
     sip_uri,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "ROLE_AGENT_B",
     "ROLE_CUSTOMER",
     "SAY_MAX_BYTES",
+    "SIP_EDGES",
     "SipTrunk",
     "TranscriptionOptions",
     "Voice",

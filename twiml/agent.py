@@ -122,16 +122,18 @@ def agent_bridge(
     intro: str | None = None,
     dial_action_url: str | None = None,
     role: str = ROLE_AGENT_B,
+    timeout_s: int | None = None,
 ) -> VoiceResponse:
-    """`[<Say>intro</Say>] <Dial [action]><Sip username password>sip:<room>@…?X-WT-Call&X-WT-Role&X-WT-Transfer`.
+    """`[<Say>intro</Say>] <Dial [action] [timeout]><Sip username password>sip:<room>@…?X-WT-Call&X-WT-Role&X-WT-Transfer`.
 
     Used twice: after "1" into the transfer room, and (inline, through `inline_twiml`) when the
-    transfer completes, into the customer's room. Without `dial_action_url` the call simply
-    ends when the SIP leg does (e.g. the transfer room is deleted).
+    transfer completes, into the customer's room. `dial_action_url` is requested when the dial
+    ends (the bridge failed, its room closed, or the leg was redirected elsewhere), so a failed
+    bridge is reported instead of the call simply ending after Twilio's default 30 s.
     """
     response = VoiceResponse()
     if intro:
         add_speech(response, intro, voice)
     headers = {HEADER_CALL: str(call_id), HEADER_ROLE: role, HEADER_TRANSFER: str(transfer_id)}
-    add_sip_dial(response, trunk=trunk, room=room, headers=headers, action_url=dial_action_url)
+    add_sip_dial(response, trunk=trunk, room=room, headers=headers, action_url=dial_action_url, timeout_s=timeout_s)
     return response

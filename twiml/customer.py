@@ -73,13 +73,15 @@ def customer_bridge(
 ) -> VoiceResponse:
     """`[<Start><Transcription/></Start>] <Say>greeting</Say> <Dial answerOnBridge action><Sip>`.
 
-    Transcription starts first so nothing said after the greeting is missed. answerOnBridge
-    keeps the caller hearing ringback (and unbilled) until LiveKit answers the SIP leg.
+    Transcription starts first so nothing said after the greeting is missed. The `<Say>` has
+    already answered the caller's call (Twilio answers an inbound call at its first `<Say>`,
+    `<Play>`, `<Gather>` or `<Dial>`: "SIP TwiML" docs), so answerOnBridge does not delay billing
+    here; it keeps the caller hearing ringback, rather than silence, until LiveKit answers the leg.
 
-    LiveKit SIP answers only when someone in the room publishes audio, i.e. when an agent joins;
-    if the assigned agent never does, the app hands the call to another agent in the same room.
-    Twilio's default 30 s dial timeout would hang up on that caller, so the dial waits the
-    maximum Twilio allows.
+    LiveKit SIP answers once someone in the room publishes audio (the agent, or the worker's hold
+    audio after a missed assignment; pkg/sip/inbound.go `waitSubscribe`). Twilio's default 30 s
+    dial timeout could end the dial before that, so it waits the maximum Twilio allows; a leg
+    LiveKit SIP gives up on (its ringing timeout) sends the caller back to the hold loop.
     """
     response = VoiceResponse()
     if transcription is not None:
@@ -97,11 +99,14 @@ def customer_bridge(
     return response
 
 
-def queued_hold(*, voice: Voice, message: str, redirect_url: str, pause_seconds: int = 15) -> VoiceResponse:
-    """`<Say>message</Say><Pause length/><Redirect method=POST>url</Redirect>`.
+def queued_hold(*, voice: Voice, message: str, redirect_url: str, music_url: str | None = None, pause_seconds: int = 8) -> VoiceResponse:
+    """`<Say>message</Say><Play>music</Play><Redirect method=POST>url</Redirect>`, or with
+    `<Pause length/>` in place of `<Play>` when there is no music URL.
 
-    Used while no agent is free: the caller loops back to `redirect_url` every few seconds so
-    the webhook can bridge them as soon as an agent is assigned, without any long-lived request.
+    Used while no agent is free: the caller loops back to `redirect_url` after each round so the
+    webhook can bridge them once an agent is assigned, without any long-lived request (the app
+    also redirects a waiting caller the moment an agent is assigned). Music, not a pause, so the
+    caller never hears dead air and knows they are still connected.
     """
     if isinstance(pause_seconds, bool) or not isinstance(pause_seconds, int):
         raise ValueError("pause_seconds must be an integer")
@@ -109,6 +114,9 @@ def queued_hold(*, voice: Voice, message: str, redirect_url: str, pause_seconds:
         raise ValueError(f"pause_seconds must be between 1 and {HOLD_PAUSE_MAX_S}")
     response = VoiceResponse()
     add_speech(response, message, voice)
-    response.pause(length=pause_seconds)
+    if music_url is not None:
+        response.play(check_url(music_url, "hold music URL"))
+    else:
+        response.pause(length=pause_seconds)
     response.redirect(check_url(redirect_url, "hold redirect URL"), method="POST")
     return response

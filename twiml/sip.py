@@ -39,21 +39,30 @@ def _has_control(value: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value)
 
 
+# Twilio's SIP-out edges (`;edge=` in the SIP URI; "Receiving SIP" / `<Sip>` docs): without
+# one, Twilio sends SIP from its North America (Virginia) edge.
+SIP_EDGES = ("ashburn", "san-jose", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
+
+
 @dataclass(frozen=True)
 class SipTrunk:
     """Where and how Twilio reaches LiveKit SIP: LIVEKIT_SIP_HOST and the inbound trunk's
-    digest credentials (LIVEKIT_SIP_USERNAME/PASSWORD). The password is kept out of repr()
-    so a logged trunk never leaks it."""
+    digest credentials (LIVEKIT_SIP_USERNAME/PASSWORD), and optionally the Twilio edge the SIP
+    leg leaves from (TWILIO_SIP_EDGE: pick the one nearest LiveKit SIP). The password is kept
+    out of repr() so a logged trunk never leaks it."""
 
     host: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     transport: str = "tcp"
+    edge: str | None = None
 
     def __post_init__(self) -> None:
         _check_host(self.host)
         if self.transport not in SIP_TRANSPORTS:
             raise ValueError(f"SIP transport must be one of {SIP_TRANSPORTS}")
+        if self.edge is not None and self.edge not in SIP_EDGES:
+            raise ValueError(f"Twilio SIP edge must be one of {', '.join(SIP_EDGES)}")
         if bool(self.username) != bool(self.password):
             raise ValueError("SIP username and password must be given together")
         for secret in (self.username, self.password):
@@ -88,17 +97,19 @@ def _encoded_headers(headers: Mapping[str, str]) -> str:
     return encoded
 
 
-def sip_uri(room: str, sip_host: str, headers: Mapping[str, str], *, transport: str = "tcp") -> str:
-    """`sip:<room>@<host>;transport=<t>?X-A=v&X-B=w` with header values percent-encoded.
+def sip_uri(room: str, sip_host: str, headers: Mapping[str, str], *, transport: str = "tcp", edge: str | None = None) -> str:
+    """`sip:<room>@<host>;transport=<t>[;edge=<e>]?X-A=v&X-B=w` with header values percent-encoded.
 
-    Raises ValueError for an invalid room, host, transport, header name or value.
+    Raises ValueError for an invalid room, host, transport, edge, header name or value.
     """
     if not isinstance(room, str) or not _ROOM.match(room):
         raise ValueError(f"invalid room name for a SIP URI: {room!r}")
     _check_host(sip_host)
     if transport not in SIP_TRANSPORTS:
         raise ValueError(f"SIP transport must be one of {SIP_TRANSPORTS}")
-    uri = "sip:" + room + "@" + sip_host + ";transport=" + transport
+    if edge is not None and edge not in SIP_EDGES:
+        raise ValueError(f"Twilio SIP edge must be one of {', '.join(SIP_EDGES)}")
+    uri = "sip:" + room + "@" + sip_host + ";transport=" + transport + (";edge=" + edge if edge else "")
     encoded = _encoded_headers(headers)
     return uri + "?" + encoded if encoded else uri
 
@@ -128,5 +139,5 @@ def add_sip_dial(
             raise ValueError(f"dial timeout must be an integer between 5 and {DIAL_TIMEOUT_MAX_S} seconds")
         dial_attrs["timeout"] = timeout_s
     dial = response.dial(**dial_attrs)
-    uri = sip_uri(room, trunk.host, headers, transport=trunk.transport)
+    uri = sip_uri(room, trunk.host, headers, transport=trunk.transport, edge=trunk.edge)
     dial.sip(uri, username=trunk.username or None, password=trunk.password or None)

@@ -56,6 +56,11 @@ def customer_identity(call_id: str) -> str:
     return f"customer-{call_id}"
 
 
+def hold_identity(call_id: str) -> str:
+    """The worker's hold-audio participant in the customer's room."""
+    return f"hold-{call_id}"
+
+
 @dataclass(frozen=True)
 class Participant:
     identity: str
@@ -300,6 +305,26 @@ class LiveKitGateway:
         if not call_room.startswith(CALL_ROOM_PREFIX):
             raise ValueError("customer tokens are only ever minted for the customer's own call room")
         return self._token(customer_identity(call_id), name, call_room, {ATTR_ROLE: "customer", ATTR_CALL: call_id})
+
+    def hold_token(self, call_id: str, call_room: str) -> str:
+        """For the worker's hold audio: publishes one microphone-source track into the customer's
+        room and subscribes to nothing (it never needs to hear the call)."""
+        if not call_room.startswith(CALL_ROOM_PREFIX):
+            raise ValueError("hold audio only ever plays into a customer's call room")
+        grants = lk.VideoGrants(
+            room_join=True, room=call_room, can_publish=True, can_subscribe=False, can_publish_data=False,
+            can_publish_sources=["microphone"], can_update_own_metadata=False,
+        )
+        return (
+            lk.AccessToken(self.api_key, self.api_secret)
+            .with_identity(hold_identity(call_id))
+            .with_name("Hold music")
+            .with_kind("standard")
+            .with_attributes({ATTR_ROLE: "hold", ATTR_CALL: call_id})
+            .with_grants(grants)
+            .with_ttl(self.token_ttl)
+            .to_jwt()
+        )
 
     def agent_token(self, agent_id: str, name: str, room: str, call_id: str, role: str) -> str:
         if not room.startswith((CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX)):

@@ -38,9 +38,10 @@ _CALL_NOT_IN_PROGRESS = 21220
 
 
 def _rest_error(what: str, status: int, twilio_code: int | None, message: str) -> TwilioError:
-    text = f"Twilio refused to {what}: {message}" + (f" (error {twilio_code})" if twilio_code else "")
+    code = f" (error {twilio_code})" if twilio_code else ""
+    text = f"Twilio refused to {what}: {message}{code}"
     if status >= 500 or status == 429:
-        return TwilioUnavailable(f"Twilio failed to {what} (HTTP {status}): {message}", twilio_code=twilio_code)
+        return TwilioUnavailable(f"Twilio failed to {what} (HTTP {status}): {message}{code}", twilio_code=twilio_code)
     if twilio_code in _INVALID_NUMBER_CODES:
         return TwilioError(text, twilio_code=twilio_code, code="invalid_phone_number", status=422)
     if twilio_code == _CALL_NOT_IN_PROGRESS:
@@ -49,17 +50,22 @@ def _rest_error(what: str, status: int, twilio_code: int | None, message: str) -
 
 
 class TwilioGateway:
-    def __init__(self, *, account_sid: str, auth_token: str, from_number: str, timeout_s: float = 10.0, client: Any = None):
+    def __init__(self, *, account_sid: str, auth_token: str, from_number: str, timeout_s: float = 10.0, client: Any = None,
+                 edge: str = "", region: str = ""):
         self.account_sid = account_sid
         self.from_number = from_number
         self.timeout_s = timeout_s
-        # environment with empty values: without it the library falls back to os.environ for
-        # TWILIO_EDGE / TWILIO_REGION, and configuration is read in app.config only.
+        # Edge and region make the library call api.<edge>.<region>.twilio.com (twilio-python
+        # ClientBase.get_hostname). They are passed explicitly, with an empty environment: the
+        # library would otherwise read TWILIO_EDGE / TWILIO_REGION from os.environ itself, and
+        # configuration is read in app.config only.
         self._client = client or Client(
             account_sid,
             auth_token,
             http_client=TwilioHttpClient(timeout=timeout_s),
             environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""},
+            edge=edge or None,
+            region=region or None,
         )
         self._validator = RequestValidator(auth_token)
 
@@ -71,6 +77,8 @@ class TwilioGateway:
             from_number=settings.TWILIO_PHONE_NUMBER,
             timeout_s=settings.TWILIO_TIMEOUT_S,
             client=client,
+            edge=settings.TWILIO_EDGE,
+            region=settings.TWILIO_REGION,
         )
 
     def _call(self, what: str, fn: Callable[[Any], Any]):
@@ -109,6 +117,10 @@ class TwilioGateway:
     def redirect(self, call_sid: str, twiml: str) -> None:
         """Replace what a live call is doing with inline TwiML (at most 4000 characters)."""
         self._call("redirect the call", lambda c: c.calls(call_sid).update(twiml=twiml))
+
+    def redirect_to(self, call_sid: str, url: str) -> None:
+        """Make a live call fetch new TwiML from `url` now (POST), interrupting what it is doing."""
+        self._call("redirect the call", lambda c: c.calls(call_sid).update(url=url, method="POST"))
 
     def end(self, call_sid: str, status: str) -> None:
         """`canceled` stops a call that is still queued or ringing; `completed` hangs up one in progress."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.db import Database
-from app.events import Dispatcher, prune_events
+from app.events import Dispatcher
 from app.gateways.livekit import LiveKitGateway
 from app.gateways.twilio import TwilioGateway
 from app.ratelimit import RateLimiter
@@ -21,7 +21,7 @@ from app.services.agent_departures import AgentDepartures
 from app.services.livekit_events import LiveKitEvents
 from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
-from app.services.routing import drain_queue, requeue_missed
+from app.services.routing import drain_queue
 from app.services.summaries import SummaryStore
 from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
@@ -52,7 +52,6 @@ class Services:
 
     def close(self) -> None:
         self.dispatcher.stop()
-        self.drafts.stop()
         self.livekit.close()
         self.db.dispose()
 
@@ -70,7 +69,9 @@ def build_services(
     db = Database(settings.DATABASE_URL)
     livekit = livekit or LiveKitGateway.from_config(settings)
     summarizer = Summarizer(summary_provider or build_provider(settings))
-    summaries = SummaryStore(db, summarizer, store_raw=settings.STORE_RAW_CONTEXT, budget_s=settings.TRANSFER_SUMMARY_BUDGET_S)
+    summaries = SummaryStore(
+        db, summarizer, store_raw=settings.STORE_RAW_CONTEXT, budget_s=settings.TRANSFER_SUMMARY_BUDGET_S, draft_debounce_s=settings.DRAFT_DEBOUNCE_S
+    )
     calls = CallService(db, livekit, summaries, phone_legs)
     phone = PhoneTransfers(db, livekit, summaries, settings, phone_legs, calls)
     limiter = RateLimiter(db)
@@ -91,22 +92,4 @@ def build_services(
         telephony=TelephonyService(db, livekit, summaries, calls, phone_legs, settings),
         livekit_events=LiveKitEvents(db, livekit, calls, phone_legs, settings, AgentDepartures(db, livekit, calls, settings.AGENT_RECONNECT_GRACE_S)),
     )
-    summaries.on_change = services.drafts.schedule
-    if settings.BACKGROUND_JOBS:
-        add_periodic_jobs(services)
     return services
-
-
-def add_periodic_jobs(services: Services) -> None:
-    """Timeouts and housekeeping, run on each worker's dispatcher thread; conditional updates
-    make running them in every worker at once safe."""
-    db, settings = services.db, services.settings
-    services.dispatcher.add_tick(services.transfers.expire_unanswered, every_s=1.0)
-    services.dispatcher.add_tick(services.drain_queue, every_s=2.0)
-    services.dispatcher.add_tick(lambda: requeue_missed(db, settings.AGENT_ANSWER_TIMEOUT_S), every_s=1.0)
-    services.dispatcher.add_tick(services.agents.expire_stale_presence, every_s=30.0)
-    services.dispatcher.add_tick(services.limiter.sweep, every_s=600.0)
-    services.dispatcher.add_tick(lambda: prune_events(db, settings.EVENT_RETENTION_DAYS), every_s=3600.0)
-    services.dispatcher.add_tick(services.livekit_events.expire_departed_customers, every_s=1.0)
-    services.dispatcher.add_tick(services.livekit_events.departures.expire, every_s=1.0)
-    services.dispatcher.add_tick(services.livekit_events.prune_seen, every_s=600.0)

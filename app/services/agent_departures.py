@@ -2,9 +2,10 @@
 
 LiveKit reports the agent handling a call leaving the customer's room, or — during a transfer they
 started — the transfer room. A page refresh is back within seconds, so a departure only counts
-after AGENT_RECONNECT_GRACE_S, and only if LiveKit confirms the agent is in neither room. The call
-is then handled exactly as if the agent had pressed "leave": Agent B takes over if already briefed,
-otherwise the caller goes back to the queue for the next agent (DESIGN §4.7, agent_a_left).
+after AGENT_RECONNECT_GRACE_S (a timer task armed at the departure), and only if LiveKit confirms
+the agent is in neither room. The call is then handled exactly as if the agent had pressed
+"leave": Agent B takes over if already briefed, otherwise the caller goes back to the queue for
+the next agent (docs/architecture.md, "Transfers": agent_a_left).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.errors import AppError, LiveKitFailed, LiveKitUnavailable
 from app.gateways.livekit import LiveKitGateway, agent_identity
 from app.models import Call, Transfer, utcnow
 from app.repo import open_transfer
+from app.services import effects
 
 log = logging.getLogger(__name__)
 C = states.CallStatus
@@ -44,14 +46,17 @@ class AgentDepartures:
             return "agent a moved to the consult"  # leaving the held customer is the plan
         if room != call.room_name and not (consulting and room == t.transfer_room):
             return None
-        s.execute(
+        now = utcnow()
+        recorded = s.execute(
             update(Call)
             # The first departure counts (a second "left" for an older session changes nothing),
             # unless it was recorded for a previous owner of the call.
             .where(Call.id == call.id, or_(Call.owner_left_at.is_(None), Call.owner_left_agent != agent_id))
-            .values(owner_left_at=utcnow(), owner_left_agent=agent_id)
+            .values(owner_left_at=now, owner_left_agent=agent_id)
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+        if recorded:
+            effects.arm(s, effects.AGENT_GRACE_TIMER, {"call_id": call.id, "agent_id": agent_id}, now)
         return "agent left; waiting for a reconnect"
 
     @staticmethod
@@ -63,36 +68,36 @@ class AgentDepartures:
             .execution_options(synchronize_session=False)
         )
 
-    # -- periodic --------------------------------------------------------------------------
-    def expire(self) -> int:
-        """Take out owners gone longer than the grace period (and confirmed gone by LiveKit)."""
-        cutoff = utcnow() - self.grace
+    # -- the grace timer ----------------------------------------------------------------------
+    def grace_over(self, call_id: str, agent_id: str, now) -> object:
+        """Take the owner out once gone longer than the grace period (and confirmed gone by
+        LiveKit). Returns the deadline while it is ahead, "retry" if LiveKit cannot say, else None."""
         with self.db.reading() as s:
-            due = list(
-                s.execute(
-                    select(Call.id, Call.owner_left_agent, Call.room_name, Transfer.transfer_room)
-                    .outerjoin(Transfer, and_(Transfer.call_id == Call.id, Transfer.status.in_([str(x) for x in states.TRANSFER_OPEN])))
-                    .where(Call.owner_left_at < cutoff, Call.status.in_(IN_CONVERSATION), Call.agent_id == Call.owner_left_agent)
-                )
-            )
-        taken = 0
-        for call_id, agent_id, call_room, transfer_room in due:
-            present = self._present(agent_id, [call_room, transfer_room])
-            if present is None:
-                continue  # LiveKit cannot say; ask again on the next tick rather than guess
-            if present:
-                log.warning("call %s: agent %s is in the room although LiveKit reported them gone", call_id, agent_id)
-                with self.db.transaction() as s:
-                    self.back(s, s.get(Call, call_id), agent_id)
-                continue
-            if self._take_out(call_id, agent_id, cutoff):
-                taken += 1
-        return taken
+            row = s.execute(
+                select(Call.owner_left_at, Call.room_name, Transfer.transfer_room)
+                .outerjoin(Transfer, and_(Transfer.call_id == Call.id, Transfer.status.in_([str(x) for x in states.TRANSFER_OPEN])))
+                .where(Call.id == call_id, Call.owner_left_agent == agent_id, Call.agent_id == agent_id, Call.status.in_(IN_CONVERSATION))
+            ).first()
+        if row is None or row.owner_left_at is None:
+            return None  # back, or no longer theirs
+        deadline = row.owner_left_at + self.grace
+        if now < deadline:
+            return deadline
+        present = self._present(agent_id, [row.room_name, row.transfer_room])
+        if present is None:
+            return "retry"
+        if present:
+            log.warning("call %s: agent %s is in the room although LiveKit reported them gone", call_id, agent_id)
+            with self.db.transaction() as s:
+                self.back(s, s.get(Call, call_id), agent_id)
+            return None
+        self._take_out(call_id, agent_id, deadline)
+        return None
 
     def _take_out(self, call_id: str, agent_id: str, cutoff) -> bool:
         with self.db.reading() as s:
             call = s.get(Call, call_id)
-            still_gone = call.owner_left_agent == agent_id and call.owner_left_at is not None and call.owner_left_at < cutoff
+            still_gone = call.owner_left_agent == agent_id and call.owner_left_at is not None and call.owner_left_at <= cutoff - self.grace
         if not still_gone:
             return False  # they came back since we looked
         try:

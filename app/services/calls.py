@@ -1,7 +1,10 @@
 """Call lifecycle: create, join, leave, end; who may see a call and which room they belong in.
 
-External calls (LiveKit) happen outside database transactions. When a room is created for a row
-that then fails to commit, the room is deleted again, so a failure leaves nothing half-made.
+A web customer's room is created before the call's transaction (they join it the moment the API
+answers) and deleted again if that transaction fails, so a failure leaves nothing half-made. A
+phone caller's room is created by a task (LiveKit also creates it when their SIP leg arrives), so
+Twilio's webhook never waits on LiveKit. Everything else that follows a change (rooms deleted,
+participants removed, Agent B's phone leg ended) is a task written in the same transaction.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from app.models import Agent, Call, ContextEntry, Transfer, utcnow
 from app.repo import agents_in_call, load_call, new_id, open_transfer, release_agent, transition
 from app.serializers import call_dict, entry_dict, transfer_dict
 from app.services.agents import hash_secret
-from app.services.phone_legs import LegPlan, PhoneLegs
+from app.services import effects
+from app.services.phone_legs import PhoneLegs
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore
 from app.services.transfer_rules import close_for_call_end, owner_left
@@ -50,31 +54,37 @@ class CallService:
         self.legs = legs  # Agent B's phone legs, torn down or moved when the call changes
 
     # -- creation --------------------------------------------------------------------------
-    def open_call(self, *, channel: str, customer_name: str, first_note: str, **columns) -> str:
-        """Create the call's LiveKit room, then the call (queued), its first context line and its
-        assignment in one transaction. The room is deleted again if that transaction fails, so a
-        failure leaves nothing behind. Returns the new call's id (the API's session_id)."""
+    def open_call(self, *, channel: str, customer_name: str, first_note: str, room_now: bool, **columns) -> str:
+        """Create the call (queued), its first context line and its assignment in one transaction,
+        and its LiveKit room: now (`room_now`, deleted again if the transaction fails) or as a
+        task. Returns the new call's id (the API's session_id)."""
         call_id = new_id()
         room = f"call_{call_id}"
-        self.livekit.create_room(room, metadata={"wt_call": call_id, "channel": channel})
+        metadata = {"wt_call": call_id, "channel": channel}
+        if room_now:
+            self.livekit.create_room(room, metadata=metadata)
         try:
             with self.db.transaction() as s:
                 call = Call(id=call_id, room_name=room, customer_name=customer_name, channel=channel, status=str(states.CallStatus.QUEUED), **columns)
                 s.add(call)
                 s.flush()
+                if not room_now:
+                    effects.create_room(s, room, metadata=metadata)
                 self.summaries.add_entry(s, call, author="system", source="system", text=first_note)
                 if assign_in(s, call) is None:
                     payload = {"room_name": room, "customer_name": customer_name, "channel": channel}
                     emit(s, "call_queued", payload, audiences=[], call_id=call_id)
         except BaseException:
-            self.livekit.discard_room(room)
+            if room_now:
+                self.livekit.discard_room(room)
             raise
         return call_id
 
     def create_web_call(self, customer_name: str, customer_key: str) -> tuple[Call, str]:
         name = clean_customer_name(customer_name)
         call_id = self.open_call(
-            channel="web", customer_name=name, first_note=f"Call started with customer {name}", customer_key_hash=hash_secret(customer_key)
+            channel="web", customer_name=name, first_note=f"Call started with customer {name}", room_now=True,
+            customer_key_hash=hash_secret(customer_key),
         )
         with self.db.reading() as s:
             call = load_call(s, call_id)
@@ -175,8 +185,6 @@ class CallService:
     # -- leaving and ending ----------------------------------------------------------------
     def agent_exit(self, agent_id: str, call_id: str) -> dict:
         """Agent leaves the customer room. The owner leaving hands the call on (see DESIGN §4.7)."""
-        rooms_to_delete: list[str] = []
-        plan = LegPlan(self.legs)
         with self.db.transaction() as s:
             call = load_call(s, call_id)
             slot = s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id))
@@ -186,16 +194,13 @@ class CallService:
                     return {"session_id": call_id, "status": call.status, "outcome": "left"}
                 raise Forbidden("You are not in this call (or you have already left it).")
             if call.agent_id == agent_id:
-                outcome = owner_left(s, call, agent_id, rooms_to_delete, legs=plan)
+                outcome = owner_left(s, call, agent_id, legs=self.legs)
             else:
                 release_agent(s, agent_id, call.id)
                 emit(s, "agent_left", {"agent_id": agent_id}, audiences=[call.agent_id], call_id=call.id)
                 outcome = "left"
+            effects.remove_participant(s, call.room_name, agent_identity(agent_id))
             status = load_call(s, call.id).status
-        plan.run()  # a phone Agent B leaves the transfer room before it is deleted
-        self.livekit.discard_participant(call.room_name, agent_identity(agent_id))
-        for room in rooms_to_delete:
-            self.livekit.discard_room(room)
         drain_queue(self.db)
         return {"session_id": call_id, "status": status, "outcome": outcome}
 
@@ -211,34 +216,24 @@ class CallService:
         )
 
     def end_call(self, call_id: str, *, by_agent: str | None, reason: str) -> Call:
-        rooms: list[str] = []
-        plan = LegPlan(self.legs)
         with self.db.transaction() as s:
             call = load_call(s, call_id)
             if by_agent is not None and call.agent_id != by_agent:
                 raise Forbidden("Only the agent handling the call can end it.")
-            if not self.finish(s, call, reason=reason, by_customer=by_agent is None, rooms=rooms, legs=plan):
+            if not self.finish(s, call, reason=reason, by_customer=by_agent is None):
                 raise Conflict(f"Call {call_id} has already ended ({call.status}).", code="call_ended")
-        self.after_finish(rooms, plan)
+        drain_queue(self.db)  # the freed agents take waiting calls
         with self.db.reading() as s:
             return load_call(s, call_id)
 
-    def after_finish(self, rooms: list[str], plan: LegPlan) -> None:
-        """After the transaction that ended a call: phone legs first (Agent B hears why before
-        the rooms go), then the rooms, then the freed agents take waiting calls."""
-        plan.run()
-        for room in rooms:
-            self.livekit.discard_room(room)
-        drain_queue(self.db)
-
-    def finish(
-        self, s, call: Call, *, reason: str, by_customer: bool, rooms: list[str], legs: LegPlan | None = None, failed: bool = False
-    ) -> bool:
+    def finish(self, s, call: Call, *, reason: str, by_customer: bool, failed: bool = False, diagnostics: dict | None = None) -> bool:
         """Inside a transaction: end the call from any live state. False if it had already ended.
-        `failed` records that it could not be carried (e.g. the SIP bridge never connected)."""
+        `failed` records that it could not be carried (e.g. the SIP bridge never connected), with
+        `diagnostics` (bridge_status, sip_response_code, error_code) saying how. Its rooms are
+        deleted after commit, an open transfer's phone leg first (see `end_transfer`)."""
         abandoned = by_customer and call.status in (states.CallStatus.QUEUED, states.CallStatus.RINGING)
         event = "fail" if failed else ("abandon" if abandoned else "end")
-        if not transition(s, "call", call.id, event, ended_at=utcnow(), end_reason=reason):
+        if not transition(s, "call", call.id, event, ended_at=utcnow(), end_reason=reason, **(diagnostics or {})):
             if states.is_terminal("call", load_call(s, call.id).status):
                 return False
             raise Conflict(f"Call {call.id} cannot end from {call.status}.")
@@ -246,11 +241,10 @@ class CallService:
         transfer = open_transfer(s, call.id)
         if transfer is not None:
             audience |= {transfer.to_agent_id, transfer.from_agent_id}
-            close_for_call_end(s, transfer, by_customer=by_customer, reason=reason, legs=legs)
-            rooms.append(transfer.transfer_room)
+            close_for_call_end(s, transfer, by_customer=by_customer, reason=reason, legs=self.legs)
         for agent_id in agents_in_call(s, call.id):
             release_agent(s, agent_id, call.id)
         status = states.edge("call", event).target
-        emit(s, "call_ended", {"status": str(status), "reason": reason}, audiences=audience, call_id=call.id)
-        rooms.append(call.room_name)
+        emit(s, "call_ended", {"status": str(status), "reason": reason, **(diagnostics or {})}, audiences=audience, call_id=call.id)
+        effects.delete_room(s, call.room_name)
         return True

@@ -1,19 +1,16 @@
 """Draft summaries, refreshed in the background so one is ready before Agent A clicks transfer.
 
-After context changes, a refresh is scheduled for that call once DRAFT_DEBOUNCE_S of quiet has
-passed (a burst of transcript lines costs one LLM request, not one per line). Each worker keeps
-its own schedule in memory — that is only a timer; the work and its result are durable:
-a lease row in the database makes sure only one refresh per call runs at a time across all
-workers and instances, and whoever finishes re-checks for context that arrived meanwhile.
+New context enqueues a `summary.refresh_draft` task for its call, due DRAFT_DEBOUNCE_S later;
+further context before it runs only moves it later (a burst of transcript lines costs one LLM
+request, not one per line). The worker runs it. A lease row makes sure only one refresh per call
+runs at a time across all workers, and whoever finishes re-checks for context that arrived
+meanwhile and schedules another refresh if so.
 """
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import delete, update
@@ -25,6 +22,7 @@ from app.events import emit
 from app.models import Call, SummaryLease, utcnow
 from app.repo import open_transfer
 from app.serializers import summary_dict
+from app.services import effects
 from app.services.summaries import SummaryStore
 
 log = logging.getLogger(__name__)
@@ -37,54 +35,11 @@ class DraftRefresher:
         self.debounce_s = debounce_s
         self.budget_s = budget_s
         self.lease_s = budget_s * 2 + 10
-        self._due: dict[str, float] = {}
-        self._cond = threading.Condition()
-        self._pid: int | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._stopped = False
 
-    # -- scheduling ------------------------------------------------------------------------
     def schedule(self, call_id: str) -> None:
         """Refresh `call_id`'s draft after a quiet period (restarted by every new change)."""
-        self._ensure_started()
-        with self._cond:
-            self._due[call_id] = time.monotonic() + self.debounce_s
-            self._cond.notify()
-
-    def _ensure_started(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._cond:
-            if self._pid == os.getpid():
-                return
-            # After a fork the parent's timer thread and pool do not exist here: start our own.
-            self._pid = os.getpid()
-            self._due = {}
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="draft")
-            threading.Thread(target=self._timer, name="draft-timer", daemon=True).start()
-
-    def _timer(self) -> None:
-        while True:
-            with self._cond:
-                if self._stopped:
-                    return
-                now = time.monotonic()
-                ready = [c for c, at in self._due.items() if at <= now]
-                for call_id in ready:
-                    del self._due[call_id]
-                if not ready:
-                    wait = min(self._due.values(), default=now + 60) - now
-                    self._cond.wait(timeout=max(wait, 0.01))
-                    continue
-            for call_id in ready:
-                self._pool.submit(self._refresh_logged, call_id)
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        if self._pool is not None and self._pid == os.getpid():
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        with self.db.transaction() as s:
+            effects.refresh_draft(s, call_id, self.debounce_s)
 
     # -- the work --------------------------------------------------------------------------
     def _refresh_logged(self, call_id: str) -> None:

@@ -3,7 +3,8 @@
 Each delivery is applied in one transaction that also records its event id, so a retried or
 replayed delivery finds its id taken and changes nothing; within it every change is a
 conditional UPDATE, so deliveries that arrive late or out of order are harmless too. Network
-work (deleting rooms, ending Agent B's phone leg) runs after the commit.
+work (deleting rooms, removing a participant, ending Agent B's phone leg) is written as tasks in
+that transaction and run by the worker: the webhook answers without waiting on LiveKit or Twilio.
 
 Who is who is decided by `app.services.participants.identify`: SIP legs by the X-WT-* header
 attributes, browsers by the identity in the token the app minted; never by a guessed `sip_…`.
@@ -14,10 +15,13 @@ What the events mean:
   a phone caller is always in the room before an agent picks up, and counting that as answered
   would turn every caller who gives up while the agent's dashboard rings into a completed call
   instead of an abandoned one. The customer's presence is recorded (`customer_joined_at`, ...).
-- The customer leaving: a SIP caller has hung up, so the call ends at once (`caller_left` for an
-  open transfer, through `CallService.finish`). A web customer may only be refreshing the page,
-  so the call ends once they have been gone for CUSTOMER_RECONNECT_GRACE_S (a periodic job,
-  `expire_departed_customers`, that asks LiveKit before ending anything).
+- The customer leaving: a SIP caller who hung up (LiveKit SIP marks the leg `sip.callStatus =
+  hangup` as it closes it, pkg/sip/inbound.go `close`) ends the call at once (`caller_left` for
+  an open transfer, through `CallService.finish`). A SIP leg LiveKit SIP closed itself (its
+  ringing timeout, a media failure) says nothing about the caller, who may still be on the line:
+  Twilio's dial action decides. A web customer may only be refreshing the page, so the call ends
+  once they have been gone for CUSTOMER_RECONNECT_GRACE_S (a timer, `customer_grace_over`, that
+  asks LiveKit before ending anything).
 - Agent B in the transfer room: the transfer is briefing (a no-op when accept already did it).
 - Agent B in the customer's room after the hand-over: `bridged_at`, the time to a human.
 - `room_finished` for a call room with a conversation in progress: the call ends. Transfer
@@ -41,11 +45,14 @@ from app.models import Agent, Call, LiveKitWebhookEvent, Transfer, utcnow
 from app.repo import agents_in_call, claim_agent, load_call, transition
 from app.services.agent_departures import AgentDepartures
 from app.services.calls import CallService
+from app.services import effects
 from app.services.participants import Who, identify, newer_session, since_ms
-from app.services.phone_legs import LegPlan, PhoneLegs
+from app.services.phone_legs import PhoneLegs
+from app.services.routing import drain_queue
 
 log = logging.getLogger(__name__)
 C, T = states.CallStatus, states.TransferStatus
+RETRY = "retry"  # a timer that could not decide yet (LiveKit did not answer): try again shortly
 # LiveKit reports a participant whose media never connected as "connection aborted" instead of
 # "left"; for us both mean the participant is gone.
 LEFT_EVENTS = frozenset({"participant_left", "participant_connection_aborted"})
@@ -60,6 +67,10 @@ BRIDGEABLE = frozenset({T.COMPLETED, T.AGENT_A_LEFT})
 
 
 EVICTED = "participant removed: not part of this call"
+# The attribute LiveKit SIP keeps a leg's state in, and its value once the caller hung up
+# (protocol livekit/attrs.go AttrSIPCallStatus; pkg/sip/participant.go CallStatus.Attribute).
+SIP_CALL_STATUS = "sip.callStatus"
+SIP_HUNG_UP = "hangup"
 
 
 class LiveKitEvents:
@@ -76,17 +87,15 @@ class LiveKitEvents:
         """Apply a verified WebhookEvent; returns what it did (for the log and the response)."""
         if event.event not in HANDLED_EVENTS:
             return "ignored"
-        rooms: list[str] = []
-        plan = LegPlan(self.legs)
         with self.db.transaction() as s:
             if event.id and not self._first_delivery(s, event):
                 return "duplicate"
-            outcome = self._apply(s, event, rooms, plan)
-        if outcome == EVICTED:
-            # A token is only a ticket to join; being in the room is for whoever the call says.
-            self.livekit.discard_participant(event.room.name, event.participant.identity)
-        if rooms or plan.actions:
-            self.calls.after_finish(rooms, plan)
+            outcome = self._apply(s, event)
+            if outcome == EVICTED:
+                # A token is only a ticket to join; being in the room is for whoever the call says.
+                effects.remove_participant(s, event.room.name, event.participant.identity)
+        if outcome.startswith(("call ended", "call abandoned")):
+            drain_queue(self.db)  # its agents are free for waiting callers
         log.info("livekit webhook %s %s room=%s participant=%s: %s", event.id, event.event, event.room.name, event.participant.identity or "-", outcome)
         return outcome
 
@@ -99,7 +108,7 @@ class LiveKitEvents:
             return False
         return True
 
-    def _apply(self, s: Session, event, rooms: list[str], plan: LegPlan) -> str:
+    def _apply(self, s: Session, event) -> str:
         room = event.room.name
         if room.startswith(CALL_ROOM_PREFIX):
             call = s.scalar(select(Call).where(Call.room_name == room).execution_options(populate_existing=True))
@@ -108,9 +117,9 @@ class LiveKitEvents:
             if event.event == "participant_joined":
                 return self._joined_call_room(s, call, event.participant)
             if event.event in LEFT_EVENTS:
-                return self._left_call_room(s, call, event.participant, rooms, plan)
+                return self._left_call_room(s, call, event.participant)
             if event.event == "room_finished":
-                return self._call_room_finished(s, call, rooms, plan)
+                return self._call_room_finished(s, call)
         elif room.startswith(TRANSFER_ROOM_PREFIX):
             t = s.scalar(select(Transfer).where(Transfer.transfer_room == room).execution_options(populate_existing=True))
             if t is None:
@@ -160,18 +169,14 @@ class LiveKitEvents:
     def _bridged(self, s: Session, call: Call, who: Who) -> str:
         """Agent B has reached the customer: record the first time."""
         if who.sip:
-            # complete-transfer moves the phone leg before its own transaction commits, so
-            # LiveKit may report it here while the transfer still says briefing.
-            allowed = BRIDGEABLE | {T.BRIEFING}
             target = Transfer.id == (who.transfer_id or "")
         else:
-            allowed = BRIDGEABLE
             target = Transfer.to_agent_id == who.agent_id
         now = utcnow()
         bridged = s.execute(
             update(Transfer)
-            .where(Transfer.call_id == call.id, target, Transfer.status.in_([str(x) for x in allowed]), Transfer.bridged_at.is_(None))
-            .where(or_(Transfer.handed_over_at.is_not(None), Transfer.status == str(T.BRIEFING)))
+            .where(Transfer.call_id == call.id, target, Transfer.status.in_([str(x) for x in BRIDGEABLE]), Transfer.bridged_at.is_(None))
+            .where(Transfer.handed_over_at.is_not(None))
             .values(bridged_at=now)
             .returning(Transfer.id, Transfer.from_agent_id, Transfer.to_agent_id)
             .execution_options(synchronize_session=False)
@@ -181,7 +186,7 @@ class LiveKitEvents:
             emit(s, "transfer_bridged", payload, audiences=[from_agent, to_agent], call_id=call.id)
         return "agent b bridged" if bridged else "ignored"
 
-    def _left_call_room(self, s: Session, call: Call, p, rooms: list[str], plan: LegPlan) -> str:
+    def _left_call_room(self, s: Session, call: Call, p) -> str:
         if states.is_terminal("call", call.status):
             return "call already ended"
         who = identify(p, call.id)
@@ -190,7 +195,13 @@ class LiveKitEvents:
         if who.role != "customer":
             return "ignored"
         if who.sip:
-            self.calls.finish(s, call, reason="customer_hung_up", by_customer=True, rooms=rooms, legs=plan)
+            status = dict(p.attributes).get(SIP_CALL_STATUS)
+            if status not in (None, "", SIP_HUNG_UP):
+                # Not in the room any more (routing then fetches them from Twilio's hold loop).
+                s.execute(update(Call).where(Call.id == call.id, Call.customer_sid == p.sid).values(customer_left_at=utcnow())
+                          .execution_options(synchronize_session=False))
+                return f"caller's SIP leg closed by LiveKit SIP ({status}); Twilio's dial action decides"
+            self.calls.finish(s, call, reason="customer_hung_up", by_customer=True)
             return "call ended (caller hung up)"
         # The newest session leaving (even one whose join we have not seen yet) starts the grace
         # period; an older session leaving after a refresh does not.
@@ -202,10 +213,11 @@ class LiveKitEvents:
             .execution_options(synchronize_session=False)
         ).rowcount
         if left and not self.grace:
-            self.calls.finish(s, load_call(s, call.id), reason="customer_left", by_customer=True, rooms=rooms, legs=plan)
+            self.calls.finish(s, load_call(s, call.id), reason="customer_left", by_customer=True)
             return "call ended (customer left)"
         if left:
             self._customer_presence(s, call, present=False)
+            effects.arm(s, effects.CUSTOMER_GRACE_TIMER, {"call_id": call.id, "customer_sid": p.sid}, utcnow())
         return "customer left; waiting for a reconnect" if left else "older customer session"
 
     def _customer_presence(self, s: Session, call: Call, *, present: bool) -> None:
@@ -213,16 +225,16 @@ class LiveKitEvents:
         payload = {"present": present, "grace_s": None if present else int(self.grace.total_seconds())}
         emit(s, "customer_presence", payload, audiences=[call.agent_id, *agents_in_call(s, call.id)], call_id=call.id)
 
-    def _call_room_finished(self, s: Session, call: Call, rooms: list[str], plan: LegPlan) -> str:
+    def _call_room_finished(self, s: Session, call: Call) -> str:
         if states.is_terminal("call", call.status):
             return "call already ended"
         if call.status in CONVERSATION:
-            self.calls.finish(s, call, reason="room_finished", by_customer=False, rooms=rooms, legs=plan)
+            self.calls.finish(s, call, reason="room_finished", by_customer=False)
             return "call ended (room finished)"
         if call.channel == "web":
             # Queued or ringing, and nobody in the room for LiveKit's timeout: the web customer
             # has gone without saying so.
-            self.calls.finish(s, call, reason="room_finished", by_customer=True, rooms=rooms, legs=plan)
+            self.calls.finish(s, call, reason="room_finished", by_customer=True)
             return "call abandoned (room finished)"
         return "ignored (phone caller not yet bridged)"
 
@@ -251,40 +263,36 @@ class LiveKitEvents:
         emit(s, "transfer_accepted", payload, audiences=[t.from_agent_id], call_id=t.call_id)
         return "briefing"
 
-    # -- periodic ------------------------------------------------------------------------------
-    def expire_departed_customers(self) -> int:
-        """End web calls whose customer left more than the grace period ago and is still gone."""
-        cutoff = utcnow() - self.grace
+    # -- timers ---------------------------------------------------------------------------------
+    def customer_grace_over(self, call_id: str, customer_sid: str, now) -> object:
+        """The reconnect timer of a web customer's departure: end the call if this departure still
+        stands after CUSTOMER_RECONNECT_GRACE_S and LiveKit confirms they are gone. Returns the
+        deadline while it is still ahead, `RETRY` when LiveKit cannot say, else None."""
         with self.db.reading() as s:
-            due = list(
-                s.execute(
-                    select(Call.id, Call.room_name).where(
-                        Call.channel == "web",
-                        Call.customer_left_at < cutoff,
-                        Call.status.in_([str(x) for x in states.CALL_LIVE]),
-                    )
-                )
-            )
-        ended = 0
-        for call_id, room in due:
-            present = self._customer_in_room(call_id, room)
-            if present is None:
-                continue  # LiveKit cannot say; ask again on the next tick rather than guess
-            rooms: list[str] = []
-            plan = LegPlan(self.legs)
-            with self.db.transaction() as s:
-                call = load_call(s, call_id)
-                if call.customer_left_at is None or call.customer_left_at >= cutoff or states.is_terminal("call", call.status):
-                    continue  # they came back (or the call ended) since we looked
-                if present:
-                    log.warning("call %s: customer is in the room although LiveKit reported them gone; keeping the call", call_id)
-                    s.execute(update(Call).where(Call.id == call_id).values(customer_left_at=None).execution_options(synchronize_session=False))
-                    self._customer_presence(s, call, present=True)  # clear any "reconnecting…"
-                    continue
-                if self.calls.finish(s, call, reason="customer_left", by_customer=True, rooms=rooms, legs=plan):
-                    ended += 1
-            self.calls.after_finish(rooms, plan)
-        return ended
+            call = s.get(Call, call_id)
+            if call is None or states.is_terminal("call", call.status):
+                return None
+            if call.customer_left_at is None or call.customer_sid != customer_sid:
+                return None  # they came back (or a newer session left: its own timer decides)
+            deadline = call.customer_left_at + self.grace
+            room = call.room_name
+        if now < deadline:
+            return deadline
+        present = self._customer_in_room(call_id, room)
+        if present is None:
+            return RETRY  # LiveKit cannot say; ask again shortly rather than guess
+        with self.db.transaction() as s:
+            call = load_call(s, call_id)
+            if call.customer_left_at is None or call.customer_sid != customer_sid or states.is_terminal("call", call.status):
+                return None
+            if present:
+                log.warning("call %s: customer is in the room although LiveKit reported them gone; keeping the call", call_id)
+                s.execute(update(Call).where(Call.id == call_id).values(customer_left_at=None).execution_options(synchronize_session=False))
+                self._customer_presence(s, call, present=True)  # clear any "reconnecting…"
+                return None
+            self.calls.finish(s, call, reason="customer_left", by_customer=True)
+        drain_queue(self.db)
+        return None
 
     def _customer_in_room(self, call_id: str, room: str) -> bool | None:
         try:

@@ -5,7 +5,7 @@ Never by a guessed identity such as LiveKit SIP's `sip_<number>`:
   headers (app.gateways.livekit_sip): `wt_role` customer or agent_b, `wt_call`, which must be
   the room's own call, and `wt_transfer` for Agent B's leg.
 - Browser participants by the identity in the token the app minted: `customer-<call id>` or
-  `agent-<agent id>` (app.gateways.livekit).
+  `agent-<agent id>` (app.gateways.livekit); the worker's hold audio by `hold-<call id>`.
 """
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from livekit.protocol.models import ParticipantInfo
 from sqlalchemy import or_
 
 import twiml
-from app.gateways.livekit import AGENT_IDENTITY_PREFIX, ATTR_CALL, ATTR_ROLE, ATTR_TRANSFER, customer_identity
+from app.gateways.livekit import AGENT_IDENTITY_PREFIX, ATTR_CALL, ATTR_ROLE, ATTR_TRANSFER, Participant, customer_identity, hold_identity
 from app.models import Call
 
 
 @dataclass(frozen=True)
 class Who:
-    role: str  # customer | agent | agent_b | other
+    role: str  # customer | agent | agent_b | hold | other
     sip: bool = False
     agent_id: str | None = None
     transfer_id: str | None = None
@@ -41,9 +41,19 @@ def identify(participant: ParticipantInfo, call_id: str) -> Who:
         return Who("other", sip=True)
     if participant.identity == customer_identity(call_id):
         return Who("customer")
+    if participant.identity == hold_identity(call_id):
+        return Who("hold")
     if participant.identity.startswith(AGENT_IDENTITY_PREFIX):
         return Who("agent", agent_id=participant.identity[len(AGENT_IDENTITY_PREFIX):])
     return Who("other")
+
+
+def agent_b_leg_in(participants: list[Participant], transfer_id: str) -> bool:
+    """Whether Agent B's phone leg of this transfer is among `participants` (RoomService's list)."""
+    return any(
+        p.kind == "sip" and p.attributes.get(ATTR_ROLE) == twiml.ROLE_AGENT_B and p.attributes.get(ATTR_TRANSFER) == transfer_id
+        for p in participants
+    )
 
 
 def since_ms(participant: ParticipantInfo) -> int:

@@ -12,6 +12,10 @@ Outcomes for Agent A (reason_code in the event):
   failed -> failed (Twilio's ErrorCode kept)       | canceled -> cancelled (cancelled by someone else)
   9 -> declined (key_9) | no key -> declined (no_input) | hung up unanswered-by-key -> declined (hung_up)
   completed before anyone picked up -> no_answer   | dial refused -> failed (dial_failed)
+  bridge into LiveKit failed -> failed (bridge_failed, with LiveKit SIP's response code)
+
+Dialling is a task (`twilio.dial_agent_b`): initiate-transfer answers at once and the worker
+places the call; a refusal reaches Agent A as `transfer_failed` with Twilio's error code.
 """
 from __future__ import annotations
 
@@ -23,15 +27,18 @@ from sqlalchemy.orm import Session
 import twiml
 from app import states
 from app.db import Database
-from app.errors import Conflict, TwilioError
+from app.errors import Forbidden, TelephonyNotConfigured, TwilioError
 from app.events import emit
 from app.gateways.livekit import LiveKitGateway
 from app.models import Agent, Transfer, utcnow
 from app.repo import claim_agent, load_call, load_transfer, require_transition
+from app.services import effects
 from app.services.calls import CallService
-from app.services.phone_legs import LegAction, LegPlan, PhoneLegs, leg_answered
+from app.services.phone_legs import PhoneLegs, leg_answered
+from app.services.sip_diagnostics import bridge_failure_reason
 from app.services.summaries import SummaryStore
-from app.services.transfer_rules import end_transfer
+from app.services.routing import drain_queue
+from app.services.transfer_rules import end_transfer, owner_left
 from app.services.twilio_urls import WebhookUrls
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,7 @@ T = states.TransferStatus
 MACHINE_ANSWERS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 BRIDGE_INTRO = "Connecting you to the agent now."
 INVALID_KEY = "That key is not an option."
+BRIDGE_LOST = "We could not connect you to the caller. They will be helped by the next agent. Goodbye."
 REASON_MAX = 255
 
 
@@ -53,37 +61,48 @@ class PhoneTransfers:
         self.legs = legs
         self.calls = calls
 
-    # -- placing the call (after the transfer row committed; from initiate-transfer) -------------
-    def dial(self, transfer_id: str) -> None:
+    # -- placing the call (the worker, after the transfer row committed) ------------------------
+    def dial(self, transfer_id: str, attempt: int = 1) -> str:
+        """Place Agent B's call. Returns what happened: dialled | failed | skipped."""
         with self.db.reading() as s:
             t = load_transfer(s, transfer_id)
-            number, room = t.to_phone, t.transfer_room
+            number, status, sid = t.to_phone, t.status, t.twilio_call_sid
+        if status not in states.TRANSFER_OPEN:
+            return "skipped"  # cancelled (or the caller left) before the worker got to it
+        if sid is not None:
+            return "skipped"  # a status callback already reported the leg: it was placed
+        if attempt > 1:
+            # The first attempt died mid-request (the worker was killed). Whether Twilio placed the
+            # call is unknown and dialling again could ring Agent B twice: end the transfer. If the
+            # call was placed after all, its first status callback finds the transfer over and
+            # cancels it (`leg_progress`).
+            with self.db.transaction() as s:
+                end_transfer(s, load_transfer(s, transfer_id), "fail", reason="The call to Agent B could not be confirmed; try again.",
+                             reason_code="dial_failed", legs=self.legs)
+            return "failed"
         urls = WebhookUrls(self.settings.PUBLIC_BASE_URL)
-        gateway = self.legs.check_can_dial(number)
         try:
+            gateway = self.legs.check_can_dial(number)
             sid = gateway.place_call(
                 number,
                 answer_url=urls.transfer_answer(transfer_id),
                 status_callback_url=urls.transfer_status(transfer_id),
                 ring_timeout_s=self.settings.TRANSFER_RING_TIMEOUT_S,
             )
-        except TwilioError as err:
-            code = str(err.twilio_code) if err.twilio_code else None
+        except (TwilioError, TelephonyNotConfigured, Forbidden) as err:
+            code = str(err.twilio_code) if getattr(err, "twilio_code", None) else None
             with self.db.transaction() as s:
                 end_transfer(s, load_transfer(s, transfer_id), "fail", reason=err.message[:REASON_MAX], error_code=code, reason_code="dial_failed")
-            self.livekit.discard_room(room)
-            raise
-        plan = LegPlan(self.legs)
+            return "failed"
         with self.db.transaction() as s:
             self._record_leg(s, transfer_id, sid, "queued")
             t = load_transfer(s, transfer_id)
             if t.status not in states.TRANSFER_OPEN:
-                plan.teardown(t)  # cancelled (or the caller left) while Twilio was still answering us
-        plan.run()
+                self.legs.schedule_teardown(s, t)  # cancelled (or the caller left) while Twilio was still answering us
+        return "dialled"
 
     # -- Twilio: Agent B picked up --------------------------------------------------------------
     def answer(self, transfer_id: str, call_sid: str, answered_by: str | None, urls: WebhookUrls):
-        room = None
         with self.db.transaction() as s:
             t = self._leg_of(s, transfer_id, call_sid)
             if t is None:
@@ -96,17 +115,14 @@ class PhoneTransfers:
             if answered_by in MACHINE_ANSWERS:
                 reason = f"Voicemail or a machine answered Agent B's phone ({answered_by}); nothing was read to it."
                 end_transfer(s, t, "no_answer", reason=reason, reason_code="machine")
-                room, response = t.transfer_room, twiml.hang_up()
+                response = twiml.hang_up()
             else:
                 response = self._briefing(s, t, urls)
-        if room:
-            self.livekit.discard_room(room)
         return response
 
     # -- Twilio: the key Agent B pressed (or none) ------------------------------------------------
     def gather(self, transfer_id: str, call_sid: str, digits: str | None, urls: WebhookUrls):
         digits = (digits or "").strip()
-        room = None
         with self.db.transaction() as s:
             t = self._leg_of(s, transfer_id, call_sid)
             if t is None:
@@ -118,7 +134,7 @@ class PhoneTransfers:
             if digits == twiml.DIGIT_ACCEPT:
                 if t.to_agent_id and not claim_agent(s, t.to_agent_id, t.call_id):
                     end_transfer(s, t, "decline", reason="Agent B is already on another call.", reason_code="agent_busy")
-                    room, response = t.transfer_room, twiml.transfer_unavailable(self.legs.voice)
+                    response = twiml.transfer_unavailable(self.legs.voice)
                 else:
                     require_transition(s, "transfer", t.id, "accept", answered_at=utcnow())
                     payload = {"transfer_id": t.id, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone, "channel": "phone"}
@@ -128,23 +144,20 @@ class PhoneTransfers:
                 response = self._briefing(s, t, urls)
             elif digits == twiml.DIGIT_DECLINE:
                 end_transfer(s, t, "decline", reason="Agent B declined by pressing 9.", reason_code="key_9")
-                room, response = t.transfer_room, twiml.transfer_declined(self.legs.voice)
+                response = twiml.transfer_declined(self.legs.voice)
             elif not digits:
                 end_transfer(s, t, "decline", reason="Agent B did not press a key after the summary.", reason_code="no_input")
-                room, response = t.transfer_room, twiml.no_selection(self.legs.voice)
+                response = twiml.no_selection(self.legs.voice)
             else:
                 response = self._briefing(s, t, urls, notice=INVALID_KEY)
-        if room:
-            self.livekit.discard_room(room)
         return response
 
     # -- Twilio: call progress of Agent B's leg ---------------------------------------------------
-    def leg_progress(self, transfer_id: str, call_sid: str, status: str, *, error_code: str | None = None, error_message: str | None = None) -> None:
+    def leg_progress(self, transfer_id: str, call_sid: str, status: str, *, error_code: str | None = None,
+                     error_message: str | None = None, sip_response_code: int | None = None) -> None:
         if status not in states.LEG_RANK:
             log.warning("ignoring unknown CallStatus %r for transfer %s", status, transfer_id)
             return
-        plan = LegPlan(self.legs)
-        rooms: list[str] = []
         with self.db.transaction() as s:
             t = self._leg_of(s, transfer_id, call_sid)
             if t is None:
@@ -152,17 +165,14 @@ class PhoneTransfers:
             self._record_leg(s, t.id, call_sid, status)
             if status not in states.LEG_FINAL:
                 if t.status not in states.TRANSFER_OPEN and t.reason_code == "dial_failed":
-                    plan.teardown(load_transfer(s, t.id))  # our request timed out but Twilio dialled anyway
+                    self.legs.schedule_teardown(s, load_transfer(s, t.id))  # our request timed out but Twilio dialled anyway
             elif t.status in states.TRANSFER_OPEN:
                 event, reason, reason_code = self._outcome(t, status, error_code, error_message)
-                end_transfer(s, t, event, reason=reason[:REASON_MAX], reason_code=reason_code, error_code=error_code if status == "failed" else None)
-                rooms.append(t.transfer_room)
+                end_transfer(s, t, event, reason=reason[:REASON_MAX], reason_code=reason_code,
+                             error_code=error_code if status == "failed" else None, sip_response_code=sip_response_code, legs=self.legs)
             elif t.handed_over_at is not None:
-                self._owner_hung_up(s, t, rooms, plan)
-        if rooms:
-            self.calls.after_finish(rooms, plan)
-        else:
-            plan.run()
+                self._owner_hung_up(s, t)
+        drain_queue(self.db)
 
     def _outcome(self, t: Transfer, status: str, error_code: str | None, error_message: str | None) -> tuple[str, str, str]:
         if t.status == T.BRIEFING or (status == "completed" and leg_answered(t)):
@@ -179,7 +189,7 @@ class PhoneTransfers:
             return "cancel", "The call to Agent B was cancelled outside the app before it was answered.", "leg_canceled"
         return "no_answer", "Agent B's call ended before anyone answered.", "no_answer"
 
-    def _owner_hung_up(self, s: Session, t: Transfer, rooms: list[str], plan: LegPlan) -> None:
+    def _owner_hung_up(self, s: Session, t: Transfer) -> None:
         """Agent B took the customer on this phone leg and has now hung up: the call is over,
         unless the call has moved on since (another transfer completed after this one)."""
         call = load_call(s, t.call_id)
@@ -187,26 +197,49 @@ class PhoneTransfers:
             select(Transfer.id).where(Transfer.call_id == t.call_id, Transfer.handed_over_at > t.handed_over_at).limit(1)
         )
         if later is None and call.agent_id == t.to_agent_id and not states.is_terminal("call", call.status):
-            self.calls.finish(s, call, reason="agent_b_hung_up", by_customer=False, rooms=rooms, legs=plan)
+            self.calls.finish(s, call, reason="agent_b_hung_up", by_customer=False)
 
-    # -- complete-transfer for a phone Agent B ---------------------------------------------------
-    def plan_move_into_call(self, s: Session, t: Transfer) -> LegAction:
-        if t.status != T.BRIEFING or not t.twilio_call_sid:
-            raise Conflict(f"Transfer {t.id} is {t.status}; it cannot complete now.")
-        return self.legs.into_call_room(t, load_call(s, t.call_id))
+    # -- Agent B's <Dial><Sip> ended (the bridge webhook) ---------------------------------------
+    def bridge_ended(self, transfer_id: str, call_sid: str, dial_status: str, sip_code: int | None, *, into_call: bool):
+        """Twilio reports how Agent B's bridge into LiveKit ended; answers TwiML for Agent B's leg.
 
-    def after_failed_move(self, transfer_id: str) -> None:
-        """The leg was moved into the customer's room but this request could not complete the
-        transfer. If it ended with Agent B holding the call anyway (a second click of Complete, or
-        Agent A leaving mid-briefing, won the race), the leg is exactly where it must be: leave it.
-        Otherwise (the caller hung up meanwhile) tell Agent B and end the leg."""
-        with self.db.reading() as s:
+        A bridge that never connected is a typed failure for Agent A (with LiveKit SIP's response
+        code). A bridge that ended normally means its room closed: the transfer (or, after the
+        hand-over, the call) is over, and Agent B is told so. Twilio also requests this URL when
+        the leg is redirected (completion moves it); it ignores what we answer then."""
+        voice = self.legs.voice
+        with self.db.transaction() as s:
+            t = self._leg_of(s, transfer_id, call_sid)
+            if t is None:
+                return twiml.hang_up()
+            failed = dial_status in ("busy", "no-answer", "failed")
+            if not into_call:
+                if t.status == T.BRIEFING and failed:
+                    reason = bridge_failure_reason("Agent B's phone could not be connected to you", dial_status, sip_code)
+                    end_transfer(s, t, "fail", reason=reason[:REASON_MAX], reason_code="bridge_failed", sip_response_code=sip_code, legs=None)
+                    return twiml.transfer_unavailable(voice)
+                if t.status == T.BRIEFING or t.handed_over_at is not None:
+                    return twiml.hang_up()  # a redirect (the hand-over) interrupted this dial
+                return self._gone(t)
+            call = load_call(s, t.call_id)
+            if failed and t.handed_over_at is not None and call.agent_id == t.to_agent_id and not states.is_terminal("call", call.status):
+                # Agent B cannot reach the customer after all: the customer goes to the next agent.
+                reason = bridge_failure_reason("Agent B's phone could not be connected to the customer", dial_status, sip_code)
+                log.warning("transfer %s: %s", t.id, reason)
+                owner_left(s, call, call.agent_id, legs=self.legs)
+                return twiml.say_and_hang_up(voice, BRIDGE_LOST)
+            return twiml.call_ended(voice) if states.is_terminal("call", call.status) else twiml.hang_up()
+
+    def move_failed(self, transfer_id: str) -> None:
+        """The worker could not redirect Agent B's leg into the customer's room because the leg
+        had already ended (Twilio 21220): Agent B hung up at the hand-over; the call ends as if
+        they had hung up a moment later."""
+        with self.db.transaction() as s:
             t = load_transfer(s, transfer_id)
             if t.handed_over_at is not None:
-                return
-            response = twiml.caller_left(self.legs.voice) if t.status == T.CALLER_LEFT else twiml.transfer_unavailable(self.legs.voice)
-            action = self.legs.goodbye(t, response)
-        self.legs.run([action])
+                self._owner_hung_up(s, t)
+            effects.delete_room(s, t.transfer_room)
+        drain_queue(self.db)
 
     # -- helpers -----------------------------------------------------------------------------------
     @staticmethod
@@ -252,9 +285,7 @@ class PhoneTransfers:
     def _bridge(self, t: Transfer):
         if self.legs.trunk is None:
             return twiml.internal_error(self.legs.voice)
-        return twiml.agent_bridge(
-            voice=self.legs.voice, trunk=self.legs.trunk, room=t.transfer_room, call_id=t.call_id, transfer_id=t.id, intro=BRIDGE_INTRO
-        )
+        return self.legs.bridge(t, t.transfer_room, intro=BRIDGE_INTRO, into_call=False)
 
     def _gone(self, t: Transfer):
         voice = self.legs.voice

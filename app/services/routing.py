@@ -6,8 +6,6 @@ wins either race, the transaction rolls back and nothing is half-assigned.
 """
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -15,6 +13,7 @@ from app.db import Database
 from app.events import emit
 from app.models import Agent, Call, Transfer, utcnow
 from app.repo import claim_agent, release_agent, transition
+from app.services import effects
 
 
 class _LostRace(Exception):
@@ -51,9 +50,12 @@ def assign_in(s: Session, call: Call, exclude: tuple[str, ...] = ()) -> str | No
     agent_id = claim_available_agent(s, call.id, exclude)
     if agent_id is None:
         return None
-    if not transition(s, "call", call.id, "assign", agent_id=agent_id, assigned_at=utcnow()):
+    now = utcnow()
+    if not transition(s, "call", call.id, "assign", agent_id=agent_id, assigned_at=now):
         raise _LostRace()
     emit(s, "call_assigned", assigned_payload(call), audiences=[agent_id], call_id=call.id)
+    # The agent has AGENT_ANSWER_TIMEOUT_S to join (app.worker.tasks applies `answer_missed`).
+    effects.arm(s, effects.ANSWER_TIMER, {"call_id": call.id, "agent_id": agent_id, "assigned_at": now.isoformat()}, now)
     return agent_id
 
 
@@ -69,43 +71,37 @@ def drain_queue(db: Database, limit: int = 50) -> list[tuple[str, str]]:
                 agent_id = assign_in(s, call)
                 if agent_id is None:
                     break
+                if call.in_hold_loop:
+                    effects.redirect_caller(s, call.id)
                 assigned.append((call.id, agent_id))
         except _LostRace:
             continue
     return assigned
 
 
-def stale_ringing(db: Database, cutoff) -> list[tuple[str, str]]:
-    with db.reading() as s:
-        return [tuple(r) for r in s.execute(select(Call.id, Call.agent_id).where(Call.status == "ringing", Call.assigned_at < cutoff))]
+def answer_missed(db: Database, call_id: str, agent_id: str, assigned_at, timeout_s: int) -> bool:
+    """The answer timer of this assignment ran out: if `agent_id` still has not joined (the call
+    is ringing for them, from this very assignment), they are set away (not at their desk) and
+    the call goes to the next available agent, or back to the queue.
 
-
-def requeue_missed(db: Database, timeout_s: int) -> list[tuple[str, str]]:
-    """Calls whose assigned agent never joined within `timeout_s`: that agent is set away (they
-    are not at their desk) and the call goes to the next available agent, or back to the queue.
-
-    For a phone caller nothing changes on the line: their SIP leg keeps ringing in room
-    `call_<id>` until whichever agent joins it."""
-    cutoff = utcnow() - timedelta(seconds=timeout_s)
-    missed = []
-    for call_id, agent_id in stale_ringing(db, cutoff):
-        with db.transaction() as s:
-            # Re-check what was read, atomically: another worker may have reassigned the call,
-            # or the agent may have joined, since the list above was read.
-            still_missed = (Call.agent_id == agent_id, Call.assigned_at < cutoff)
-            if not transition(s, "call", call_id, "miss", only_if=still_missed, agent_id=None, assigned_at=None):
-                continue
-            release_agent(s, agent_id, call_id)
-            s.execute(update(Agent).where(Agent.id == agent_id, Agent.presence == "available").values(presence="away"))
-            emit(
-                s,
-                "call_missed",
-                {"reason": f"Not joined within {timeout_s} seconds; you are now set to away."},
-                audiences=[agent_id],
-                call_id=call_id,
-            )
-            call = s.get(Call, call_id)
-            if assign_in(s, call, exclude=(agent_id,)) is None:
-                emit(s, "call_queued", {"room_name": call.room_name, "customer_name": call.customer_name, "previous_agent_id": agent_id}, audiences=[], call_id=call_id)
-            missed.append((call_id, agent_id))
-    return missed
+    A phone caller's SIP leg stays in room `call_<id>`; from now on they hear hold audio
+    (`requeued_at`), which also makes LiveKit SIP answer the leg, until whichever agent joins."""
+    with db.transaction() as s:
+        # Re-check what the timer was armed for, atomically: the agent may have joined, or the
+        # call may have been reassigned (a new assignment has a new assigned_at), since.
+        still_missed = (Call.agent_id == agent_id, Call.assigned_at == assigned_at)
+        if not transition(s, "call", call_id, "miss", only_if=still_missed, agent_id=None, assigned_at=None, requeued_at=utcnow()):
+            return False
+        release_agent(s, agent_id, call_id)
+        s.execute(update(Agent).where(Agent.id == agent_id, Agent.presence == "available").values(presence="away"))
+        emit(
+            s,
+            "call_missed",
+            {"reason": f"Not joined within {timeout_s} seconds; you are now set to away."},
+            audiences=[agent_id],
+            call_id=call_id,
+        )
+        call = s.get(Call, call_id)
+        if assign_in(s, call, exclude=(agent_id,)) is None:
+            emit(s, "call_queued", {"room_name": call.room_name, "customer_name": call.customer_name, "previous_agent_id": agent_id}, audiences=[], call_id=call_id)
+    return True

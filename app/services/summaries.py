@@ -5,9 +5,7 @@ nothing downstream — summaries, events, LLM prompts — ever sees a card numbe
 """
 from __future__ import annotations
 
-from typing import Callable
-
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pydantic import ValidationError
@@ -20,6 +18,7 @@ from app.events import emit
 from app.models import Call, ContextEntry, Summary, Transfer
 from app.repo import open_transfer
 from app.serializers import summary_dict
+from app.services import effects
 from app.summaries.base import ContextLine, StructuredSummary, SummaryInput, SummaryResult, finish, render_speech_from_text
 from app.summaries.redact import redact
 from app.summaries.service import Summarizer
@@ -28,13 +27,14 @@ CONTEXT_TEXT_MAX = 2000
 
 
 class SummaryStore:
-    def __init__(self, db: Database, summarizer: Summarizer, *, store_raw: bool, budget_s: float):
+    def __init__(self, db: Database, summarizer: Summarizer, *, store_raw: bool, budget_s: float, draft_debounce_s: float | None = None):
         self.db = db
         self.summarizer = summarizer
         self.store_raw = store_raw
         self.budget_s = budget_s
-        # Called with a call id after a transaction that added context commits (draft refresh).
-        self.on_change: Callable[[str], None] | None = None
+        # New context schedules a draft refresh this long after the last change (a task, run by
+        # the worker: app.services.drafts); None turns drafts off.
+        self.draft_debounce_s = draft_debounce_s
 
     # -- context ---------------------------------------------------------------------------
     def add_entry(self, s: Session, call: Call, *, author: str, source: str, text: str, external_id: str | None = None) -> ContextEntry:
@@ -49,18 +49,9 @@ class SummaryStore:
         )
         s.add(entry)
         s.flush()
-        if source != "system":  # "call started" alone is nothing to summarise
-            self._notify_after_commit(s, call.id)
+        if source != "system" and self.draft_debounce_s is not None:  # "call started" alone is nothing to summarise
+            effects.refresh_draft(s, call.id, self.draft_debounce_s)
         return entry
-
-    def _notify_after_commit(self, s: Session, call_id: str) -> None:
-        if self.on_change is None:
-            return
-        pending = s.info.setdefault("wt_context_changed", set())
-        if not pending:
-            callback = self.on_change
-            event.listen(s, "after_commit", lambda _s: [callback(c) for c in sorted(pending)], once=True)
-        pending.add(call_id)
 
     @staticmethod
     def entries(s: Session, call_id: str) -> list[ContextEntry]:

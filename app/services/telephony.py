@@ -3,9 +3,14 @@ bridged into `call_<id>` over SIP, store live transcription, and end the call wh
 
 Twilio retries a webhook it got no answer to, so the inbound call is keyed by its CallSid (a
 unique column): a retry finds the call it created and answers with the same TwiML. The webhook
-creates the LiveKit room (outside the transaction) and assigns an agent, nothing slower: no LLM,
-no dialling. With no agent free the caller hears a hold message and Twilio comes back every few
-seconds (`<Redirect>`), to be bridged once routing has found someone.
+only writes to the database (the call, its assignment, and a task that creates the LiveKit room:
+LiveKit also creates it when the SIP leg arrives), so it answers whatever LiveKit, Twilio or the
+LLM are doing. With no agent free the caller hears a hold message and hold music, and Twilio
+comes back after each loop (`<Redirect>`), to be bridged once routing has found someone.
+
+A bridge into LiveKit that fails before anyone has talked to the caller (LiveKit SIP's ringing
+timeout, a busy or unreachable SIP service) sends the caller back to that hold loop instead of
+hanging up on them: a caller is never dropped because of how long they waited.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 import twiml
@@ -29,8 +34,9 @@ from app.repo import agents_in_call, load_call, open_transfer
 from app.serializers import entry_dict
 from app.services.agents import E164
 from app.services.calls import CallService
-from app.services.phone_legs import LegPlan, PhoneLegs
+from app.services.phone_legs import PhoneLegs
 from app.services.routing import drain_queue
+from app.services.sip_diagnostics import bridge_failure_reason
 from app.services.summaries import CONTEXT_TEXT_MAX, SummaryStore
 from app.services.twilio_urls import WebhookUrls
 
@@ -41,10 +47,24 @@ GREETING = "Thank you for calling. Connecting you to an agent."
 GREETING_AFTER_HOLD = "Thank you for waiting. Connecting you to an agent now."
 HOLD_MESSAGE = "All of our agents are busy right now. Please stay on the line and we will connect you as soon as one is free."
 HOLD_REMINDER = "Thank you for holding."  # each later loop: short, so the line never sounds dead for long
-HOLD_PAUSE_S = 8
 # DialCallStatus values meaning the SIP bridge into LiveKit never connected.
 BRIDGE_FAILED = frozenset({"busy", "no-answer", "failed", "canceled"})
+# ...and those worth trying again from the hold loop: LiveKit SIP answers 486 when the caller has
+# waited longer than the trunk's ringing timeout (pkg/sip/inbound.go), or nobody answered in time.
+# A refusal (401/407 credentials, 404 no dispatch rule, 503) will not heal by waiting.
+BRIDGE_RETRY_STATUSES = frozenset({"busy", "no-answer"})
+BRIDGE_RETRY_SIP_CODES = frozenset({408, 480, 486})
 TRACK_CUSTOMER = "inbound_track"  # on the caller's own call, inbound audio is the caller
+# What Twilio itself says to the caller: when the transcription of the outbound track (what the
+# caller hears) matches one of these, it is our prompt, not an agent's words.
+OUR_PROMPTS = (GREETING, GREETING_AFTER_HOLD, HOLD_MESSAGE, HOLD_REMINDER)
+
+
+def _normalised(text: str) -> str:
+    return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
+
+
+_PROMPTS = frozenset(_normalised(p) for p in OUR_PROMPTS)
 
 
 @dataclass(frozen=True)
@@ -114,12 +134,12 @@ class TelephonyService:
                 channel="phone",
                 customer_name="Caller " + number if number else "Unknown caller",
                 first_note="Phone call from " + (number or "an unknown number"),
+                room_now=False,
                 twilio_call_sid=call_sid,
                 caller_number=number,
             )
         except IntegrityError:
-            # Twilio retried while the first request was still working: that one created the call
-            # (and this attempt's room is already gone again).
+            # Twilio retried while the first request was still working: that one created the call.
             if self._by_sid(call_sid) is None:
                 raise
         return self._by_sid(call_sid)
@@ -128,9 +148,12 @@ class TelephonyService:
         voice = self.legs.voice
         if states.is_terminal("call", call.status):
             return twiml.call_ended(voice)
-        if call.status == C.QUEUED:
-            message = HOLD_REMINDER if after_hold else HOLD_MESSAGE
-            return twiml.queued_hold(voice=voice, message=message, redirect_url=urls.voice_after_hold, pause_seconds=HOLD_PAUSE_S)
+        holding = call.status == C.QUEUED
+        if bool(call.in_hold_loop) != holding:
+            with self.db.transaction() as s:
+                s.execute(update(Call).where(Call.id == call.id).values(in_hold_loop=holding).execution_options(synchronize_session=False))
+        if holding:
+            return self._hold_loop(urls, after_hold)
         transcription = twiml.TranscriptionOptions(status_callback_url=urls.transcription) if self.transcription else None
         return twiml.customer_bridge(
             voice=voice,
@@ -142,8 +165,12 @@ class TelephonyService:
             transcription=transcription,
         )
 
+    def _hold_loop(self, urls: WebhookUrls, after_hold: bool):
+        message = HOLD_REMINDER if after_hold else HOLD_MESSAGE
+        return twiml.queued_hold(voice=self.legs.voice, message=message, redirect_url=urls.voice_after_hold, music_url=urls.hold_music)
+
     # -- /twilio/dial-action and /twilio/status ------------------------------------------------
-    def dial_ended(self, call_sid: str, call_status: str, dial_status: str):
+    def dial_ended(self, call_sid: str, call_status: str, dial_status: str, urls: WebhookUrls, *, sip_code: int | None = None):
         """The caller's `<Dial>` into LiveKit is over: either they hung up, or the bridge ended."""
         call = self._by_sid(call_sid)
         if call is None:
@@ -151,33 +178,41 @@ class TelephonyService:
         if call_status in states.LEG_FINAL:
             self.customer_gone(call_sid)
             return twiml.hang_up()  # Twilio ignores TwiML for a caller who has gone
-        rooms: list[str] = []
-        plan = LegPlan(self.legs)
+        diagnostics = {"bridge_status": dial_status[:16] or None, "sip_response_code": sip_code}
         with self.db.transaction() as s:
             call = load_call(s, call.id)
             if states.is_terminal("call", call.status):
                 return twiml.call_ended(self.legs.voice)  # the agent ended the call; its room is gone
-            failed = dial_status in BRIDGE_FAILED or call.status == C.QUEUED
-            reason = "sip_bridge_" + dial_status.replace("-", "_") if dial_status in BRIDGE_FAILED else "bridge_ended"
-            self.calls.finish(s, call, reason=reason, by_customer=False, rooms=rooms, legs=plan, failed=failed)
-        log.warning("call %s: bridge into LiveKit ended (DialCallStatus=%s) with the caller still on the line", call.id, dial_status)
-        self.calls.after_finish(rooms, plan)
+            waiting = call.status in (C.QUEUED, C.RINGING)
+            if waiting and (dial_status in BRIDGE_RETRY_STATUSES or sip_code in BRIDGE_RETRY_SIP_CODES):
+                s.execute(update(Call).where(Call.id == call.id).values(in_hold_loop=True, **diagnostics).execution_options(synchronize_session=False))
+                reason = bridge_failure_reason("The caller's line into LiveKit was not answered", dial_status, sip_code)
+                log.warning("call %s: %s; the caller goes back to the hold loop", call.id, reason)
+                retry = True
+            else:
+                failed = dial_status in BRIDGE_FAILED or call.status == C.QUEUED
+                reason = "sip_bridge_" + dial_status.replace("-", "_") if dial_status in BRIDGE_FAILED else "bridge_ended"
+                self.calls.finish(s, call, reason=reason, by_customer=False, failed=failed, diagnostics=diagnostics)
+                retry = False
+        if retry:
+            return self._hold_loop(urls, after_hold=True)
+        log.warning("call %s: bridge into LiveKit ended (DialCallStatus=%s, SIP %s) with the caller still on the line", call.id, dial_status, sip_code)
+        drain_queue(self.db)
         return twiml.connection_lost(self.legs.voice)
 
-    def call_progress(self, call_sid: str, call_status: str) -> None:
+    def call_progress(self, call_sid: str, call_status: str, *, error_code: str | None = None, sip_code: int | None = None) -> None:
         if call_status in states.LEG_FINAL:
-            self.customer_gone(call_sid)
+            self.customer_gone(call_sid, error_code=error_code, sip_code=sip_code)
 
-    def customer_gone(self, call_sid: str) -> None:
+    def customer_gone(self, call_sid: str, *, error_code: str | None = None, sip_code: int | None = None) -> None:
         """The caller hung up, at whatever point: queued, ringing, talking, on hold, transferred."""
         call = self._by_sid(call_sid)
         if call is None:
             return
-        rooms: list[str] = []
-        plan = LegPlan(self.legs)
+        diagnostics = {"error_code": error_code[:32]} if error_code else None
         with self.db.transaction() as s:
-            self.calls.finish(s, load_call(s, call.id), reason="customer_hung_up", by_customer=True, rooms=rooms, legs=plan)
-        self.calls.after_finish(rooms, plan)
+            self.calls.finish(s, load_call(s, call.id), reason="customer_hung_up", by_customer=True, diagnostics=diagnostics)
+        drain_queue(self.db)
 
     # -- /twilio/transcription -------------------------------------------------------------------
     def transcribed(self, params: Mapping[str, str]) -> None:
@@ -192,6 +227,8 @@ class TelephonyService:
             return
         with self.db.transaction() as s:
             call = load_call(s, call.id)
+            if utterance.track != TRACK_CUSTOMER and not self._agent_speech(call, utterance.text):
+                return
             seen = select(ContextEntry.id).where(ContextEntry.call_id == call.id, ContextEntry.external_id == utterance.external_id)
             if s.scalar(seen) is not None:
                 return  # a redelivery
@@ -206,6 +243,15 @@ class TelephonyService:
             if transfer is not None:
                 audience |= {transfer.from_agent_id, transfer.to_agent_id}
             emit(s, "context_added", {"entry": entry_dict(entry)}, audiences=audience, call_id=call.id)
+
+    @staticmethod
+    def _agent_speech(call: Call, text: str) -> bool:
+        """Whether an utterance on the outbound track (what the caller hears) is an agent talking.
+        Not when no agent is talking to the caller (the greeting, the hold loop, hold audio), and
+        not when it is one of our own prompts, which Twilio speaks on the same track."""
+        if call.status not in (C.ACTIVE, C.TRANSFERRED):
+            return False
+        return _normalised(text) not in _PROMPTS
 
     def _by_sid(self, call_sid: str) -> Call | None:
         with self.db.reading() as s:

@@ -1,18 +1,19 @@
 """Warm transfers (DESIGN §4.4–4.7): initiate, accept, decline, complete, cancel, time out.
 
-Each step is one transaction of conditional transitions plus the events that describe it. The
-summary and the LiveKit transfer room are prepared before that transaction, and the room is
-deleted again if the transaction does not commit. Agent B is either a dashboard agent or a phone
-(`to_phone`, or an offline agent with a phone number): the phone leg is placed, redirected and
-ended through `app.services.phone_transfers` / `phone_legs`, always outside a transaction.
+Each step is one transaction of conditional transitions plus the events that describe it and the
+tasks that follow from it (rooms deleted, Agent A taken out of the customer's room, Agent B's
+phone dialled, moved or hung up: `app.services.effects`, run by the worker). The summary and the
+LiveKit transfer room are prepared before that transaction, because Agent A joins the room the
+moment the API answers; the room is deleted again if the transaction does not commit. Agent B is
+either a dashboard agent or a phone (`to_phone`, or an offline agent with a phone number).
 """
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +36,7 @@ from app.serializers import summary_dict
 from app.services.agents import E164
 from app.config import parse_rate
 from app.ratelimit import RateLimiter
-from app.services.phone_legs import LegPlan
+from app.services import effects
 from app.services.routing import drain_queue
 from app.services.summaries import SummaryStore
 from app.services.transfer_rules import end_transfer
@@ -103,11 +104,6 @@ class TransferService:
         except Exception:
             self.livekit.discard_room(room)
             raise
-        # The hold is enforced by the server, not only by Agent A's browser: whatever the client
-        # does, nothing of the consult can reach the customer's room.
-        self.livekit.discard_participant(call.room_name, agent_identity(agent_id))
-        if number is not None:
-            self.phone.dial(transfer.id)  # a refused dial is recorded as `failed` and re-raised
         token = self.livekit.agent_token(agent_id, agent_name, room, call_id, "agent_a")
         return self.describe(transfer.id), token
 
@@ -160,6 +156,12 @@ class TransferService:
         s.add(transfer)
         s.flush()
         require_transition(s, "transfer", transfer.id, "ring")
+        # The hold is enforced by the server, not only by Agent A's browser: whatever the client
+        # does, nothing of the consult can reach the customer's room.
+        effects.remove_participant(s, call.room_name, agent_identity(agent_id))
+        if to_phone is not None:
+            effects.dial_agent_b(s, transfer.id)  # a refused dial ends the transfer as `failed`
+        effects.arm(s, effects.TRANSFER_RING_TIMER, {"transfer_id": transfer.id}, transfer.requested_at)
         summary = summary_dict(self.summaries.by_id(s, summary_id))
         emit(
             s,
@@ -198,97 +200,72 @@ class TransferService:
         return self.describe(transfer_id), token
 
     def decline(self, agent_id: str, transfer_id: str, reason: str | None):
-        plan = LegPlan(self._legs)  # a phone agent may decline from the dashboard too
         with self.db.transaction() as s:
             t = self._for_agent_b(s, transfer_id, agent_id)
             text = f"Agent B declined: {reason}" if reason else "Agent B declined."
-            if not end_transfer(s, t, "decline", reason=text, reason_code="declined", legs=plan):
+            # A phone agent may decline from the dashboard too: their leg is ended.
+            if not end_transfer(s, t, "decline", reason=text, reason_code="declined", legs=self._legs):
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be declined.")
-            room = t.transfer_room
-        self._after_ended(room, plan)
-        return self.describe(transfer_id)
-
-    def _after_ended(self, room: str, plan: LegPlan) -> None:
-        plan.run()  # Agent B's phone leg first: deleting the room would drop it without a word
-        self.livekit.discard_room(room)
         drain_queue(self.db)  # Agent B is free for waiting callers again
+        return self.describe(transfer_id)
 
     # -- Agent A -----------------------------------------------------------------------------
     def complete(self, agent_id: str, transfer_id: str):
-        """Agent B takes the customer. A phone Agent B's call is redirected into the customer's
-        room first (Twilio REST, outside the transaction); if that fails nothing changes."""
-        with self.db.reading() as s:
+        """Agent B takes the customer. A phone Agent B's call is redirected into the customer's room
+        by the worker, which deletes the transfer room only once LiveKit has the leg there."""
+        with self.db.transaction() as s:
             t = self._for_agent_a(s, transfer_id, agent_id)
-            move = self.phone.plan_move_into_call(s, t) if t.to_phone and self.phone is not None else None
-        if move is not None:
-            self.phone.legs.perform(move)
-        try:
-            with self.db.transaction() as s:
-                t = self._for_agent_a(s, transfer_id, agent_id)
-                now = utcnow()
-                require_transition(s, "transfer", t.id, "complete", ended_at=now, handed_over_at=now)
-                require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
-                # Agent A's part ends here: free for the next caller, out of the customer's room.
-                release_agent(s, t.from_agent_id, t.call_id)
-                call = load_call(s, t.call_id)
-                payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone}
-                emit(s, "transfer_completed", payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
-                room, customer_room, agent_a = t.transfer_room, call.room_name, t.from_agent_id
-        except Conflict:
-            if move is not None:
-                self.phone.after_failed_move(transfer_id)  # the leg must not stay in a room nobody owns
-            raise
-        self.livekit.discard_room(room)
-        self.livekit.discard_participant(customer_room, agent_identity(agent_a))
+            if t.to_phone and not t.twilio_call_sid:
+                raise Conflict(f"Transfer {t.id} is {t.status}; it cannot complete now.")
+            now = utcnow()
+            require_transition(s, "transfer", t.id, "complete", ended_at=now, handed_over_at=now)
+            require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
+            # Agent A's part ends here: free for the next caller, out of the customer's room.
+            release_agent(s, t.from_agent_id, t.call_id)
+            call = load_call(s, t.call_id)
+            effects.remove_participant(s, call.room_name, agent_identity(t.from_agent_id))
+            if t.to_phone and self.phone is not None:
+                self.phone.legs.schedule_move(s, load_transfer(s, t.id), call)
+            else:
+                effects.delete_room(s, t.transfer_room)
+            payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone}
+            emit(s, "transfer_completed", payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
         drain_queue(self.db)
         return self.describe(transfer_id)
 
     def cancel(self, agent_id: str, transfer_id: str):
-        plan = LegPlan(self._legs)
         with self.db.transaction() as s:
             t = self._for_agent_a(s, transfer_id, agent_id)
-            if not end_transfer(s, t, "cancel", reason="Cancelled by Agent A.", reason_code="cancelled", legs=plan):
+            if not end_transfer(s, t, "cancel", reason="Cancelled by Agent A.", reason_code="cancelled", legs=self._legs):
                 raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be cancelled.")
-            room = t.transfer_room
-        self._after_ended(room, plan)
+        drain_queue(self.db)
         return self.describe(transfer_id)
 
     # -- time ----------------------------------------------------------------------------------
-    def expire_unanswered(self) -> int:
-        """Periodic: a transfer nobody answered within TRANSFER_RING_TIMEOUT_S ends as no_answer.
-        A phone leg is timed by Twilio; here it only expires if Twilio never reported an answer
-        well past that time (a lost callback), and its leg is cancelled."""
-        timeout = self.settings.TRANSFER_RING_TIMEOUT_S
-        now = utcnow()
-        unanswered_leg = or_(Transfer.leg_status.is_(None), Transfer.leg_status.in_(states.leg_statuses_below("in-progress")))
-        with self.db.reading() as s:
-            stale = list(
-                s.scalars(
-                    select(Transfer.id).where(
-                        Transfer.status.in_([str(T.PENDING), str(T.RINGING)]),
-                        or_(
-                            and_(Transfer.to_phone.is_(None), Transfer.requested_at < now - timedelta(seconds=timeout)),
-                            and_(
-                                Transfer.to_phone.is_not(None),
-                                Transfer.requested_at < now - timedelta(seconds=timeout + PHONE_CALLBACK_GRACE_S),
-                                unanswered_leg,
-                            ),
-                        ),
-                    )
-                )
-            )
-        expired = 0
-        for transfer_id in stale:
-            plan = LegPlan(self._legs)
-            with self.db.transaction() as s:
-                t = load_transfer(s, transfer_id)
-                room = t.transfer_room
-                if not end_transfer(s, t, "no_answer", reason=f"No answer within {timeout} seconds.", reason_code="no_answer", legs=plan):
-                    room = None
-            if room:
-                expired += 1
-                self._after_ended(room, plan)
-        return expired
+    def ring_deadline(self, t: Transfer) -> datetime:
+        """When an unanswered transfer gives up. A phone leg is timed by Twilio (its own ring
+        timeout, plus its ~5 s buffer and answering-machine detection); ours only catches a
+        transfer whose callbacks never arrived, so it waits a grace period longer."""
+        seconds = self.settings.TRANSFER_RING_TIMEOUT_S + (PHONE_CALLBACK_GRACE_S if t.to_phone else 0)
+        return t.requested_at + timedelta(seconds=seconds)
+
+    def ring_timeout(self, transfer_id: str, now: datetime) -> datetime | None:
+        """The ring timer: past the deadline, a transfer nobody answered ends as no_answer (and a
+        phone leg still ringing is cancelled). Returns the deadline while it is still ahead."""
+        with self.db.transaction() as s:
+            t = load_transfer(s, transfer_id)
+            deadline = self.ring_deadline(t)
+            if now < deadline:
+                return deadline if t.status in (T.PENDING, T.RINGING) else None
+            if t.to_phone and t.leg_status is not None and t.leg_status not in states.leg_statuses_below("in-progress"):
+                return None  # Twilio reported the leg answered or over: its own callbacks decide
+            timeout = self.settings.TRANSFER_RING_TIMEOUT_S
+            if t.status not in (T.PENDING, T.RINGING) or not end_transfer(
+                s, t, "no_answer", reason=f"No answer within {timeout} seconds.", reason_code="no_answer", legs=self._legs
+            ):
+                return None
+        drain_queue(self.db)
+        return None
 
     # -- helpers -------------------------------------------------------------------------------
     def describe(self, transfer_id: str) -> dict:

@@ -18,9 +18,15 @@ TRANSCRIPTION = "/transcription"
 TRANSFER_ANSWER = "/transfer/<transfer_id>/answer"
 TRANSFER_GATHER = "/transfer/<transfer_id>/gather"
 TRANSFER_STATUS = "/transfer/<transfer_id>/status"
+# Agent B's <Dial><Sip> (into the transfer room, and after the hand-over into the customer's room)
+# reports here how it ended; `room=call` marks the second one.
+TRANSFER_BRIDGE = "/transfer/<transfer_id>/bridge"
+BRIDGE_ROOM_FLAG = "room"
 
 # Query flag on the hold loop's redirect, so the caller who waited is greeted differently.
 HELD_FLAG = "held"
+# The hold music Twilio plays to queued callers (`<Play>`), served by app.pages.
+HOLD_MUSIC_PATH = "/media/hold-music.wav"
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,10 @@ class WebhookUrls:
     @property
     def voice_after_hold(self) -> str:
         return self._url(VOICE) + "?" + HELD_FLAG + "=1"
+
+    @property
+    def hold_music(self) -> str:
+        return self.base.rstrip("/") + HOLD_MUSIC_PATH
 
     @property
     def status(self) -> str:
@@ -60,3 +70,7 @@ class WebhookUrls:
 
     def transfer_status(self, transfer_id: str) -> str:
         return self._url(TRANSFER_STATUS, transfer_id)
+
+    def transfer_bridge(self, transfer_id: str, *, into_call: bool = False) -> str:
+        url = self._url(TRANSFER_BRIDGE, transfer_id)
+        return url + "?" + BRIDGE_ROOM_FLAG + "=call" if into_call else url

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.models import Call, ContextEntry, Event
-from tests.support import call_status, start_call
+from tests.support import stored_call, call_status, start_call
 
 
 def test_calls_queue_until_an_agent_is_available_then_go_oldest_first(client, make_agent):
@@ -42,10 +42,11 @@ def test_logged_out_agents_get_no_calls(client, make_agent):
     assert start_call(client, None)["agent_id"] is None
 
 
-def test_customer_can_hang_up_while_queued_and_the_call_is_abandoned(client, make_agent, livekit_double):
+def test_customer_can_hang_up_while_queued_and_the_call_is_abandoned(client, make_agent, livekit_double, tasks):
     call = start_call(client, None)
     r = client.post("/api/end-call", json={"session_id": call["session_id"]}, headers={"X-Customer-Key": call["customer_key"]})
     assert r.status_code == 200 and r.json["call"]["status"] == "abandoned"
+    tasks()
     assert call["room_name"] not in livekit_double.rooms
     a = make_agent("alice")
     assert "call_assigned" not in a.types()
@@ -184,74 +185,57 @@ def test_me_tells_a_refreshed_dashboard_where_to_resume(client, make_agent):
     assert b.get("/api/me").json["pending_transfers"] == []
 
 
-def test_an_agent_who_never_joins_is_set_away_and_the_call_moves_on(client, make_agent, services):
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
-    from app.models import Call, utcnow
-    from app.services.routing import requeue_missed
-
+def test_an_agent_who_never_joins_is_set_away_and_the_call_moves_on(client, make_agent, services, tasks):
     a = make_agent("alice")
     call = start_call(client, None)
     assert call["agent_id"] == "alice"
     b = make_agent("bob")
-    assert requeue_missed(services.db, 30) == []  # not yet
-    with services.db.transaction() as s:
-        s.execute(update(Call).where(Call.id == call["session_id"]).values(assigned_at=utcnow() - timedelta(seconds=31)))
-    assert requeue_missed(services.db, 30) == [(call["session_id"], "alice")]
-    assert requeue_missed(services.db, 30) == []
+    tasks(after_s=29)
+    assert "call_missed" not in a.types()  # not yet
+    tasks(after_s=31)
     missed = [n for n in a.notifications() if n["type"] == "call_missed"]
-    assert missed and "away" in missed[0]["payload"]["reason"]
+    assert len(missed) == 1 and "away" in missed[0]["payload"]["reason"]
     me = a.get("/api/me").json["agent"]
     assert me["presence"] == "away" and me["busy"] is False
     assert [n["payload"]["session_id"] for n in b.notifications() if n["type"] == "call_assigned"] == [call["session_id"]]
     assert call_status(b, call["session_id"]) == "ringing"
+    assert stored_call(services, call["session_id"]).requeued_at is not None  # the customer hears hold audio now
     assert a.post("/api/token", {"session_id": call["session_id"]}).status_code == 403
+    tasks(after_s=61)  # Bob's own 30 s run out too: the call goes back to the queue
+    assert call_status_of(services, call["session_id"]) == "queued"
 
 
-def test_a_joined_call_is_never_taken_away(client, make_agent, services):
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
-    from app.models import Call, utcnow
-    from app.services.routing import requeue_missed
-
+def test_a_joined_call_is_never_taken_away(client, make_agent, services, tasks):
     a = make_agent("alice")
     call = start_call(client, a)  # Alice joined: the call is active
-    with services.db.transaction() as s:
-        s.execute(update(Call).where(Call.id == call["session_id"]).values(assigned_at=utcnow() - timedelta(hours=1)))
-    assert requeue_missed(services.db, 30) == []
+    tasks(after_s=3600)
     assert call_status(a, call["session_id"]) == "active"
+    assert "call_missed" not in a.types()
 
 
-def test_missed_call_requeue_rechecks_what_it_read(client, make_agent, services, monkeypatch):
-    """Another worker's job, or the agent joining, between the read and the write changes nothing."""
-    from datetime import timedelta
+def test_an_answer_timer_only_counts_for_its_own_assignment(client, make_agent, services, tasks):
+    """A timer armed for an earlier assignment of the same agent (the call went round the queue
+    and back) must not take the new one away early; nor one for an agent who has since joined."""
+    from sqlalchemy import select
 
-    from sqlalchemy import select, update
-
-    from app.models import Agent, Call, utcnow
-    from app.services import routing
+    from app.models import Agent, Call
+    from app.services.routing import answer_missed
 
     make_agent("alice")
     call = start_call(client, None)
     b = make_agent("bob")
     sid = call["session_id"]
-    with services.db.transaction() as s:
-        s.execute(update(Call).where(Call.id == sid).values(assigned_at=utcnow() - timedelta(seconds=60)))
-    assert routing.requeue_missed(services.db, 30) == [(sid, "alice")]  # Bob now has it, just assigned
-    # A second worker read the list before the first one wrote:
-    monkeypatch.setattr(routing, "stale_ringing", lambda db, cutoff: [(sid, "alice")])
-    assert routing.requeue_missed(services.db, 30) == []
+    first = stored_call(services, sid).assigned_at
+    tasks(after_s=31)  # Alice missed it: Bob has it, just assigned
+    assert not answer_missed(services.db, sid, "alice", first, 30)  # a duplicate of Alice's timer
     with services.db.reading() as s:
         assert s.scalar(select(Call.agent_id).where(Call.id == sid)) == "bob"
         assert s.scalar(select(Agent.active_call_id).where(Agent.id == "bob")) == sid
-    # Bob joins after the list was read (as if his assignment had timed out): still his.
-    b.post("/api/token", {"session_id": sid})
-    monkeypatch.setattr(routing, "stale_ringing", lambda db, cutoff: [(sid, "bob")])
-    with services.db.transaction() as s:
-        s.execute(update(Call).where(Call.id == sid).values(assigned_at=utcnow() - timedelta(hours=1)))
-    assert routing.requeue_missed(services.db, 30) == []
+    bobs = stored_call(services, sid).assigned_at
+    b.post("/api/token", {"session_id": sid})  # Bob joins before his timer runs
+    assert not answer_missed(services.db, sid, "bob", bobs, 30)
     assert call_status(b, sid) == "active"
+
+
+def call_status_of(services, session_id: str) -> str:
+    return stored_call(services, session_id).status

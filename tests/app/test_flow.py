@@ -10,7 +10,7 @@ def _call(client, name="Jane Doe"):
     return r.json
 
 
-def test_web_call_is_assigned_and_transferred(app, client, make_agent, livekit_double):
+def test_web_call_is_assigned_and_transferred(app, client, make_agent, livekit_double, tasks):
     a = make_agent("alice", "Alice A")
     call = _call(client)
     assert call["agent_id"] == "alice"
@@ -46,6 +46,7 @@ def test_web_call_is_assigned_and_transferred(app, client, make_agent, livekit_d
 
     r = a.post("/api/complete-transfer", {"transfer_id": transfer["id"]})
     assert r.status_code == 200 and r.json["transfer"]["status"] == "completed"
+    tasks()
     assert transfer["transfer_room"] not in livekit_double.rooms
 
     r = b.post("/api/token", {"session_id": sid})
@@ -58,4 +59,5 @@ def test_web_call_is_assigned_and_transferred(app, client, make_agent, livekit_d
     assert detail["status"] == "transferred" and detail["agent_id"] == "bob"
     r = b.post("/api/end-call", {"session_id": sid})
     assert r.status_code == 200 and r.json["call"]["status"] == "completed"
+    tasks()
     assert call["room_name"] not in livekit_double.rooms

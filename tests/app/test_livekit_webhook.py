@@ -9,9 +9,9 @@ from datetime import timedelta
 
 from livekit import api as lk
 from livekit.protocol import models
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from app.models import Call, LiveKitWebhookEvent, Transfer, utcnow
+from app.models import Call, LiveKitWebhookEvent, Transfer
 from tests.support import call_status, start_call, start_transfer
 
 SIP = models.ParticipantInfo.Kind.SIP
@@ -54,12 +54,6 @@ def row(services, model, id_):
 def seen_events(services) -> int:
     with services.db.reading() as s:
         return s.scalar(select(func.count()).select_from(LiveKitWebhookEvent))
-
-
-def age_departure(services, call_id: str, seconds: float) -> None:
-    """Move the customer's departure into the past (instead of waiting for the grace period)."""
-    with services.db.transaction() as s:
-        s.execute(update(Call).where(Call.id == call_id).values(customer_left_at=utcnow() - timedelta(seconds=seconds)))
 
 
 # -- verification ---------------------------------------------------------------------------------
@@ -105,7 +99,7 @@ def test_rooms_and_participants_that_are_not_ours_are_ignored(client, livekit_do
 
 
 # -- the customer's room ----------------------------------------------------------------------------
-def test_customer_joining_is_recorded_and_the_agent_joining_makes_the_call_active(client, make_agent, livekit_double, services):
+def test_customer_joining_is_recorded_and_the_agent_joining_makes_the_call_active(client, make_agent, livekit_double, services, tasks):
     a, _ = make_agent("alice"), make_agent("bob")
     call = start_call(client)
     sid, room = call["session_id"], call["room_name"]
@@ -116,6 +110,7 @@ def test_customer_joining_is_recorded_and_the_agent_joining_makes_the_call_activ
 
     stranger = join(livekit_double, room, "agent-bob")  # Bob holds a token for this room but no part in the call
     assert send(client, livekit_double, "participant_joined", room=room, participant=stranger) == "participant removed: not part of this call"
+    tasks()
     assert "agent-bob" not in livekit_double.rooms[room].participants
     assert row(services, Call, sid).status == "ringing"
 
@@ -128,7 +123,7 @@ def test_customer_joining_is_recorded_and_the_agent_joining_makes_the_call_activ
     assert a.types().count("call_active") == 1
 
 
-def test_web_customer_refresh_keeps_the_call_and_out_of_order_sessions_are_sorted(client, make_agent, livekit_double, services):
+def test_web_customer_refresh_keeps_the_call_and_out_of_order_sessions_are_sorted(client, make_agent, livekit_double, services, tasks):
     a = make_agent("alice")
     call = start_call(client, a)
     sid, room, me = call["session_id"], call["room_name"], f"customer-{call['session_id']}"
@@ -152,34 +147,31 @@ def test_web_customer_refresh_keeps_the_call_and_out_of_order_sessions_are_sorte
     assert presence[-1]["grace_s"] == 30
 
     # Grace not over yet: nothing happens.
-    services.livekit_events.expire_departed_customers()
+    tasks(after_s=29)
     assert call_status(a, sid) == "active"
     # Over, but LiveKit says the customer is in the room (a lost webhook): the call is kept.
     join(livekit_double, room, me)
-    age_departure(services, sid, 31)
-    services.livekit_events.expire_departed_customers()
+    tasks(after_s=31)
     assert call_status(a, sid) == "active" and row(services, Call, sid).customer_left_at is None
 
     # Gone for good.
     fourth = session(me, "PA_4", 4_000)
     assert send(client, livekit_double, "participant_left", room=room, participant=fourth) == "customer left; waiting for a reconnect"
     leave(livekit_double, room, me)
-    age_departure(services, sid, 31)
-    services.livekit_events.expire_departed_customers()
+    tasks(after_s=31)
     stored = row(services, Call, sid)
     assert stored.status == "completed" and stored.end_reason == "customer_left"
     assert a.types()[-1] == "call_ended" and room not in livekit_double.rooms
 
 
-def test_web_customer_gone_past_the_grace_during_a_briefing_is_caller_left(client, make_agent, livekit_double, services):
+def test_web_customer_gone_past_the_grace_during_a_briefing_is_caller_left(client, make_agent, livekit_double, services, tasks):
     a, b = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     sid, room = call["session_id"], call["room_name"]
     t = start_transfer(a, call, "bob")
     assert b.post("/api/accept-transfer", {"transfer_id": t["id"]}).status_code == 200
     assert send(client, livekit_double, "participant_left", room=room, participant=session(f"customer-{sid}", "PA_1", 1_000)).startswith("customer left")
-    age_departure(services, sid, 60)
-    services.livekit_events.expire_departed_customers()
+    tasks(after_s=60)
     assert row(services, Transfer, t["id"]).status == "caller_left"
     for agent in (a, b):
         failed = [n["payload"] for n in agent.notifications() if n["type"] == "transfer_failed"][-1]

@@ -10,8 +10,8 @@ from livekit.protocol import models
 from sqlalchemy import select
 
 from app.models import Call, Transfer
-from tests.app.test_livekit_webhook import join, row, send
-from tests.support import call_status, start_call, start_transfer, stored_call
+from tests.app.test_livekit_webhook import join, leave, row, send
+from tests.support import call_status, run_tasks, start_call, start_transfer, stored_call
 from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
     B_PHONE,
     app,
@@ -42,7 +42,7 @@ def briefed_phone_b(sim, a, services):
     return caller, call, body["transfer"], leg
 
 
-def test_sip_caller_leaving_ends_the_call_at_once_and_agent_b_is_told(client, sim, make_agent, services, livekit_double):
+def test_sip_caller_leaving_ends_the_call_at_once_and_agent_b_is_told(client, sim, make_agent, services, livekit_double, tasks):
     a = make_agent("alice")
     caller, call, transfer, leg = briefed_phone_b(sim, a, services)
     customer = sip_customer(livekit_double, call)
@@ -55,6 +55,7 @@ def test_sip_caller_leaving_ends_the_call_at_once_and_agent_b_is_told(client, si
     assert row(services, Transfer, transfer["id"]).status == "caller_left"
     assert last(a, "transfer_failed")["outcome"] == "caller_left"
     # Agent B hears that the caller left (a redirect on their leg), then the leg ends.
+    tasks()
     (update,) = sim.rest_calls("update")
     assert "caller has hung up" in update.fields()["Twiml"] and leg.ended
     assert transfer["transfer_room"] not in livekit_double.rooms and call.room_name not in livekit_double.rooms
@@ -67,6 +68,26 @@ def test_sip_caller_leaving_ends_the_call_at_once_and_agent_b_is_told(client, si
     assert len(sim.rest_calls("update")) == 1
 
 
+def test_a_sip_leg_livekit_gave_up_on_is_not_the_caller_hanging_up(client, sim, make_agent, services, livekit_double):
+    """LiveKit SIP closes a leg that rang past the trunk's ringing timeout itself (486), with the
+    leg still marked ringing; only a leg marked hangup is the caller gone. Twilio decides the rest."""
+    make_agent("alice")
+    caller = sim.call_in("+14155550123")
+    run_tasks(services)  # the room
+    with services.db.reading() as s:
+        call = s.scalar(select(Call).where(Call.twilio_call_sid == caller.sid))
+    ringing = join(livekit_double, call.room_name, "sip_+14155550123", kind=SIP,
+                   attributes={"wt_call": call.id, "wt_role": "customer", "sip.callStatus": "ringing"})
+    assert send(client, livekit_double, "participant_joined", room=call.room_name, participant=ringing) == "customer present"
+    outcome = send(client, livekit_double, "participant_left", room=call.room_name, participant=ringing)
+    assert outcome.startswith("caller's SIP leg closed by LiveKit SIP (ringing)")
+    stored = row(services, Call, call.id)
+    assert stored.status == "ringing" and stored.customer_left_at is not None
+    hung_up = join(livekit_double, call.room_name, "sip_+14155550123", kind=SIP,
+                   attributes={"wt_call": call.id, "wt_role": "customer", "sip.callStatus": "hangup"})
+    assert send(client, livekit_double, "participant_left", room=call.room_name, participant=hung_up) == "call ended (caller hung up)"
+
+
 def test_phone_caller_waiting_in_the_queue_survives_its_empty_room_timing_out(client, sim, services, livekit_double):
     caller = sim.call_in("+14155550123")  # nobody is logged in: queued, on Twilio's hold loop
     with services.db.reading() as s:
@@ -76,7 +97,7 @@ def test_phone_caller_waiting_in_the_queue_survives_its_empty_room_timing_out(cl
     assert row(services, Call, call.id).status == "queued"
 
 
-def test_phone_agent_b_in_the_transfer_room_then_in_the_customer_room(client, sim, make_agent, services, livekit_double):
+def test_phone_agent_b_in_the_transfer_room_then_in_the_customer_room(client, sim, make_agent, services, livekit_double, tasks):
     a = make_agent("alice")
     _, call, transfer, leg = briefed_phone_b(sim, a, services)
     tid, room = transfer["id"], transfer["transfer_room"]
@@ -84,15 +105,19 @@ def test_phone_agent_b_in_the_transfer_room_then_in_the_customer_room(client, si
     assert send(client, livekit_double, "participant_joined", room=room, participant=b_leg) == "already briefing"
     assert a.types().count("transfer_accepted") == 1
 
-    # complete-transfer moves the leg before its transaction commits, so LiveKit may report
-    # Agent B in the customer's room while the transfer still says briefing.
+    # Agent B's leg is not taken for a hand-over while the briefing goes on.
+    early = sip_agent_b(livekit_double, call.room_name, call.id, tid)
+    assert send(client, livekit_double, "participant_joined", room=call.room_name, participant=early) == "ignored"
+    leave(livekit_double, call.room_name, early.identity)
+    assert a.post("/api/complete-transfer", {"transfer_id": tid}).status_code == 200
+    tasks()  # the worker moves the leg into the customer's room...
+    assert room in livekit_double.rooms  # ...and keeps the transfer room until LiveKit has it there
     moved = sip_agent_b(livekit_double, call.room_name, call.id, tid)
     assert send(client, livekit_double, "participant_joined", room=call.room_name, participant=moved) == "agent b bridged"
-    first = row(services, Transfer, tid).bridged_at
-    assert first is not None
-    assert a.post("/api/complete-transfer", {"transfer_id": tid}).status_code == 200
     done = row(services, Transfer, tid)
-    assert done.status == "completed" and done.handed_over_at is not None and done.bridged_at == first
+    assert done.status == "completed" and done.handed_over_at is not None and done.bridged_at >= done.handed_over_at
+    tasks(after_s=1)
+    assert room not in livekit_double.rooms
     assert send(client, livekit_double, "participant_joined", room=call.room_name, participant=moved) == "ignored"
     # Agent B's leg leaving the transfer room (the redirect) is not the caller leaving.
     assert send(client, livekit_double, "participant_left", room=room, participant=b_leg) == "ignored"
@@ -122,12 +147,13 @@ def test_browser_agent_b_bridged_only_once_handed_over(client, make_agent, servi
         assert pushed["transfer_id"] == t["id"] and pushed["bridged_at"] == done.bridged_at.isoformat()
 
 
-def test_agent_b_seen_in_the_transfer_room_before_accept_commits_starts_the_briefing(client, make_agent, services, livekit_double):
+def test_agent_b_seen_in_the_transfer_room_before_accept_commits_starts_the_briefing(client, make_agent, services, livekit_double, tasks):
     a, b = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     t = start_transfer(a, call, "bob")
     impostor = join(livekit_double, t["transfer_room"], "agent-carol")
     assert send(client, livekit_double, "participant_joined", room=t["transfer_room"], participant=impostor) == "participant removed: not part of this call"
+    tasks()
     assert "agent-carol" not in livekit_double.rooms[t["transfer_room"]].participants
     bob = join(livekit_double, t["transfer_room"], "agent-bob")
     assert send(client, livekit_double, "participant_joined", room=t["transfer_room"], participant=bob) == "briefing"

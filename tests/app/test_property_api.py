@@ -12,14 +12,12 @@ from __future__ import annotations
 import collections
 import os
 import random
-from datetime import timedelta
-
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app import states
-from app.models import Agent, Call, Transfer, utcnow
-from tests.support import AgentClient
+from app.models import Agent, Call, Transfer
+from tests.support import AgentClient, run_tasks
 
 AGENTS = ("ann", "ben", "cat")
 SEEDS = range(int(os.environ.get("WT_WALK_SEEDS", "12")))
@@ -140,14 +138,17 @@ class World:
             self.send(f"again: {label}", fn)
 
     def ring_timeout(self):
-        with self.svc.db.transaction() as s:
-            s.execute(update(Transfer).values(requested_at=utcnow() - timedelta(hours=1)))
-        self.svc.transfers.expire_unanswered()
+        run_tasks(self.svc, after_s=3600, kinds=frozenset({"timer.transfer_ring"}))
         self.log.append("ring timeouts")
+
+    def hour_passes(self):
+        run_tasks(self.svc, after_s=3600)  # every timer fires: missed calls, grace periods too
+        self.log.append("an hour passes")
 
     def maintenance(self):
         self.svc.drain_queue()
         self.svc.agents.expire_stale_presence()
+        run_tasks(self.svc)
         self.log.append("maintenance")
 
     ACTIONS = {
@@ -219,8 +220,10 @@ def outcomes():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_api_walks_keep_the_state_valid(make_app, seed, outcomes):
     world = World(make_app(), random.Random(seed))
-    for _ in range(STEPS):
+    for i in range(STEPS):
         world.step()
+        if i == STEPS * 3 // 4:
+            world.hour_passes()  # every timer fires once in each walk (not a random step: same walks)
         try:
             counts = world.check()
         except AssertionError:

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from tests.doubles.openai_compat import OpenAICompatibleDouble
-from tests.support import AgentClient, start_call, start_transfer
+from app import outbox
+from tests.support import run_tasks, AgentClient, start_call, start_transfer
 
 
 @pytest.fixture
@@ -49,7 +50,10 @@ def test_draft_is_ready_before_the_click_and_is_handed_over(make_app):
     call = start_call(app.test_client(), a)
     for text in ("Router drops Wi-Fi every hour", "Serial SN-88231, firmware 2.1", "Already power-cycled it twice"):
         a.post("/api/add-context", {"session_id": call["session_id"], "text": text})
-    # Three quick changes, one draft: the refresh is debounced.
+    assert run_tasks(services) == 0  # debounced: nothing is due while the context keeps coming
+    # Three quick changes, one pending refresh: one draft.
+    assert [t.kind for t in outbox.list_tasks(services.db, state="pending")].count("summary.refresh_draft") == 1
+    assert run_tasks(services, after_s=0.6) == 1
     draft = _wait_for_event(a, "summary_ready")["summary"]
     assert draft["kind"] == "draft" and "SN-88231" in draft["text"]
     with services.db.reading() as s:

@@ -5,8 +5,9 @@ import xml.etree.ElementTree as ET
 
 from sqlalchemy import func, select
 
+from app import outbox
 from app.models import Call, ContextEntry
-from tests.support import call_status
+from tests.support import call_status, run_tasks
 from tests.telephony_fixtures import PUBLIC, SIP_HOST, SIP_PASSWORD, SIP_USER, TELEPHONY, agent_on, app, last, make_sim, rest, sim, types  # noqa: F401
 
 
@@ -15,13 +16,19 @@ def _call_row(services, sid: str) -> Call:
         return s.scalar(select(Call).where(Call.twilio_call_sid == sid))
 
 
-def test_inbound_call_is_assigned_and_bridged_into_its_room(sim, make_agent, services, livekit_double):
+def test_inbound_call_is_assigned_and_bridged_into_its_room(sim, make_agent, services, livekit_double, tasks):
     a = make_agent("alice", "Alice Archer")
     caller = sim.call_in("+14155550123")
 
     call = _call_row(services, caller.sid)
     assert call.channel == "phone" and call.caller_number == "+14155550123" and call.agent_id == "alice"
-    assert call.status == "ringing" and call.room_name == f"call_{call.id}" and call.room_name in livekit_double.rooms
+    assert call.status == "ringing" and call.room_name == f"call_{call.id}"
+    # The webhook did not wait on LiveKit: the worker creates the room (LiveKit would also
+    # create it when the SIP leg arrives).
+    assert livekit_double.calls("CreateRoom") == []
+    tasks()
+    (created,) = livekit_double.calls("CreateRoom")
+    assert created.request.name == call.room_name and call.room_name in livekit_double.rooms
     assigned = last(a, "call_assigned")
     assert assigned["session_id"] == call.id and assigned["channel"] == "phone" and assigned["caller_number"] == "+14155550123"
 
@@ -40,47 +47,55 @@ def test_inbound_call_is_assigned_and_bridged_into_its_room(sim, make_agent, ser
     assert call_status(a, call.id) == "active"
 
 
-def test_twilio_retrying_the_voice_webhook_creates_nothing_twice(sim, make_agent, services, livekit_double):
+def test_twilio_retrying_the_voice_webhook_creates_nothing_twice(sim, make_agent, services, livekit_double, tasks):
     make_agent("alice")
     caller = sim.call_in()
-    rooms = set(livekit_double.rooms)
     again = sim.post(sim.voice_url, dict(sim.base_params(caller), CallStatus="ringing"))
     assert again.status_code == 200 and again.mimetype == "text/xml"
     assert caller.sip.uri in again.get_data(as_text=True).replace("&amp;", "&")
-    assert set(livekit_double.rooms) == rooms
+    tasks()
+    assert len(livekit_double.calls("CreateRoom")) == 1
     with services.db.reading() as s:
         assert s.scalar(select(func.count()).select_from(Call)) == 1
 
 
-def test_caller_waits_on_hold_until_an_agent_is_free(sim, make_agent, services):
+def test_caller_waits_on_hold_until_an_agent_is_free(sim, make_agent, services, client, tasks):
     caller = sim.call_in("+442071838750")
     call = _call_row(services, caller.sid)
     assert call.status == "queued" and call.agent_id is None and call.customer_name == "Caller +442071838750"
-    assert caller.kinds() == ["say", "pause", "redirect"] and "busy" in caller.says[0]
+    # Hold music, not dead air, between the messages.
+    assert caller.kinds() == ["say", "play", "redirect"] and "busy" in caller.says[0]
+    music = caller.steps[1].text
+    assert music == f"{PUBLIC}/media/hold-music.wav"
+    served = client.get("/media/hold-music.wav")
+    assert served.status_code == 200 and served.mimetype == "audio/wav" and served.data[:4] == b"RIFF"
     assert caller.parked == f"{PUBLIC}/twilio/voice?held=1" and caller.sip is None
 
     caller.resume()  # still nobody: held again, with a shorter reminder
-    assert caller.kinds()[-3:] == ["say", "pause", "redirect"] and caller.parked
+    assert caller.kinds()[-3:] == ["say", "play", "redirect"] and caller.parked
     assert caller.says[-1] == "Thank you for holding."
 
-    a = make_agent("alice")  # logging in takes the waiting call
-    caller.resume()
-    assert caller.says[-1] == "Thank you for waiting. Connecting you to an agent now."
-    assert caller.sip is not None and caller.sip.headers["X-WT-Call"] == call.id
+    a = make_agent("alice")  # logging in takes the waiting call...
     assert last(a, "call_assigned")["session_id"] == call.id
+    tasks()  # ...and the worker fetches the caller out of the music at once, not at its next round
+    (redirect,) = sim.rest_calls("update")
+    assert redirect.fields() == {"Url": f"{PUBLIC}/twilio/voice?held=1", "Method": "POST"}
+    assert caller.says[-1] == "Thank you for waiting. Connecting you to an agent now."
+    assert caller.sip is not None and caller.sip.headers["X-WT-Call"] == call.id and caller.parked is None
 
 
-def test_caller_hanging_up_in_the_queue_abandons_the_call(sim, services, livekit_double, make_agent):
+def test_caller_hanging_up_in_the_queue_abandons_the_call(sim, services, livekit_double, make_agent, tasks):
     caller = sim.call_in()
     call = _call_row(services, caller.sid)
     caller.hang_up()
     sim.deliver()
     assert _call_row(services, caller.sid).status == "abandoned"
+    tasks()
     assert call.room_name not in livekit_double.rooms
     assert "call_assigned" not in types(make_agent("alice"))
 
 
-def test_caller_hanging_up_mid_call_ends_it_once(sim, make_agent, services, livekit_double):
+def test_caller_hanging_up_mid_call_ends_it_once(sim, make_agent, services, livekit_double, tasks):
     a = make_agent("alice")
     caller = sim.call_in()
     call = _call_row(services, caller.sid)
@@ -91,6 +106,7 @@ def test_caller_hanging_up_mid_call_ends_it_once(sim, make_agent, services, live
     sim.redeliver(delivered)
     assert [n["payload"]["reason"] for n in a.notifications() if n["type"] == "call_ended"] == ["customer_hung_up"]
     assert a.get("/api/me").json["agent"]["busy"] is False
+    tasks()
     assert call.room_name not in livekit_double.rooms
 
 
@@ -133,6 +149,12 @@ def test_transcription_stores_final_utterances_once_by_track(make_app, rest):
         "enableAutomaticPunctuation": "true",
     }
     call = _call_row(services, caller.sid)
+    # What the caller hears before an agent talks to them is ours, not an agent's: the greeting
+    # (spoken on the outbound track), and later hold music; neither is stored as the agent.
+    caller.transcribe("Thank you for calling. Connecting you to an agent.", track="outbound_track", sequence=1)
+    caller.transcribe("la la la", track="outbound_track", sequence=2)
+    assert a.post("/api/token", {"session_id": call.id}).status_code == 200  # Alice answers
+    caller.transcribe("Thank you for calling! Connecting you to an agent", track="outbound_track", sequence=3)  # a late final
 
     for response in (
         caller.transcribe("", event="transcription-started"),
@@ -164,10 +186,16 @@ def test_transcription_stores_final_utterances_once_by_track(make_app, rest):
     assert added == [r.text for r in rows]
 
 
-def test_webhook_failures_still_answer_valid_twiml(sim, services, monkeypatch, livekit_double):
+def test_webhook_failures_still_answer_valid_twiml(sim, services, monkeypatch, livekit_double, make_agent, tasks):
+    make_agent("alice")
     livekit_double.fail_next("CreateRoom", 503, "unavailable", "overloaded")
-    caller = sim.call_in()
-    assert "something went wrong" in caller.says[0] and caller.kinds() == ["say", "hangup"]
+    caller = sim.call_in()  # LiveKit is failing, but the webhook never asked it anything
+    assert caller.kinds() == ["say", "dial"] and caller.sip is not None
+    tasks()  # the worker's attempt fails and is retried later (LiveKit also creates the room on join)
+    (pending,) = [t for t in outbox.list_tasks(services.db) if t.kind == "livekit.create_room"]
+    assert pending.state == "pending" and pending.attempts == 1 and "overloaded" in pending.last_error
+    tasks(after_s=5)
+    assert [t.state for t in outbox.list_tasks(services.db) if t.kind == "livekit.create_room"] == ["done"]
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -1,13 +1,10 @@
 """Every way a phone transfer can end without Agent B taking the caller, each told to Agent A."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from sqlalchemy import update
 
-from app.models import Transfer, utcnow
-from tests.support import call_status
+from app import outbox
+from tests.support import call_status, run_tasks
 from tests.telephony_fixtures import B_PHONE, app, dial_b, last, phone_call_with_context, rest, sim, transfer_row, types  # noqa: F401
 
 
@@ -30,11 +27,12 @@ def _failed(a) -> list[dict]:
         ("failed", {"ErrorCode": "32009", "ErrorMessage": "Your TwiML tried to Dial a number that is unreachable"}, "failed", "call_failed", "32009"),
     ],
 )
-def test_unanswered_outcomes(setup, sim, services, livekit_double, status, extra, outcome, reason_code, error_code):
+def test_unanswered_outcomes(setup, sim, services, livekit_double, tasks, status, extra, outcome, reason_code, error_code):
     a, _caller, call = setup
     body, leg = dial_b(sim, a, call.id)
     leg.ring().finish(status, **extra)
     sim.deliver()
+    tasks()
     (payload,) = _failed(a)
     assert (payload["outcome"], payload["reason_code"], payload["error_code"]) == (outcome, reason_code, error_code)
     if error_code:
@@ -55,11 +53,12 @@ def test_a_machine_answering_is_no_answer_and_hears_nothing(setup, sim, services
     assert call_status(a, call.id) == "active"
 
 
-def test_caller_hanging_up_while_b_rings_cancels_b(setup, sim, services):
+def test_caller_hanging_up_while_b_rings_cancels_b(setup, sim, services, tasks):
     a, caller, call = setup
     _body, leg = dial_b(sim, a, call.id)
     leg.ring()
     caller.hang_up()
+    tasks()
     (cancel,) = sim.rest_calls("update")
     assert cancel.fields() == {"Status": "canceled"} and cancel.url.endswith(f"/Calls/{leg.sid}.json")
     assert leg.status == "canceled"
@@ -69,12 +68,13 @@ def test_caller_hanging_up_while_b_rings_cancels_b(setup, sim, services):
     assert last(a, "call_ended")["status"] == "completed" and call_status(a, call.id) == "completed"
 
 
-def test_caller_hanging_up_during_the_briefing_tells_b(setup, sim, services, livekit_double):
+def test_caller_hanging_up_during_the_briefing_tells_b(setup, sim, services, livekit_double, tasks):
     a, caller, call = setup
     body, leg = dial_b(sim, a, call.id)
     leg.press("1").answer()
     assert leg.sip.room == body["transfer"]["transfer_room"]
     caller.hang_up()
+    tasks()
     (update_req,) = sim.rest_calls("update")
     assert set(update_req.fields()) == {"Twiml"}
     assert leg.says[-1] == "The caller has hung up, so the transfer has ended. Goodbye." and leg.ended and leg.sip is None
@@ -83,12 +83,13 @@ def test_caller_hanging_up_during_the_briefing_tells_b(setup, sim, services, liv
     assert body["transfer"]["transfer_room"] not in livekit_double.rooms and call.room_name not in livekit_double.rooms
 
 
-def test_agent_a_cancels_while_b_rings(setup, sim, services):
+def test_agent_a_cancels_while_b_rings(setup, sim, services, tasks):
     a, _caller, call = setup
     body, leg = dial_b(sim, a, call.id)
     leg.ring()
     r = a.post("/api/cancel-transfer", {"transfer_id": body["transfer"]["id"]})
     assert r.status_code == 200 and r.json["transfer"]["status"] == "cancelled"
+    tasks()
     assert [u.fields() for u in sim.rest_calls("update")] == [{"Status": "canceled"}]
     sim.deliver()
     assert last(a, "transfer_cancelled")["reason_code"] == "cancelled"
@@ -96,11 +97,12 @@ def test_agent_a_cancels_while_b_rings(setup, sim, services):
     assert a.post("/api/token", {"session_id": call.id}).json["room_name"] == call.room_name
 
 
-def test_agent_a_cancels_during_the_briefing(setup, sim, services):
+def test_agent_a_cancels_during_the_briefing(setup, sim, services, tasks):
     a, _caller, call = setup
     body, leg = dial_b(sim, a, call.id)
     leg.press("1").answer()
     assert a.post("/api/cancel-transfer", {"transfer_id": body["transfer"]["id"]}).status_code == 200
+    tasks()
     assert [u.fields() for u in sim.rest_calls("update")] == [{"Status": "completed"}]
     assert leg.status == "completed" and leg.sip is None
     sim.deliver()
@@ -108,42 +110,66 @@ def test_agent_a_cancels_during_the_briefing(setup, sim, services):
 
 
 @pytest.mark.parametrize(
-    "script, http_status, code, twilio_code",
+    "script, twilio_code, words",
     [
-        (lambda sim: sim.fail_next_create(400, 21211, "The 'To' number +15551234 is not a valid phone number."), 422, "invalid_phone_number", 21211),
-        (lambda sim: sim.fail_next_create(500, 20500, "Internal Server Error"), 503, "twilio_unavailable", 20500),
-        (lambda sim: sim.timeout_next_create(), 503, "twilio_unavailable", None),
+        (lambda sim: sim.fail_next_create(400, 21211, "The 'To' number +15551234 is not a valid phone number."), 21211, "not a valid phone number"),
+        (lambda sim: sim.fail_next_create(500, 20500, "Internal Server Error"), 20500, "Internal Server Error"),
+        (lambda sim: sim.timeout_next_create(), None, "unreachable"),
     ],
 )
-def test_calls_create_failing_is_a_typed_failure_and_the_call_goes_on(setup, sim, services, livekit_double, script, http_status, code, twilio_code):
+def test_calls_create_failing_is_a_typed_failure_and_the_call_goes_on(setup, sim, services, livekit_double, tasks, script, twilio_code, words):
     a, _caller, call = setup
     script(sim)
     r = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
-    assert r.status_code == http_status and r.json["error"]["code"] == code and r.json["error"]["twilio_code"] == twilio_code
+    # The dial is the worker's: Agent A's request answers at once, and hears the outcome.
+    assert r.status_code == 201 and r.json["transfer"]["status"] == "ringing"
+    tasks()
     (payload,) = _failed(a)
     assert payload["outcome"] == "failed" and payload["reason_code"] == "dial_failed"
     assert payload["error_code"] == (str(twilio_code) if twilio_code else None)
-    if twilio_code == 21211:
-        assert "not a valid phone number" in payload["reason"]
+    assert words in payload["reason"]
     assert call_status(a, call.id) == "active" and sim.outbound == []
     assert not [room for room in livekit_double.rooms if room.startswith("transfer_")]
+    # Placing a call is never retried (it could ring Agent B twice): the task is simply over.
+    assert [t.state for t in outbox.list_tasks(services.db) if t.kind == "twilio.dial_agent_b"] == ["done"]
     # The same context can be transferred again once Twilio is fine.
     assert a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE}).status_code == 201
 
 
-def test_a_dial_that_timed_out_here_but_happened_at_twilio_is_cancelled(setup, sim, services):
+def test_a_dial_that_timed_out_here_but_happened_at_twilio_is_cancelled(setup, sim, services, tasks):
     a, _caller, call = setup
     sim.timeout_next_create()
     r = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
-    tid = a.get(f"/api/calls/{call.id}").json["call"]["transfers"][0]["id"]
-    assert r.status_code == 503
+    assert r.status_code == 201
+    tid = r.json["transfer"]["id"]
+    tasks()
+    assert last(a, "transfer_failed")["reason_code"] == "dial_failed"
     orphan = "CA" + "7" * 32  # Twilio did place the call: its first callback arrives
     params = {"CallSid": orphan, "AccountSid": sim.account_sid, "From": "+15005550006", "To": B_PHONE, "CallStatus": "ringing", "Direction": "outbound-api"}
     assert sim.post(f"https://wt.example.test/twilio/transfer/{tid}/status", params).status_code == 200
+    tasks()
     (cancel,) = sim.rest_calls("update")
     assert cancel.url.endswith(f"/Calls/{orphan}.json") and cancel.fields() == {"Status": "canceled"}
     answered = sim.post(f"https://wt.example.test/twilio/transfer/{tid}/answer", dict(params, CallStatus="in-progress"))
     assert "no longer waiting" in answered.get_data(as_text=True)
+
+
+def test_a_worker_killed_while_dialling_never_dials_twice(setup, sim, services, tasks):
+    """The dial task's claim lapsed (its worker died mid-request): whether Twilio placed the call
+    is unknown, so the next worker ends the transfer instead of ringing Agent B a second time."""
+    from sqlalchemy import update
+
+    from app.models import Task, utcnow
+
+    a, _caller, call = setup
+    r = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
+    with services.db.transaction() as s:  # a worker claimed it, then died
+        s.execute(update(Task).where(Task.kind == "twilio.dial_agent_b").values(state="running", attempts=1, claimed_by="dead", lease_until=utcnow()))
+    tasks()
+    assert sim.rest_calls("create") == []
+    payload = last(a, "transfer_failed")
+    assert payload["reason_code"] == "dial_failed" and "could not be confirmed" in payload["reason"]
+    assert r.json["transfer"]["id"] == payload["transfer_id"]
 
 
 def test_duplicate_and_out_of_order_callbacks_change_nothing(setup, sim, services):
@@ -169,29 +195,34 @@ def test_completed_after_an_answer_that_never_got_a_key_is_a_hang_up(setup, sim,
     assert call_status(a, call.id) == "active"
 
 
-def test_completing_when_twilio_fails_changes_nothing_and_can_be_retried(setup, sim, services):
+def test_completing_while_twilio_fails_retries_until_the_leg_is_moved(setup, sim, services, tasks):
     a, _caller, call = setup
     body, leg = dial_b(sim, a, call.id)
     leg.press("1").answer()
     sim.fail_next_update(503, 20503, "Service Unavailable")
     r = a.post("/api/complete-transfer", {"transfer_id": body["transfer"]["id"]})
-    assert r.status_code == 503 and r.json["error"]["code"] == "twilio_unavailable"
-    assert transfer_row(services, body["transfer"]["id"]).status == "briefing" and leg.sip.room == body["transfer"]["transfer_room"]
-    assert call_status(a, call.id) == "on_hold"
-    assert a.post("/api/complete-transfer", {"transfer_id": body["transfer"]["id"]}).status_code == 200
-    assert leg.sip.room == call.room_name
+    assert r.status_code == 200 and r.json["transfer"]["status"] == "completed"
+    tasks()  # Twilio is down: the move waits and is retried
+    assert leg.sip.room == body["transfer"]["transfer_room"]
+    (move,) = [t for t in outbox.list_tasks(services.db) if t.kind == "twilio.update_leg"]
+    assert move.state == "pending" and "20503" in move.last_error
+    assert call_status_row(services, call.id) == "transferred"
+    tasks(after_s=3)
+    assert leg.sip.room == call.room_name and not leg.ended
 
 
-def test_a_phone_transfer_whose_callbacks_never_come_expires(setup, sim, services):
+def call_status_row(services, call_id: str) -> str:
+    from tests.support import stored_call
+
+    return stored_call(services, call_id).status
+
+
+def test_a_phone_transfer_whose_callbacks_never_come_expires(setup, sim, services, tasks):
     a, _caller, call = setup
     body, leg = dial_b(sim, a, call.id)
-    assert services.transfers.expire_unanswered() == 0
-    with services.db.transaction() as s:
-        s.execute(update(Transfer).where(Transfer.id == body["transfer"]["id"]).values(requested_at=utcnow() - timedelta(seconds=31)))
-    assert services.transfers.expire_unanswered() == 0  # Twilio's own timeout comes first
-    with services.db.transaction() as s:
-        s.execute(update(Transfer).where(Transfer.id == body["transfer"]["id"]).values(requested_at=utcnow() - timedelta(seconds=95)))
-    assert services.transfers.expire_unanswered() == 1
+    tasks(after_s=31)
+    assert "transfer_failed" not in types(a)  # Twilio's own ring timeout comes first
+    tasks(after_s=95)
     assert [u.fields() for u in sim.rest_calls("update")] == [{"Status": "canceled"}]
     assert last(a, "transfer_failed")["outcome"] == "no_answer" and call_status(a, call.id) == "active"
-    assert "transfer_failed" in types(a)
+    assert body["transfer"]["id"] == last(a, "transfer_failed")["transfer_id"]

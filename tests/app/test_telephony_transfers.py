@@ -5,7 +5,9 @@ from sqlalchemy import select
 
 from app.models import Agent, Call
 from app.events import timeline as call_timeline
-from tests.support import call_status, grants_of, stored_call
+from livekit.protocol import models
+
+from tests.support import call_status, grants_of, run_tasks, stored_call
 from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
     ACCOUNT_SID,
     B_PHONE,
@@ -25,7 +27,10 @@ from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
     types,
 )
 
-def test_phone_b_accepts_with_1_is_briefed_and_takes_the_caller(sim, make_agent, services, livekit_double):
+SIP = models.ParticipantInfo.Kind.SIP
+
+
+def test_phone_b_accepts_with_1_is_briefed_and_takes_the_caller(sim, make_agent, services, livekit_double, tasks):
     a = make_agent("alice", "Alice Archer")
     caller, call = phone_call_with_context(sim, a, services)
     body, leg = dial_b(sim, a, call.id)
@@ -64,12 +69,17 @@ def test_phone_b_accepts_with_1_is_briefed_and_takes_the_caller(sim, make_agent,
     bridge = leg.sip
     assert bridge.room == transfer["transfer_room"] and bridge.host == SIP_HOST
     assert bridge.headers == {"X-WT-Call": call.id, "X-WT-Role": "agent_b", "X-WT-Transfer": tid}
+    # A bridge that fails is reported, not left to die after Twilio's default 30 s.
+    dial = [st for st in leg.steps if st.kind == "dial"][-1].attrs
+    assert dial == {"action": f"{PUBLIC}/twilio/transfer/{tid}/bridge", "method": "POST", "timeout": "30"}
     row = transfer_row(services, tid)
     assert row.status == "briefing" and row.answered_at is not None and row.twilio_call_sid == leg.sid and row.leg_status == "in-progress"
     assert last(a, "transfer_accepted") == {"transfer_id": tid, "to_agent_id": None, "to_phone": B_PHONE, "channel": "phone", "session_id": call.id}
 
     r = a.post("/api/complete-transfer", {"transfer_id": tid})
     assert r.status_code == 200 and r.json["transfer"]["status"] == "completed"
+    assert sim.rest_calls("update") == []  # the answer came first; the worker moves the leg
+    tasks()
     (update,) = sim.rest_calls("update")
     assert update.url == f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{leg.sid}.json"
     assert set(update.fields()) == {"Twiml"} and len(update.fields()["Twiml"]) <= 4000
@@ -77,6 +87,11 @@ def test_phone_b_accepts_with_1_is_briefed_and_takes_the_caller(sim, make_agent,
     assert moved is not bridge and moved.room == call.room_name
     assert moved.headers == {"X-WT-Call": call.id, "X-WT-Role": "agent_b", "X-WT-Transfer": tid}
     assert leg.says[-1] == "You are now connected to the caller."
+    assert [st for st in leg.steps if st.kind == "dial"][-1].attrs["action"] == f"{PUBLIC}/twilio/transfer/{tid}/bridge?room=call"
+    # The transfer room goes only once LiveKit has Agent B's leg in the customer's room.
+    assert transfer["transfer_room"] in livekit_double.rooms
+    livekit_double.join(call.room_name, f"sip_{B_PHONE}", kind=SIP, attributes={"wt_call": call.id, "wt_role": "agent_b", "wt_transfer": tid})
+    tasks(after_s=1)
     assert transfer["transfer_room"] not in livekit_double.rooms and call.room_name in livekit_double.rooms
     assert last(a, "transfer_completed")["to_phone"] == B_PHONE
 
@@ -92,6 +107,7 @@ def test_phone_b_accepts_with_1_is_briefed_and_takes_the_caller(sim, make_agent,
     assert stored_call(services, call.id).status == "completed"
     caller.end_dial("completed")
     assert caller.says[-1] == "Thank you for calling. Goodbye."
+    tasks()
     assert call.room_name not in livekit_double.rooms
 
 
@@ -105,7 +121,7 @@ def test_2_repeats_the_summary_then_1_accepts(sim, make_agent, services):
     assert leg.sip is not None and transfer_row(services, body["transfer"]["id"]).status == "briefing"
 
 
-def test_9_declines_and_the_customer_stays_with_agent_a(sim, make_agent, services, livekit_double):
+def test_9_declines_and_the_customer_stays_with_agent_a(sim, make_agent, services, livekit_double, tasks):
     a = make_agent("alice")
     _caller, call = phone_call_with_context(sim, a, services)
     body, leg = dial_b(sim, a, call.id)
@@ -114,6 +130,7 @@ def test_9_declines_and_the_customer_stays_with_agent_a(sim, make_agent, service
     sim.deliver()
     payload = last(a, "transfer_declined")
     assert payload["outcome"] == "declined" and payload["reason_code"] == "key_9" and "9" in payload["reason"]
+    tasks()
     assert call_status(a, call.id) == "active" and body["transfer"]["transfer_room"] not in livekit_double.rooms
     assert a.post("/api/token", {"session_id": call.id}).json["room_name"] == call.room_name
     assert sim.rest_calls("update") == []
@@ -131,7 +148,7 @@ def test_no_key_is_declined_as_no_input(sim, make_agent, services):
     assert call_status(a, call.id) == "active"
 
 
-def test_web_customer_to_an_offline_agent_with_a_phone(sim, make_agent, services, client):
+def test_web_customer_to_an_offline_agent_with_a_phone(sim, make_agent, services, client, tasks):
     a = make_agent("alice")
     bob = make_agent("bob", "Bob Baker", phone="+442071838751", login=False)
     r = client.post("/api/create-call", json={"customer_name": "Jane Doe"})
@@ -146,6 +163,7 @@ def test_web_customer_to_an_offline_agent_with_a_phone(sim, make_agent, services
     assert a.post("/api/complete-transfer", {"transfer_id": body["transfer"]["id"]}).status_code == 200
     assert a.post("/api/agent-exit-room", {"session_id": sid}).json["outcome"] == "left"
     assert stored_call(services, sid).agent_id == "bob"
+    tasks()
     assert leg.sip.room == f"call_{sid}"
     # Bob now owns the call on his phone; he cannot start a transfer from it.
     bob.login()
@@ -158,13 +176,14 @@ def test_web_customer_to_an_offline_agent_with_a_phone(sim, make_agent, services
         assert s.get(Agent, "bob").active_call_id is None
 
 
-def test_agent_a_leaving_during_the_briefing_hands_the_caller_to_phone_b(sim, make_agent, services):
+def test_agent_a_leaving_during_the_briefing_hands_the_caller_to_phone_b(sim, make_agent, services, tasks):
     a = make_agent("alice")
     _caller, call = phone_call_with_context(sim, a, services)
     body, leg = dial_b(sim, a, call.id)
     leg.press("1").answer()
     r = a.post("/api/agent-exit-room", {"session_id": call.id})
     assert r.json["outcome"] == "handed_over"
+    tasks()
     assert leg.sip.room == call.room_name  # moved out of the transfer room
     assert stored_call(services, call.id).status == "transferred"
     assert transfer_row(services, body["transfer"]["id"]).status == "agent_a_left"
@@ -194,7 +213,7 @@ def test_only_logged_in_agents_can_dial_and_only_allowed_numbers(make_app, rest)
     assert a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": "+442071838752"}).status_code == 201
 
 
-def test_a_phone_agent_may_decline_from_the_dashboard_but_accepts_by_phone(sim, make_agent, services):
+def test_a_phone_agent_may_decline_from_the_dashboard_but_accepts_by_phone(sim, make_agent, services, tasks):
     a = make_agent("alice")
     bob = make_agent("bob", "Bob Baker", phone="+442071838751", login=False)
     _caller, call = phone_call_with_context(sim, a, services)
@@ -204,16 +223,18 @@ def test_a_phone_agent_may_decline_from_the_dashboard_but_accepts_by_phone(sim, 
     r = bob.post("/api/accept-transfer", {"transfer_id": body["transfer"]["id"]})
     assert r.status_code == 409 and r.json["error"]["code"] == "phone_transfer"
     assert bob.post("/api/decline-transfer", {"transfer_id": body["transfer"]["id"], "reason": "driving"}).status_code == 200
+    tasks()
     assert [u.fields() for u in sim.rest_calls("update")] == [{"Status": "canceled"}] and leg.status == "canceled"
     assert "driving" in last(a, "transfer_declined")["reason"] and call_status(a, call.id) == "active"
 
 
-def test_agent_a_leaving_while_phone_b_rings_requeues_and_cancels_b(sim, make_agent, services):
+def test_agent_a_leaving_while_phone_b_rings_requeues_and_cancels_b(sim, make_agent, services, tasks):
     a = make_agent("alice")
     _caller, call = phone_call_with_context(sim, a, services)
     _body, leg = dial_b(sim, a, call.id)
     leg.ring()
     assert a.post("/api/agent-exit-room", {"session_id": call.id}).json["outcome"] == "requeued"
+    tasks()
     assert [u.fields() for u in sim.rest_calls("update")] == [{"Status": "canceled"}]
     assert last(a, "transfer_failed")["outcome"] == "agent_a_left"
     with services.db.reading() as s:
@@ -221,8 +242,8 @@ def test_agent_a_leaving_while_phone_b_rings_requeues_and_cancels_b(sim, make_ag
     assert timeline[-2:] == ["call_queued", "call_assigned"]  # back in the queue, and out again to the free agent
 
 
-def test_a_second_complete_racing_the_first_never_hangs_up_phone_b(sim, make_agent, services):
-    """Double-click or client retry: the loser's 409 must not tear down the leg the winner moved."""
+def test_a_second_complete_never_moves_phone_b_twice(sim, make_agent, services, tasks):
+    """Double-click or client retry: the loser gets 409 and nothing more reaches Agent B's leg."""
     a = make_agent("alice", "Alice")
     _caller, call = phone_call_with_context(sim, a, services)
     body, leg = dial_b(sim, a, call.id)
@@ -230,19 +251,11 @@ def test_a_second_complete_racing_the_first_never_hangs_up_phone_b(sim, make_age
     leg.ring()
     leg.press("1").answer("human")
     sim.deliver()
-    legs = services.phone.legs
-    real_perform = legs.perform
-    second = []
-
-    def perform(action):
-        real_perform(action)
-        if not second:  # the second click arrives while the first is between Twilio and the DB
-            second.append(None)
-            second[0] = a.post("/api/complete-transfer", {"transfer_id": tid})
-
-    legs.perform = perform
     first = a.post("/api/complete-transfer", {"transfer_id": tid})
-    assert sorted([first.status_code, second[0].status_code]) == [200, 409]
+    second = a.post("/api/complete-transfer", {"transfer_id": tid})
+    assert (first.status_code, second.status_code) == (200, 409)
+    tasks()
+    assert len(sim.rest_calls("update")) == 1
     assert not leg.ended and leg.says[-1] == "You are now connected to the caller."
     assert transfer_row(services, tid).status == "completed" and stored_call(services, call.id).status == "transferred"
 
@@ -256,6 +269,7 @@ def test_the_service_never_dials_itself_and_agents_have_a_dial_budget(make_app, 
     for _ in range(2):
         t = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
         assert t.status_code == 201, t.get_data(as_text=True)
+        run_tasks(application.extensions["wt"])
         assert a.post("/api/cancel-transfer", {"transfer_id": t.json["transfer"]["id"]}).status_code == 200
     third = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
     assert third.status_code == 429 and third.json["error"]["code"] == "rate_limited"

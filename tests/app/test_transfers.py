@@ -1,11 +1,6 @@
 """Every way a transfer can end, each with a reason Agent A is told about."""
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import update
-
-from app.models import Transfer, utcnow
 from tests.support import call_status, start_call, start_transfer
 
 
@@ -15,12 +10,14 @@ def _last(agent, type_):
     return items[-1]["payload"]
 
 
-def test_decline_returns_the_customer_to_agent_a(client, make_agent, livekit_double):
+def test_decline_returns_the_customer_to_agent_a(client, make_agent, livekit_double, tasks):
     a, b = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     t = start_transfer(a, call, "bob")
     r = b.post("/api/decline-transfer", {"transfer_id": t["id"], "reason": "in a meeting"})
     assert r.status_code == 200 and r.json["transfer"]["status"] == "declined"
+    assert t["transfer_room"] in livekit_double.rooms  # the worker deletes it, after the answer
+    tasks()
     payload = _last(a, "transfer_declined")
     assert payload["outcome"] == "declined" and "in a meeting" in payload["reason"]
     assert call_status(a, call["session_id"]) == "active"
@@ -28,7 +25,7 @@ def test_decline_returns_the_customer_to_agent_a(client, make_agent, livekit_dou
     assert a.post("/api/token", {"session_id": call["session_id"]}).json["room_name"] == call["room_name"]
 
 
-def test_cancel_while_ringing_and_while_briefing(client, make_agent, livekit_double):
+def test_cancel_while_ringing_and_while_briefing(client, make_agent, livekit_double, tasks):
     a, b = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     sid = call["session_id"]
@@ -48,18 +45,18 @@ def test_cancel_while_ringing_and_while_briefing(client, make_agent, livekit_dou
     assert b.post("/api/token", {"session_id": sid}).status_code == 403
     assert a.post("/api/token", {"session_id": sid}).json["room_name"] == call["room_name"]
     assert b.get("/api/me").json["agent"]["busy"] is False
+    tasks()
     assert t2["transfer_room"] not in livekit_double.rooms
 
 
-def test_unanswered_transfer_times_out(client, make_agent, services):
+def test_unanswered_transfer_times_out(client, make_agent, tasks):
     a, b = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     t = start_transfer(a, call, "bob")
-    assert services.transfers.expire_unanswered() == 0  # not yet
-    with services.db.transaction() as s:
-        s.execute(update(Transfer).where(Transfer.id == t["id"]).values(requested_at=utcnow() - timedelta(seconds=31)))
-    assert services.transfers.expire_unanswered() == 1
-    assert services.transfers.expire_unanswered() == 0  # idempotent
+    tasks(after_s=29)
+    assert "transfer_failed" not in a.types()  # not yet
+    tasks(after_s=31)
+    assert tasks(after_s=60) == 0  # the timer has gone: nothing more to do
     payload = _last(a, "transfer_failed")
     assert payload["outcome"] == "no_answer" and "30 seconds" in payload["reason"]
     assert _last(b, "transfer_failed")["transfer_id"] == t["id"]
@@ -67,7 +64,7 @@ def test_unanswered_transfer_times_out(client, make_agent, services):
     assert b.post("/api/accept-transfer", {"transfer_id": t["id"]}).status_code == 409
 
 
-def test_caller_hangs_up_while_ringing_and_while_briefing(client, make_agent, livekit_double):
+def test_caller_hangs_up_while_ringing_and_while_briefing(client, make_agent, livekit_double, tasks):
     for phase in ("ringing", "briefing"):
         a, b = make_agent(f"a-{phase}"), make_agent(f"b-{phase}")
         call = start_call(client, a)
@@ -81,6 +78,7 @@ def test_caller_hangs_up_while_ringing_and_while_briefing(client, make_agent, li
             assert payload["outcome"] == "caller_left" and payload["transfer_id"] == t["id"]
             assert _last(agent, "call_ended")["status"] == "completed"
             assert agent.get("/api/me").json["agent"]["busy"] is False
+        tasks()
         assert call["room_name"] not in livekit_double.rooms and t["transfer_room"] not in livekit_double.rooms
         a.post("/api/logout")
         b.post("/api/logout")
@@ -184,11 +182,12 @@ def test_summary_keeps_context_and_redacts_cards(client, make_agent):
     assert all("4111 1111" not in e["text"] for e in detail["context"])
 
 
-def test_the_server_takes_agent_a_out_of_the_customer_room_for_the_consult(client, make_agent, livekit_double):
+def test_the_server_takes_agent_a_out_of_the_customer_room_for_the_consult(client, make_agent, livekit_double, tasks):
     a, _bob = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
     livekit_double.join(call["room_name"], "agent-alice")  # Alice's browser is in the call
     t = start_transfer(a, call, "bob")
+    tasks()
     assert "agent-alice" not in livekit_double.rooms[call["room_name"]].participants  # held: she cannot be heard
     a.post("/api/cancel-transfer", {"transfer_id": t["id"]})
     assert a.post("/api/token", {"session_id": call["session_id"]}).json["room_name"] == call["room_name"]  # and back

@@ -78,6 +78,8 @@ class LiveKitTwirpDouble:
         self.rooms: dict[str, RoomState] = {}
         self.requests: list[Recorded] = []
         self._failures: dict[str, list[TwirpFailure]] = {}
+        self._hang: threading.Event | None = None
+        self.hung: list[str] = []  # methods that arrived while hanging
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -98,10 +100,22 @@ class LiveKitTwirpDouble:
         self._server.server_close()
 
     def reset(self) -> None:
+        self.release()
         with self._lock:
             self.rooms.clear()
             self.requests.clear()
             self._failures.clear()
+            self.hung.clear()
+
+    def hang(self) -> None:
+        """From now on every request waits (a LiveKit that accepts connections but never answers)
+        until `release()`; the app's own timeout decides how long it waits."""
+        self._hang = threading.Event()
+
+    def release(self) -> None:
+        if self._hang is not None:
+            self._hang.set()
+        self._hang = None
 
     # -- scripting -----------------------------------------------------------------------------
     def fail_next(self, method: str, status: int = 500, code: str = "internal", msg: str = "scripted failure") -> None:
@@ -145,6 +159,11 @@ class LiveKitTwirpDouble:
 
     # -- request handling ----------------------------------------------------------------------
     def _handle(self, method: str, auth: str | None, content_type: str | None, body: bytes) -> bytes:
+        hang = self._hang
+        if hang is not None:
+            with self._lock:
+                self.hung.append(method)
+            hang.wait()
         if method not in METHODS:
             raise TwirpFailure(404, "bad_route", f"no handler for {method}")
         if content_type != "application/protobuf":
