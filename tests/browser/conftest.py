@@ -27,14 +27,16 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import create_app
 from app.db import migrate
 from app.events import emit
-from app.models import Agent, Call, Transfer
+from app.models import Agent, Call, Task, Transfer, utcnow
 from app.repo import agents_in_call, load_call
 from app.serializers import entry_dict
+from app.services.effects import CUSTOMER_GRACE_TIMER
+from app.worker import Worker
 from tests.live.app_env import AppHost
 from tests.live.rig import Binaries, LiveKitServer, PortAllocator, RedisServer
 
@@ -142,12 +144,14 @@ class AppServer:
             }
 
     def age_customer_departure(self, session_id: str, seconds: float) -> None:
-        """Move the web customer's departure (recorded from LiveKit's webhook) into the past,
-        instead of waiting out CUSTOMER_RECONNECT_GRACE_S; the app's own job ends the call."""
+        """Move the web customer's departure (recorded from LiveKit's webhook) into the past, and
+        its reconnect timer to now, instead of waiting out CUSTOMER_RECONNECT_GRACE_S; the
+        worker's timer then ends the call."""
         with self.services.db.transaction() as s:
             call = s.get(Call, session_id)
             assert call.customer_left_at is not None, "the customer has not left (no webhook yet?)"
             call.customer_left_at = call.customer_left_at - timedelta(seconds=seconds)
+            s.execute(update(Task).where(Task.kind == CUSTOMER_GRACE_TIMER, Task.state == "pending").values(due_at=utcnow()))
 
     def presence(self, agent_id: str) -> str:
         with self.services.db.reading() as s:
@@ -179,9 +183,12 @@ def app_server(request, livekit, app_host, tmp_path):
     app = create_app(config)
     services = app.extensions["wt"]
     migrate(services.db)
+    # The worker runs beside the app, as in production: room deletions, timers, hold audio.
+    worker = Worker(services, poll_s=0.02).start()
     app_host.app = app
     yield AppServer(app_host.url, app, services)
     app_host.app = None
+    worker.stop()
     services.close()
 
 

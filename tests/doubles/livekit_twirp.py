@@ -79,6 +79,7 @@ class LiveKitTwirpDouble:
         self.requests: list[Recorded] = []
         self._failures: dict[str, list[TwirpFailure]] = {}
         self._hang: threading.Event | None = None
+        self._dropping = False
         self.hung: list[str] = []  # methods that arrived while hanging
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -112,7 +113,10 @@ class LiveKitTwirpDouble:
         until `release()`; the app's own timeout decides how long it waits."""
         self._hang = threading.Event()
 
-    def release(self) -> None:
+    def release(self, *, drop: bool = False) -> None:
+        """Answer the waiting requests; with `drop`, they fail (503) without taking effect, as
+        requests LiveKit never received would (their sender may be long gone)."""
+        self._dropping = drop
         if self._hang is not None:
             self._hang.set()
         self._hang = None
@@ -164,6 +168,8 @@ class LiveKitTwirpDouble:
             with self._lock:
                 self.hung.append(method)
             hang.wait()
+            if self._dropping:
+                raise TwirpFailure(503, "unavailable", "dropped while hanging")
         if method not in METHODS:
             raise TwirpFailure(404, "bad_route", f"no handler for {method}")
         if content_type != "application/protobuf":

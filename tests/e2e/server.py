@@ -86,3 +86,45 @@ class GunicornServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError as err:
             return f"(no log: {err})"
+
+
+class WorkerProcess:
+    """`flask --app app worker` in a child process of its own group, as the Procfile runs it."""
+
+    def __init__(self, env: dict, log_path: Path, *, hold_audio: bool = False):
+        self.env = dict(env)
+        self.log_path = log_path
+        self.args = [str(BIN / "flask"), "--app", "app", "worker"] + ([] if hold_audio else ["--no-hold-audio"])
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "WorkerProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while "Worker " not in self.log_tail(400):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log_tail()}")
+            time.sleep(0.05)  # waiting for the child to print its start line
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as err:
+            return f"(no log: {err})"

@@ -2,13 +2,23 @@
 with the server SIGKILLed and restarted between initiate and complete: nothing is lost."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
-from tests.e2e.server import GunicornServer, flask_cli
+from tests.e2e.server import GunicornServer, WorkerProcess, flask_cli
 from tests.support import SSEReader, grants_of
 
 pytestmark = pytest.mark.e2e
+
+
+def _until(predicate, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} within {timeout}s")
+        time.sleep(0.05)  # the worker process does this in its own time
 
 
 class Browser:
@@ -55,6 +65,7 @@ def env(database_url, livekit_double, make_app):
         "LIVEKIT_API_SECRET": livekit_double.api_secret,
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "EVENT_POLL_INTERVAL_S": "0.02",
+        "WORKER_POLL_INTERVAL_S": "0.02",
     }
 
 
@@ -74,6 +85,7 @@ def _agents(env, server):
 def test_original_workflow_under_gunicorn(env, tmp_path, livekit_double, restart_mid_transfer):
     key, secret = livekit_double.api_key, livekit_double.api_secret
     server = GunicornServer(env, tmp_path / "gunicorn.log").start()
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         a, b = _agents(env, server)
         b_stream = b.events()
@@ -120,7 +132,7 @@ def test_original_workflow_under_gunicorn(env, tmp_path, livekit_double, restart
 
         done = a.post("/api/complete-transfer", {"transfer_id": transfer["id"]})
         assert done["transfer"]["status"] == "completed"
-        assert transfer["transfer_room"] not in livekit_double.rooms
+        _until(lambda: transfer["transfer_room"] not in livekit_double.rooms, "the worker deleting the transfer room")
         assert b_stream.wait_for("transfer_completed", timeout=10)["data"]["customer_room"] == room
 
         b_token = b.post("/api/token", {"session_id": sid})
@@ -141,6 +153,39 @@ def test_original_workflow_under_gunicorn(env, tmp_path, livekit_double, restart
         )
         assert ended.status_code == 200 and ended.json()["call"]["status"] == "completed"
         assert b_stream.wait_for("call_ended", timeout=10)["data"]["session_id"] == sid
-        assert room not in livekit_double.rooms
+        _until(lambda: room not in livekit_double.rooms, "the worker deleting the call room")
     finally:
+        worker.stop()
+        server.stop()
+
+
+def test_a_worker_killed_mid_task_leaves_it_to_another(env, tmp_path, livekit_double, database_url):
+    """SIGKILL a worker while its room deletion is in flight: once its claim lapses, a second
+    worker deletes the room; nothing is left behind and nothing runs twice in effect."""
+    env = dict(env, WORKER_TASK_LEASE_S="3")
+    server = GunicornServer(env, tmp_path / "gunicorn.log").start()
+    first = WorkerProcess(env, tmp_path / "worker-1.log").start()
+    second = None
+    try:
+        call = requests.post(f"{server.url}/api/create-call", json={"customer_name": "Jane Doe"}, timeout=10).json()
+        room = call["room_name"]
+        livekit_double.hang()
+        ended = requests.post(f"{server.url}/api/end-call", json={"session_id": call["session_id"]},
+                              headers={"X-Customer-Key": call["customer_key"]}, timeout=10)
+        assert ended.status_code == 200  # answered at once, whatever LiveKit is doing
+        _until(lambda: "DeleteRoom" in livekit_double.hung, "the first worker's deletion in flight")
+        first.kill()
+        livekit_double.release(drop=True)  # the dead worker's request never took effect
+        assert room in livekit_double.rooms
+        second = WorkerProcess(env, tmp_path / "worker-2.log").start()
+        _until(lambda: room not in livekit_double.rooms, "the second worker deleting the room", timeout=20)
+        listed = flask_cli(env, "tasks", "list")
+        line = next(row for row in listed.splitlines() if "livekit.delete_room" in row)
+        assert "\tdone\t" in line and "\t2/10\t" in line, listed  # the killed attempt, then the one that worked
+        assert "failed" not in listed.splitlines()[0]
+    finally:
+        livekit_double.release()
+        for process in (first, second):
+            if process is not None:
+                process.stop()
         server.stop()
