@@ -9,13 +9,21 @@ say, restricted to Twilio's signalling ranges) are kept as the operator set them
 
 Methods used, from livekit-api 1.2.2 `SipService` (the `*_sip_*` names are deprecated aliases):
 list_inbound_trunk, create_inbound_trunk, update_inbound_trunk (replace),
-list_dispatch_rule, create_dispatch_rule, update_dispatch_rule (replace).
+list_dispatch_rule, create_dispatch_rule, update_dispatch_rule (replace). Updating replaces the
+whole object (protocol `UpdateSIPInboundTrunkRequest_Replace.Apply` keeps only the id), so an
+update starts from the server's copy and changes only our fields.
+
+The trunk's `ringing_timeout` is how long LiveKit SIP keeps a caller's leg ringing while nobody in
+the room publishes audio; without it livekit-sip v1.8.0 rejects the leg with 486 after 3 minutes
+(pkg/sip/participant.go `defaultRingingTimeout`; the trunk value is used unclamped, handleInvite
+in pkg/sip/inbound.go). It is set from LIVEKIT_SIP_RINGING_TIMEOUT_S and compared on every run.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
+from google.protobuf.duration_pb2 import Duration
 from livekit.protocol import sip as sip_proto
 
 from app.errors import ConfigError, LiveKitFailed
@@ -90,6 +98,9 @@ def _trunk_changes(current: sip_proto.SIPInboundTrunkInfo, desired: sip_proto.SI
     mapping = dict(current.headers_to_attributes)
     if any(mapping.get(h) != a for h, a in HEADERS_TO_ATTRIBUTES.items()):
         changes.append("headers_to_attributes")
+    if current.ringing_timeout.ToSeconds() != desired.ringing_timeout.ToSeconds():
+        was = f"{current.ringing_timeout.ToSeconds()} s" if current.HasField("ringing_timeout") else "unset (LiveKit's 3 min)"
+        changes.append(f"ringing_timeout ({was} -> {desired.ringing_timeout.ToSeconds()} s)")
     return changes
 
 
@@ -100,6 +111,7 @@ def _merged_trunk(current: sip_proto.SIPInboundTrunkInfo, desired: sip_proto.SIP
     merged.auth_username, merged.auth_password = desired.auth_username, desired.auth_password
     del merged.numbers[:]
     merged.headers_to_attributes.update(HEADERS_TO_ATTRIBUTES)
+    merged.ringing_timeout.CopyFrom(desired.ringing_timeout)
     return merged
 
 
@@ -124,18 +136,28 @@ def _merged_rule(current: sip_proto.SIPDispatchRuleInfo, desired: sip_proto.SIPD
     return merged
 
 
+# After a missed assignment the worker starts hold audio, which is what makes LiveKit SIP answer a
+# leg nobody answered; allow it this long beyond AGENT_ANSWER_TIMEOUT_S (a worker restart, say).
+HOLD_START_MARGIN_S = 30
+
+
 class SipProvisioner:
-    def __init__(self, gateway: LiveKitGateway, *, username: str, password: str):
+    def __init__(self, gateway: LiveKitGateway, *, username: str, password: str, ringing_timeout_s: int = 600, answer_timeout_s: int = 30):
         if not username or not password:
             # A trunk without auth would let anyone who finds the SIP port into any room.
             raise ConfigError("Set LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD: the inbound trunk must require digest auth.")
         self.gateway = gateway
         self.username = username
         self.password = password
+        self.ringing_timeout_s = ringing_timeout_s
+        self.answer_timeout_s = answer_timeout_s
 
     @classmethod
     def from_config(cls, settings, gateway: LiveKitGateway) -> "SipProvisioner":
-        return cls(gateway, username=settings.LIVEKIT_SIP_USERNAME, password=settings.LIVEKIT_SIP_PASSWORD)
+        return cls(
+            gateway, username=settings.LIVEKIT_SIP_USERNAME, password=settings.LIVEKIT_SIP_PASSWORD,
+            ringing_timeout_s=settings.LIVEKIT_SIP_RINGING_TIMEOUT_S, answer_timeout_s=settings.AGENT_ANSWER_TIMEOUT_S,
+        )
 
     # -- desired state ----------------------------------------------------------------------
     def desired_trunk(self) -> sip_proto.SIPInboundTrunkInfo:
@@ -145,6 +167,7 @@ class SipProvisioner:
             auth_username=self.username,
             auth_password=self.password,
             headers_to_attributes=HEADERS_TO_ATTRIBUTES,
+            ringing_timeout=Duration(seconds=self.ringing_timeout_s),
         )
 
     @staticmethod
@@ -186,7 +209,14 @@ class SipProvisioner:
         else:
             rule_step = Step("dispatch rule", "create")
         current = {"trunk": our_trunks[0] if our_trunks else None, "rule": our_rules[0] if our_rules else None}
-        return ProvisionPlan(trunk_step, rule_step, desired_trunk, desired_rule, _foreign_catch_alls(trunks, rules), current)
+        warnings = _foreign_catch_alls(trunks, rules)
+        if self.ringing_timeout_s < self.answer_timeout_s + HOLD_START_MARGIN_S:
+            warnings.append(
+                f"LIVEKIT_SIP_RINGING_TIMEOUT_S={self.ringing_timeout_s} is shorter than AGENT_ANSWER_TIMEOUT_S + {HOLD_START_MARGIN_S} s: "
+                "a caller whose agent does not answer may be rejected by LiveKit SIP before hold audio answers them "
+                "(they go back to Twilio's hold loop, not dropped, but lose their place in the room)"
+            )
+        return ProvisionPlan(trunk_step, rule_step, desired_trunk, desired_rule, warnings, current)
 
     # -- applying -------------------------------------------------------------------------------
     def apply(self, plan: ProvisionPlan) -> Provisioned:

@@ -25,7 +25,9 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.db import migrate
 from app.gateways.livekit_sip import is_ours
+from app.worker import Worker
 from tests.aio import LoopThread
+from tests.live.audio import tone, write_wav
 from tests.live.participant import ToneParticipant
 from tests.live.rig import LOOPBACK, Rig
 from tests.live.sip_legs import LiveSipLegs
@@ -38,6 +40,11 @@ NUMBER = "+15005550006"
 CALLER = "+14155550123"
 B_PHONE = "+14155550199"
 POLL_S = 0.05
+# The hold audio the worker plays in the live tests: a pure tone, so what a customer hears can be
+# told apart by frequency from every party's own tone. Written at 16 kHz, so the worker's
+# resampling to LiveKit's 48 kHz is exercised too.
+HOLD_HZ = 700.0
+HOLD_FILE_RATE = 16_000
 
 
 class AppHost:
@@ -86,10 +93,19 @@ def app_config(rig: Rig, host: AppHost, workdir: Path, trunk_password: str) -> d
         "TWILIO_PHONE_NUMBER": NUMBER,
         "PUBLIC_BASE_URL": host.url,
         "EVENT_POLL_INTERVAL_S": 0.05,
+        "WORKER_POLL_INTERVAL_S": 0.02,
+        "HOLD_AUDIO_FILE": str(hold_tone_file(workdir)),
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "LOGIN_RATE_LIMIT": "1000/60",
         "CREATE_CALL_RATE_LIMIT": "1000/60",
     }
+
+
+def hold_tone_file(workdir: Path) -> Path:
+    path = workdir / "hold-tone.wav"
+    if not path.exists():
+        write_wav(path, tone(HOLD_HZ, 2.0, HOLD_FILE_RATE), HOLD_FILE_RATE)
+    return path
 
 
 def new_trunk_password() -> str:
@@ -119,6 +135,7 @@ class LiveEnv:
     legs: LiveSipLegs
     loop: LoopThread
     workdir: Path
+    worker: Worker | None = None
     participants: list[ToneParticipant] = field(default_factory=list)
 
     @property
@@ -179,14 +196,18 @@ class LiveEnv:
             return s.get(model, id_)
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
         for participant in self.participants:
             self.loop.run(participant.leave())
         self.legs.close()
         self.loop.close()
 
 
-def start_env(rig: Rig, host: AppHost, workdir: Path, trunk_password: str, tones: dict[str, float], rsps: responses.RequestsMock) -> LiveEnv:
-    application = create_app(app_config(rig, host, workdir, trunk_password))
+def start_env(rig: Rig, host: AppHost, workdir: Path, trunk_password: str, tones: dict[str, float], rsps: responses.RequestsMock,
+              *, worker: bool = True, **settings) -> LiveEnv:
+    """The app, the simulator and (unless `worker=False`) a worker with hold audio, in-process."""
+    application = create_app(dict(app_config(rig, host, workdir, trunk_password), **settings))
     migrate(application.extensions["wt"].db)
     sim = TwilioSim(
         application.test_client(), account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, number=NUMBER,
@@ -195,7 +216,10 @@ def start_env(rig: Rig, host: AppHost, workdir: Path, trunk_password: str, tones
     sim.sip_legs = legs
     sim.install(rsps)
     host.app = application
-    return LiveEnv(rig, application, sim, legs, LoopThread(), workdir)
+    env = LiveEnv(rig, application, sim, legs, LoopThread(), workdir)
+    if worker:
+        env.worker = Worker(env.services).start()
+    return env
 
 
 def provision_output(application) -> str:

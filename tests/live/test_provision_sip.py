@@ -56,6 +56,7 @@ def test_provision_sip_dry_run_create_then_no_change(live_rig, app_host, tmp_pat
         (trunk,), (rule,) = ours(live_rig)
         assert trunk["auth_username"] == "wt-live-twilio" and trunk["auth_password"] == password
         assert trunk["headers_to_attributes"] == {"X-WT-Call": "wt_call", "X-WT-Role": "wt_role", "X-WT-Transfer": "wt_transfer"}
+        assert trunk["ringing_timeout"] == "600s"  # what the real server stored, not LiveKit SIP's 3-minute default
         assert rule["trunk_ids"] == [trunk["sip_trunk_id"]]
         assert "dispatch_rule_callee" in rule["rule"] and not rule["rule"]["dispatch_rule_callee"].get("room_prefix")
         assert f"Inbound trunk: {trunk['sip_trunk_id']}\nDispatch rule: {rule['sip_dispatch_rule_id']}" in first
@@ -75,6 +76,14 @@ def test_provision_sip_dry_run_create_then_no_change(live_rig, app_host, tmp_pat
         provision(rotated)
         (updated,), (same_rule,) = ours(live_rig)
         assert updated["auth_password"] == rotated["LIVEKIT_SIP_PASSWORD"] and same_rule == rule
-        assert updated["sip_trunk_id"] == trunk["sip_trunk_id"]
+        assert updated["sip_trunk_id"] == trunk["sip_trunk_id"] and updated["ringing_timeout"] == "600s"
+
+        shorter = dict(rotated, LIVEKIT_SIP_RINGING_TIMEOUT_S="45")
+        plan = provision(shorter, "--dry-run")
+        assert f"would update inbound trunk {trunk['sip_trunk_id']}: ringing_timeout (600 s -> 45 s)\n" in plan, plan
+        assert "shorter than AGENT_ANSWER_TIMEOUT_S" in plan  # 45 < 30 + 30: told, not refused
+        provision(shorter)
+        (updated,), _ = ours(live_rig)
+        assert updated["ringing_timeout"] == "45s" and updated["auth_password"] == rotated["LIVEKIT_SIP_PASSWORD"]
     finally:
         run_async(lambda: remove_our_sip_objects(live_rig))

@@ -80,6 +80,7 @@ def test_empty_server_gets_a_trunk_and_a_callee_rule_then_nothing_changes():
     assert dict(trunk.headers_to_attributes) == {"X-WT-Call": "wt_call", "X-WT-Role": "wt_role", "X-WT-Transfer": "wt_transfer"}
     assert list(rule.trunk_ids) == [done.trunk_id]
     assert rule.rule.WhichOneof("rule") == "dispatch_rule_callee" and rule.rule.dispatch_rule_callee.room_prefix == ""
+    assert trunk.ringing_timeout.ToSeconds() == 600  # not LiveKit SIP's 3-minute default
 
     again, same = provision(service)
     assert not again.changes_anything and same == done
@@ -133,3 +134,20 @@ def test_a_trunk_without_credentials_is_refused():
     with pytest.raises(ConfigError, match="LIVEKIT_SIP_USERNAME"):
         SipProvisioner(FakeGateway(FakeSipService()), username="", password="")
     assert set(HEADERS_TO_ATTRIBUTES) == {"X-WT-Call", "X-WT-Role", "X-WT-Transfer"}
+
+
+def test_the_ringing_timeout_is_set_compared_and_kept_on_every_run():
+    service = FakeSipService()
+    _, done = provision(service)
+    # A trunk made before the app set it (or changed by hand): LiveKit SIP's default applies.
+    service.trunks[done.trunk_id].ClearField("ringing_timeout")
+    plan = SipProvisioner(FakeGateway(service), username=USER, password=PASSWORD).plan()
+    assert plan.trunk.changes == ("ringing_timeout (unset (LiveKit's 3 min) -> 600 s)",)
+    provision(service)
+    assert service.trunks[done.trunk_id].ringing_timeout.ToSeconds() == 600
+    shorter = SipProvisioner(FakeGateway(service), username=USER, password=PASSWORD, ringing_timeout_s=40, answer_timeout_s=30)
+    plan = shorter.plan()
+    assert plan.trunk.changes == ("ringing_timeout (600 s -> 40 s)",)
+    assert any("shorter than AGENT_ANSWER_TIMEOUT_S" in w for w in plan.warnings)
+    shorter.apply(plan)
+    assert service.trunks[done.trunk_id].ringing_timeout.ToSeconds() == 40
