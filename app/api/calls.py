@@ -74,6 +74,13 @@ def token():
     return jsonify(session_id=body["session_id"], room_name=grant.room_name, token=grant.token, role=grant.role, livekit_url=_livekit_url())
 
 
+@bp.post("/microphone-failed")
+@agent_required
+def microphone_failed():
+    body = parse_json(request, {"session_id": ID, "error": Field(str, max_len=200)})
+    return jsonify(services().calls.microphone_failed(require_agent().agent_id, body["session_id"], body["error"]))
+
+
 @bp.post("/agent-exit-room")
 @agent_required
 def agent_exit_room():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from app import states
 from app.db import Database
@@ -25,7 +25,7 @@ from app.services import effects
 from app.services.phone_legs import PhoneLegs
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore
-from app.services.transfer_rules import close_for_call_end, owner_left
+from app.services.transfer_rules import close_for_call_end, end_transfer, owner_left
 
 CUSTOMER_NAME_MAX = 120
 
@@ -200,6 +200,32 @@ class CallService:
                 emit(s, "agent_left", {"agent_id": agent_id}, audiences=[call.agent_id], call_id=call.id)
                 outcome = "left"
             effects.remove_participant(s, call.room_name, agent_identity(agent_id))
+            status = load_call(s, call.id).status
+        drain_queue(self.db)
+        return {"session_id": call_id, "status": status, "outcome": outcome}
+
+    def microphone_failed(self, agent_id: str, call_id: str, error: str) -> dict:
+        """The agent's browser cannot capture audio: a customer would wait in silence (and a phone
+        caller's leg is only answered once someone publishes audio). The agent is set away and
+        leaves the call as if they had left it: the caller goes to the next agent, or to a
+        briefed Agent B; an Agent B whose microphone fails declines the transfer."""
+        reason = f"Your microphone is not working ({error}); you are set to away and the call went to another agent."
+        with self.db.transaction() as s:
+            call = load_call(s, call_id)
+            if s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id)) != call.id:
+                raise Forbidden("You are not in this call (or you have already left it).")
+            s.execute(update(Agent).where(Agent.id == agent_id).values(presence="away").execution_options(synchronize_session=False))
+            t = open_transfer(s, call.id)
+            if call.agent_id == agent_id:
+                outcome = owner_left(s, call, agent_id, legs=self.legs)
+            elif t is not None and t.to_agent_id == agent_id:
+                end_transfer(s, t, "decline", reason=f"Agent B's microphone failed ({error}).", reason_code="microphone_failed", legs=self.legs)
+                outcome = "declined"
+            else:
+                release_agent(s, agent_id, call.id)
+                outcome = "left"
+            effects.remove_participant(s, call.room_name, agent_identity(agent_id))
+            emit(s, "call_missed", {"reason": reason, "microphone_error": error}, audiences=[agent_id], call_id=call.id)
             status = load_call(s, call.id).status
         drain_queue(self.db)
         return {"session_id": call_id, "status": status, "outcome": outcome}

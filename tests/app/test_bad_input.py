@@ -17,6 +17,7 @@ JSON_POST_ROUTES = {
     "/api/cancel-transfer": {"transfer_id": "tr_x"},
     "/api/token": {"session_id": "abc"},
     "/api/agent-exit-room": {"session_id": "abc"},
+    "/api/microphone-failed": {"session_id": "abc", "error": "NotAllowedError"},
     "/api/end-call": {"session_id": "abc"},
 }
 NEEDS_LOGIN = sorted(set(JSON_POST_ROUTES) - {"/api/login", "/api/create-call", "/api/token", "/api/end-call"})

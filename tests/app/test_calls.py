@@ -239,3 +239,36 @@ def test_an_answer_timer_only_counts_for_its_own_assignment(client, make_agent, 
 
 def call_status_of(services, session_id: str) -> str:
     return stored_call(services, session_id).status
+
+
+def test_an_agent_whose_microphone_fails_is_set_away_and_the_caller_goes_to_the_next_agent(client, make_agent, services, tasks, livekit_double):
+    a = make_agent("alice")
+    call = start_call(client, None)
+    b = make_agent("bob")
+    sid = call["session_id"]
+    r = a.post("/api/microphone-failed", {"session_id": sid, "error": "NotAllowedError: Permission denied"})
+    assert r.status_code == 200 and r.json["outcome"] == "requeued"
+    me = a.get("/api/me").json["agent"]
+    assert me["presence"] == "away" and me["busy"] is False
+    missed = [n["payload"] for n in a.notifications() if n["type"] == "call_missed"]
+    assert missed and "microphone is not working" in missed[-1]["reason"] and "Permission denied" in missed[-1]["reason"]
+    assert call_status(b, sid) == "ringing" and stored_call(services, sid).agent_id == "bob"
+    assert stored_call(services, sid).requeued_at is not None  # the customer hears hold audio meanwhile
+    # Only someone in the call can report it, and the body is checked.
+    assert a.post("/api/microphone-failed", {"session_id": sid, "error": "again"}).status_code == 403
+    assert b.post("/api/microphone-failed", {"session_id": sid}).status_code == 422
+    assert b.post("/api/microphone-failed", {"session_id": sid, "error": "x" * 201}).status_code == 422
+
+
+def test_agent_b_whose_microphone_fails_declines_the_transfer(client, make_agent, services):
+    from tests.support import start_transfer
+
+    a, b = make_agent("alice"), make_agent("bob")
+    call = start_call(client, a)
+    t = start_transfer(a, call, "bob")
+    assert b.post("/api/accept-transfer", {"transfer_id": t["id"]}).status_code == 200
+    r = b.post("/api/microphone-failed", {"session_id": call["session_id"], "error": "NotFoundError: no device"})
+    assert r.status_code == 200 and r.json["outcome"] == "declined"
+    declined = [n["payload"] for n in a.notifications() if n["type"] == "transfer_declined"][-1]
+    assert declined["reason_code"] == "microphone_failed" and "no device" in declined["reason"]
+    assert call_status(a, call["session_id"]) == "active"
