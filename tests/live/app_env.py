@@ -151,11 +151,11 @@ class LiveEnv:
         return agent
 
     # -- LiveKit participants -------------------------------------------------------------------
-    def join(self, tone_hz: float, token: str) -> ToneParticipant:
-        """A participant publishing `tone_hz`, made on the loop (rtc.Room binds to the loop
-        that creates it)."""
+    def join(self, tone_hz: float, token: str, *, muted: bool = False) -> ToneParticipant:
+        """A participant publishing `tone_hz` (or, `muted`, a muted track sending nothing), made
+        on the loop (rtc.Room binds to the loop that creates it)."""
         async def make():
-            participant = ToneParticipant(tone_hz)
+            participant = ToneParticipant(tone_hz, muted=muted)
             self.participants.append(participant)
             await participant.join(self.rig.livekit.ws_url, token)
             return participant

@@ -165,3 +165,26 @@ class GrowingWav:
         """Samples written so far (0 before the header is written)."""
         layout = self._layout()
         return 0 if layout is None else max(0, (self.path.stat().st_size - layout[1]) // 2)
+
+
+def tone_levels(samples: np.ndarray, rate: int, freq: float, window_s: float = 0.1) -> np.ndarray:
+    """The level (band RMS, int16 units) of `freq` in each consecutive window of `samples`:
+    a timeline of when a tone was heard."""
+    n = max(1, int(window_s * rate))
+    levels = []
+    for start in range(0, samples.size - n + 1, n):
+        levels.append(band_rms(analyse(samples[start:start + n], rate, [freq]), freq))
+    return np.array(levels)
+
+
+def heard_until(samples: np.ndarray, rate: int, freq: float, *, threshold: float = 300.0, window_s: float = 0.1) -> float | None:
+    """Seconds into `samples` at which `freq` was last heard (the end of the last window above
+    `threshold`), or None if it never was."""
+    above = np.nonzero(tone_levels(samples, rate, freq, window_s) > threshold)[0]
+    return None if above.size == 0 else float((above[-1] + 1) * window_s)
+
+
+def heard_from(samples: np.ndarray, rate: int, freq: float, *, threshold: float = 300.0, window_s: float = 0.1) -> float | None:
+    """Seconds into `samples` at which `freq` was first heard, or None."""
+    above = np.nonzero(tone_levels(samples, rate, freq, window_s) > threshold)[0]
+    return None if above.size == 0 else float(above[0] * window_s)

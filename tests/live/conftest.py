@@ -138,13 +138,22 @@ def provisioned(live_rig: Rig, app_host: AppHost, tmp_path_factory: pytest.TempP
     run_async(lambda: remove_our_sip_objects(live_rig))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "app_settings(**settings): settings of the live test's app (e.g. short timeouts)")
+    config.addinivalue_line("markers", "no_worker: the live test starts (and kills) its own worker")
+
+
 @pytest.fixture
-def live_env(live_rig: Rig, app_host: AppHost, provisioned, tmp_path: Path):
+def live_env(request, live_rig: Rig, app_host: AppHost, provisioned, tmp_path: Path):
     """A fresh app (its own database) behind the webhook endpoint, the Twilio simulator with
-    real SIP legs, and an event loop for the agents' participants."""
+    real SIP legs, a worker (with hold audio) beside the app, and an event loop for the agents'
+    participants."""
     password, _ = provisioned
+    marker = request.node.get_closest_marker("app_settings")
+    settings = dict(marker.kwargs) if marker else {}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        env = start_env(live_rig, app_host, tmp_path, password, SIP_TONES, rsps)
+        env = start_env(live_rig, app_host, tmp_path, password, SIP_TONES, rsps,
+                        worker=request.node.get_closest_marker("no_worker") is None, **settings)
         try:
             yield env
         finally:

@@ -18,9 +18,15 @@ FRAME_MS = 10
 
 
 class ToneParticipant:
-    def __init__(self, tone_hz: float, amplitude: float = 0.3):
+    """`muted`: publishes its microphone track muted and sends no audio until `unmute()`, as a
+    browser agent who joined with the microphone muted does."""
+
+    def __init__(self, tone_hz: float, amplitude: float = 0.3, *, muted: bool = False):
         self.tone_hz = tone_hz
         self.amplitude = amplitude
+        self.muted = muted
+        self.track: rtc.LocalAudioTrack | None = None
+        self._unmuted = asyncio.Event()
         self.room = rtc.Room()
         self.heard: dict[str, list[np.ndarray]] = {}
         self._changed = asyncio.Event()  # set on every room/audio event; waiters re-check
@@ -38,10 +44,19 @@ class ToneParticipant:
         await asyncio.wait_for(self.room.connect(ws_url, token, rtc.RoomOptions(auto_subscribe=True)),
                                timeout)
         self._source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
-        track = rtc.LocalAudioTrack.create_audio_track(f"tone-{self.tone_hz:g}", self._source)
+        self.track = rtc.LocalAudioTrack.create_audio_track(f"tone-{self.tone_hz:g}", self._source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        await asyncio.wait_for(self.room.local_participant.publish_track(track, options), timeout)
+        if self.muted:
+            self.track.mute()  # before publishing: it is published as muted
+        else:
+            self._unmuted.set()
+        await asyncio.wait_for(self.room.local_participant.publish_track(self.track, options), timeout)
         self._tasks.append(asyncio.create_task(self._publish_tone(), name="tone"))
+
+    async def unmute(self) -> None:
+        self.track.unmute()
+        self.muted = False
+        self._unmuted.set()
 
     async def leave(self) -> None:
         for task in self._tasks:
@@ -59,6 +74,7 @@ class ToneParticipant:
         assert self._source is not None
         n = RATE * FRAME_MS // 1000
         phase = 0
+        await self._unmuted.wait()  # a muted microphone sends nothing at all
         while True:
             t = (np.arange(n) + phase) / RATE
             samples = (self.amplitude * 32767 * np.sin(2 * np.pi * self.tone_hz * t)).astype(np.int16)

@@ -134,4 +134,7 @@ class LiveSipLegs:
             live.ended.set()
         with self.lock:
             if not live.hanging_up and live.leg.call.sip is live.leg:  # LiveKit ended it
-                live.leg.call.end_dial(dial_status(ended["code"], answered=ended["connected_s"] > 0))
+                answered = ended["connected_s"] > 0
+                # An INVITE LiveKit SIP rejected (e.g. 486 at its ringing timeout) reaches the
+                # <Dial action> as Twilio reports it: a DialCallStatus and the DialSipResponseCode.
+                live.leg.call.end_dial(dial_status(ended["code"], answered=answered), sip_code=None if answered else ended["code"])

@@ -1,0 +1,148 @@
+"""Hold audio on the live rig: what phone and web customers hear while the agents consult, and how
+fast it goes when an agent is back, judged by frequency.
+
+The worker plays HOLD_HZ (a tone file at 16 kHz, resampled to LiveKit's 48 kHz) into the
+customer's room as `hold-<call_id>`. Every other party sends its own tone, so "the customer hears
+the hold audio and neither agent" is a statement about frequencies in what they received.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.models import Call
+from tests.live.app_env import HOLD_HZ
+from tests.live.audio import analyse, assert_hears, heard_from, heard_until
+from tests.live.listening import by_identity, listen, remote
+from tests.live.participant import RATE
+from tests.live.test_warm_transfer_live import A_HZ, B_HZ, CUSTOMER_HZ, answer, phone_caller
+
+pytestmark = pytest.mark.live
+
+WEB_HZ = 523.0  # the web customer's own tone
+TONES = [CUSTOMER_HZ, WEB_HZ, A_HZ, B_HZ, HOLD_HZ]
+AFTER_S = 3.0  # how much of what the customer hears after an agent is back is examined
+GONE_WITHIN_S = 1.0
+
+
+def others(*heard: float) -> list[float]:
+    return [f for f in TONES if f not in heard]
+
+
+def consult_with_dashboard_b(env, a, call_id: str, agent_a):
+    """Agent A transfers to dashboard Bob; A moves to the transfer room, Bob accepts and joins."""
+    b = env.agent("bob", "Bob Baker")
+    r = a.post("/api/initiate-transfer", {"session_id": call_id, "to_agent_id": "bob"})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    transfer = r.json["transfer"]
+    env.leave(agent_a)
+    agent_a = env.join(A_HZ, r.json["token"])
+    accepted = b.post("/api/accept-transfer", {"transfer_id": transfer["id"]})
+    assert accepted.status_code == 200, accepted.get_data(as_text=True)
+    agent_b = env.join(B_HZ, accepted.json["token"])
+    remote(env, agent_a, by_identity("agent-bob"), "Bob in the consult")
+    return b, transfer, agent_a, agent_b
+
+
+def phone_after(leg, mark: int, seconds: float):
+    """What the phone recorded from sample `mark` on, `seconds` of it (waits for it)."""
+    rate = leg.recording.rate
+    end = mark + int(seconds * rate)
+    deadline = time.monotonic() + seconds + 15
+    while leg.recording.length() < end:
+        assert time.monotonic() < deadline, "the phone stopped recording"
+        time.sleep(0.05)  # the phone records in real time
+    return leg.recording.samples()[mark:end], rate
+
+
+def test_a_phone_customer_hears_hold_audio_in_the_consult_and_it_stops_when_agent_a_is_back(live_env):
+    env = live_env
+    a, caller, call, customer = phone_caller(env)
+    agent_a = answer(env, a, call, customer)
+    b, transfer, agent_a, agent_b = consult_with_dashboard_b(env, a, call.id, agent_a)
+
+    heard = listen(env, TONES, {}, {"customer": customer})
+    assert_hears(heard["customer"], HOLD_HZ, others(HOLD_HZ), "the phone customer during the consult: hold audio, no agent")
+    assert f"hold-{call.id}" in env.identities(call.room_name)
+
+    mark = customer.recording.length()
+    r = a.post("/api/cancel-transfer", {"transfer_id": transfer["id"]})
+    assert r.status_code == 200
+    samples, rate = phone_after(customer, mark, AFTER_S)
+    stopped = heard_until(samples, rate, HOLD_HZ)
+    print(f"[hold] phone customer: hold audio last heard {stopped:.2f}s after the cancel answered")
+    assert stopped is not None and stopped <= GONE_WITHIN_S, f"hold audio still heard {stopped}s after the cancel"
+    env.wait_until(lambda: f"hold-{call.id}" not in env.identities(call.room_name), 5, "the hold participant gone")
+
+    env.leave(agent_a)
+    agent_a = env.join(A_HZ, a.post("/api/token", {"session_id": call.id}).json["token"])
+    heard = listen(env, TONES, {}, {"customer": customer})
+    assert_hears(heard["customer"], A_HZ, others(A_HZ), "the phone customer with Agent A again")
+
+
+def test_a_web_customer_hears_hold_audio_and_it_stops_the_moment_agent_b_reaches_them(live_env):
+    env = live_env
+    a = env.agent("alice", "Alice Archer")
+    created = env.app.test_client().post("/api/create-call", json={"customer_name": "Wendy Web"})
+    assert created.status_code == 201
+    sid = created.json["session_id"]
+    customer = env.join(WEB_HZ, created.json["token"])
+    agent_a = env.join(A_HZ, a.post("/api/token", {"session_id": sid}).json["token"])
+    remote(env, customer, by_identity("agent-alice"), "Alice, for the web customer")
+
+    b, transfer, agent_a, agent_b = consult_with_dashboard_b(env, a, sid, agent_a)
+    hold = f"hold-{sid}"
+    remote(env, customer, by_identity(hold), "the hold audio, for the web customer")
+    heard_hold = analyse(env.loop.run(customer.record(hold, 2.0, 15)), RATE, TONES)
+    assert_hears(heard_hold, HOLD_HZ, others(HOLD_HZ), "the web customer during the consult")
+    heard_ids = set(customer.heard)
+    assert "agent-alice" not in [p.identity for p in customer.room.remote_participants.values()]
+    assert "agent-bob" not in heard_ids  # never in the customer's room during the consult
+
+    assert a.post("/api/complete-transfer", {"transfer_id": transfer["id"]}).status_code == 200
+    # Hold continues until Agent B is actually in the room: no silence in between.
+    env.wait_until(lambda: env.row(Call, sid).status == "transferred", 5, "the hand-over")
+    assert hold in env.identities(f"call_{sid}")
+    held_before = customer.samples_from(hold)
+    env.leave(agent_b)
+    agent_b = env.join(B_HZ, b.post("/api/token", {"session_id": sid}).json["token"])
+    remote(env, customer, by_identity("agent-bob"), "Bob, for the web customer")
+    first_b = customer.samples_from("agent-bob")
+    env.wait_until(lambda: hold not in [p.identity for p in customer.room.remote_participants.values()], 5, "the hold participant gone")
+    tail = customer.audio_from(hold, held_before)
+    overlap = heard_until(tail, RATE, HOLD_HZ) or 0.0
+    print(f"[hold] web customer: {overlap:.2f}s of hold audio around Agent B's arrival ({first_b} samples of Bob by then)")
+    bob = env.loop.run(customer.record("agent-bob", 2.0, 15))
+    assert_hears(analyse(bob, RATE, TONES), B_HZ, others(B_HZ), "the web customer hearing Agent B")
+    assert heard_from(bob, RATE, B_HZ) == 0.0
+
+
+@pytest.mark.app_settings(AGENT_ANSWER_TIMEOUT_S=5)
+def test_hold_audio_plays_while_a_caller_waits_for_the_next_agent_after_a_missed_assignment(live_env):
+    """Alice is assigned but never joins: after AGENT_ANSWER_TIMEOUT_S the call goes to Bob, and the
+    caller (already in the room) hears hold audio, which also answers their leg, until Bob joins."""
+    env = live_env
+    env.agent("alice", "Alice Archer")
+    caller = env.sim.call_in("+14155550123")
+    call = _call_by_sid(env, caller.sid)
+    customer = env.legs.current("customer")
+    b = env.agent("bob", "Bob Baker")
+    assert "CONFIRMED" not in [e.get("state") for e in customer.phone.events]  # ringing for Alice
+    # Alice's 5 s run out on the worker's own clock: the call goes to Bob.
+    env.wait_until(lambda: env.row(Call, call.id).agent_id == "bob", 15, "the call moved to Bob")
+    env.legs.wait_answered(customer)  # hold audio answered the caller's leg
+    heard = listen(env, TONES, {}, {"customer": customer})
+    assert_hears(heard["customer"], HOLD_HZ, others(HOLD_HZ), "the caller waiting for the next agent")
+    agent_b = env.join(B_HZ, b.post("/api/token", {"session_id": call.id}).json["token"])
+    remote(env, agent_b, lambda p: p.attributes.get("wt_role") == "customer", "the caller, for Bob")
+    env.wait_until(lambda: f"hold-{call.id}" not in env.identities(call.room_name), 5, "the hold participant gone")
+    heard = listen(env, TONES, {}, {"customer": customer})
+    assert_hears(heard["customer"], B_HZ, others(B_HZ), "the caller with Bob")
+
+
+def _call_by_sid(env, sid: str):
+    from sqlalchemy import select
+
+    with env.services.db.reading() as s:
+        return s.scalar(select(Call).where(Call.twilio_call_sid == sid))

@@ -1,0 +1,101 @@
+"""The worker as a separate process for the live rig, so a test can SIGKILL it.
+
+    python -m tests.live.worker_process CONFIG.json TWILIO_API_BASE
+
+It is `flask --app app worker` with two test-only differences: settings come from a JSON file
+(the live app's own, same database), and Twilio's REST API is the simulator's HTTP front
+(tests/live/twilio_http.py) instead of api.twilio.com: the twilio library's HTTP client is
+given a base URL to send its requests to, everything else (paths, form fields, auth, error
+parsing) is the real library's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+TWILIO_API = "https://api.twilio.com"
+REPO = Path(__file__).resolve().parents[2]
+
+
+class RebasedHttpClient(TwilioHttpClient):
+    def __init__(self, base: str, **kwargs):
+        super().__init__(**kwargs)
+        self.base = base.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        if url.startswith(TWILIO_API):
+            url = self.base + url[len(TWILIO_API):]
+        return super().request(method, url, *args, **kwargs)
+
+
+def main(config_path: str, twilio_base: str) -> int:
+    from app import create_app
+    from app.config import load_settings
+    from app.services import build_services
+    from app.worker import Worker
+
+    config = json.loads(Path(config_path).read_text())
+    settings = load_settings(environ={}, overrides=config)
+    client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=RebasedHttpClient(twilio_base, timeout=settings.TWILIO_TIMEOUT_S))
+    services = build_services(settings, twilio_client=client)
+    create_app(config, services=services)
+    worker = Worker(services)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.request_stop())
+    print(f"Worker {worker.holder} ready", flush=True)
+    worker.run_forever()
+    return 0
+
+
+class WorkerProcess:
+    """Start, SIGKILL, stop the worker process; its output goes to `log_path`."""
+
+    def __init__(self, config: dict, twilio_base: str, workdir: Path, name: str):
+        self.config_path = workdir / f"{name}.json"
+        self.config_path.write_text(json.dumps(config))
+        self.twilio_base = twilio_base
+        self.log_path = workdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "WorkerProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.live.worker_process", str(self.config_path), self.twilio_base],
+                                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "TWILIO_", "DATABASE_URL"))})
+        deadline = time.monotonic() + timeout
+        while " ready" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker process did not start:\n{self.log()}")
+            time.sleep(0.05)  # waiting for the child's start line
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
