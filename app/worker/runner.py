@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -101,6 +100,9 @@ class Worker:
         outbox.remove_local_waker(self._wake.set)
         if self.hold is not None:
             self.hold.stop()
+        for thread in self._threads:  # the claimer first: nothing is claimed after this
+            if thread.name == "task-claimer":
+                thread.join(timeout=timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=False)
         for thread in self._threads:
@@ -146,7 +148,7 @@ class Worker:
     def _claim_and_submit(self) -> None:
         with self._lock:
             free = self.threads - len(self._inflight)
-        if free <= 0:
+        if free <= 0 or self._stop.is_set():
             return
         for task in outbox.claim(self.db, self.holder, limit=free, lease_s=self.lease_s):
             with self._lock:
@@ -265,14 +267,3 @@ def ensure_periodic(db) -> None:
     with db.transaction() as s:
         for kind in PERIODIC:
             outbox.enqueue(s, kind, {}, dedupe_key="periodic")
-
-
-def wait_idle(worker: Worker, timeout: float) -> bool:
-    """Until no task is running in `worker` (for orderly shutdowns)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with worker._lock:
-            if not worker._inflight:
-                return True
-        time.sleep(0.05)  # shutdown only: waiting for threads we do not own to finish
-    return False

@@ -136,3 +136,27 @@ def test_signatures_for_forms_and_json_bodies(gateway):
     assert not gateway.signature_valid(signed_url, body + " ", validator.compute_signature(signed_url, {}))
     unhashed = "https://x.test/twilio/transcription"
     assert not gateway.signature_valid(unhashed, body, validator.compute_signature(unhashed, {}))
+
+
+def test_edge_and_region_choose_twilios_api_host_and_a_live_call_can_be_sent_to_a_url(api):
+    settings = load_settings(environ={}, overrides={
+        "SECRET_KEY": "x", "DATABASE_URL": "sqlite://", "TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_PHONE_NUMBER": "+15005550006", "TWILIO_EDGE": "dublin", "TWILIO_REGION": "ie1",
+    })
+    regional = f"https://api.dublin.ie1.twilio.com/2010-04-01/Accounts/{SID}/Calls/{CALL}.json"
+    api.add("POST", regional, json={"sid": CALL, "status": "in-progress"})
+    TwilioGateway.from_config(settings).redirect_to(CALL, "https://wt.example.test/twilio/voice?held=1")
+    (call,) = api.calls
+    assert _form(call) == {"Url": ["https://wt.example.test/twilio/voice?held=1"], "Method": ["POST"]}
+
+
+def test_without_edge_and_region_the_environment_is_not_consulted(api, monkeypatch):
+    """The library would read TWILIO_EDGE/TWILIO_REGION from os.environ by itself; configuration
+    is read in app.config only, so a stray variable changes nothing."""
+    monkeypatch.setenv("TWILIO_EDGE", "tokyo")
+    monkeypatch.setenv("TWILIO_REGION", "jp1")
+    settings = load_settings(environ={}, overrides={"SECRET_KEY": "x", "DATABASE_URL": "sqlite://", "TWILIO_ACCOUNT_SID": SID,
+                                                   "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_PHONE_NUMBER": "+15005550006"})
+    api.add("POST", ONE_CALL, json={"sid": CALL, "status": "completed"})
+    TwilioGateway.from_config(settings).end(CALL, "completed")
+    assert api.calls[0].request.url == ONE_CALL
