@@ -252,10 +252,12 @@ class CallService:
         with self.db.reading() as s:
             return load_call(s, call_id)
 
-    def finish(self, s, call: Call, *, reason: str, by_customer: bool, failed: bool = False, diagnostics: dict | None = None) -> bool:
+    def finish(self, s, call: Call, *, reason: str, by_customer: bool, failed: bool = False, diagnostics: dict | None = None,
+               detail: str | None = None) -> bool:
         """Inside a transaction: end the call from any live state. False if it had already ended.
         `failed` records that it could not be carried (e.g. the SIP bridge never connected), with
-        `diagnostics` (bridge_status, sip_response_code, error_code) saying how. Its rooms are
+        `diagnostics` (bridge_status, sip_response_code, error_code) and `detail` (in words) saying
+        how. Its rooms are
         deleted after commit, an open transfer's phone leg first (see `end_transfer`)."""
         abandoned = by_customer and call.status in (states.CallStatus.QUEUED, states.CallStatus.RINGING)
         event = "fail" if failed else ("abandon" if abandoned else "end")
@@ -271,6 +273,9 @@ class CallService:
         for agent_id in agents_in_call(s, call.id):
             release_agent(s, agent_id, call.id)
         status = states.edge("call", event).target
-        emit(s, "call_ended", {"status": str(status), "reason": reason, **(diagnostics or {})}, audiences=audience, call_id=call.id)
+        payload = {"status": str(status), "reason": reason, **(diagnostics or {})}
+        if detail:
+            payload["detail"] = detail
+        emit(s, "call_ended", payload, audiences=audience, call_id=call.id)
         effects.delete_room(s, call.room_name)
         return True

@@ -192,7 +192,8 @@ class TelephonyService:
             else:
                 failed = dial_status in BRIDGE_FAILED or call.status == C.QUEUED
                 reason = "sip_bridge_" + dial_status.replace("-", "_") if dial_status in BRIDGE_FAILED else "bridge_ended"
-                self.calls.finish(s, call, reason=reason, by_customer=False, failed=failed, diagnostics=diagnostics)
+                detail = bridge_failure_reason("The caller's line into LiveKit failed", dial_status, sip_code) if failed else None
+                self.calls.finish(s, call, reason=reason, by_customer=False, failed=failed, diagnostics=diagnostics, detail=detail)
                 retry = False
         if retry:
             return self._hold_loop(urls, after_hold=True)

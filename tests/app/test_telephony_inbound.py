@@ -121,15 +121,34 @@ def test_agent_ending_the_call_says_goodbye_to_the_caller(sim, make_agent, servi
     assert _call_row(services, caller.sid).status == "completed" and _call_row(services, caller.sid).end_reason == "agent_ended"
 
 
-def test_a_bridge_that_never_connects_fails_the_call_with_an_apology(sim, make_agent, services):
+def test_a_bridge_that_never_connects_fails_the_call_with_an_apology_and_says_why(sim, make_agent, services):
     a = make_agent("alice")
-    sim.sip_legs.fail_next("failed")
+    sim.sip_legs.fail_next("failed", 407)  # LiveKit SIP refused the trunk credentials
     caller = sim.call_in()
     call = _call_row(services, caller.sid)
     assert call.status == "failed" and call.end_reason == "sip_bridge_failed"
+    assert (call.bridge_status, call.sip_response_code) == ("failed", 407)
     assert "lost the connection" in caller.says[-1] and caller.ended
-    assert last(a, "call_ended")["status"] == "failed"
+    ended = last(a, "call_ended")
+    assert ended["status"] == "failed" and ended["sip_response_code"] == 407
+    assert "rejected the credentials" in ended["detail"] and "(SIP 407)" in ended["detail"]
     assert a.get("/api/me").json["agent"]["busy"] is False
+
+
+def test_a_caller_livekit_sip_gave_up_on_goes_back_to_the_hold_loop_not_away(sim, make_agent, services, client):
+    """LiveKit SIP rejects a leg that rang past its ringing timeout (486: Twilio reports busy);
+    nobody has talked to the caller yet, so they hear hold music and are bridged again."""
+    a = make_agent("alice")
+    caller = sim.call_in()
+    caller.end_dial("busy", 486)
+    call = _call_row(services, caller.sid)
+    assert call.status == "ringing" and call.agent_id == "alice" and not caller.ended
+    assert (call.bridge_status, call.sip_response_code, call.in_hold_loop) == ("busy", 486, True)
+    assert caller.kinds()[-3:] == ["say", "play", "redirect"] and caller.parked
+    caller.resume()
+    assert caller.sip is not None and caller.says[-1] == "Thank you for waiting. Connecting you to an agent now."
+    assert _call_row(services, caller.sid).in_hold_loop is False
+    assert a.post("/api/token", {"session_id": call.id}).status_code == 200
 
 
 def test_transcription_stores_final_utterances_once_by_track(make_app, rest):

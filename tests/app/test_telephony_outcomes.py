@@ -226,3 +226,39 @@ def test_a_phone_transfer_whose_callbacks_never_come_expires(setup, sim, service
     assert [u.fields() for u in sim.rest_calls("update")] == [{"Status": "canceled"}]
     assert last(a, "transfer_failed")["outcome"] == "no_answer" and call_status(a, call.id) == "active"
     assert body["transfer"]["id"] == last(a, "transfer_failed")["transfer_id"]
+
+
+def test_a_bridge_into_the_transfer_room_that_fails_is_a_typed_outcome_with_livekits_reason(setup, sim, services, livekit_double, tasks):
+    a, _caller, call = setup
+    body, leg = dial_b(sim, a, call.id)
+    sim.sip_legs.fail_next("failed", 404)  # LiveKit SIP: no trunk or dispatch rule matched
+    leg.press("1").answer("human")
+    (payload,) = _failed(a)
+    assert (payload["outcome"], payload["reason_code"], payload["sip_response_code"]) == ("failed", "bridge_failed", 404)
+    assert "dispatch rule" in payload["reason"] and "(SIP 404)" in payload["reason"]
+    assert leg.says[-1] == "This transfer is no longer waiting for you. Goodbye." and leg.ended
+    row = transfer_row(services, body["transfer"]["id"])
+    assert row.status == "failed" and row.sip_response_code == 404
+    assert call_status(a, call.id) == "active"
+    tasks()
+    assert body["transfer"]["transfer_room"] not in livekit_double.rooms
+    # The timeline keeps it, for whoever looks at the call later.
+    timeline = a.get(f"/api/calls/{call.id}").json["call"]["timeline"]
+    assert any(e["type"] == "transfer_failed" and e["payload"]["sip_response_code"] == 404 for e in timeline)
+
+
+def test_a_phone_agent_b_who_cannot_reach_the_customer_after_the_hand_over_sends_the_caller_to_the_next_agent(setup, sim, services, make_agent, tasks):
+    a, _caller, call = setup
+    body, leg = dial_b(sim, a, call.id)
+    leg.press("1").answer("human")
+    sim.deliver()
+    make_agent("carol")
+    assert a.post("/api/complete-transfer", {"transfer_id": body["transfer"]["id"]}).status_code == 200
+    sim.sip_legs.fail_next("failed", 503)
+    tasks()  # the worker moves the leg; its bridge into the customer's room fails
+    assert "could not connect you to the caller" in leg.spoken
+    stored = call_status_row(services, call.id)
+    assert stored == "ringing"  # back in the queue and straight to Carol
+    from tests.support import stored_call
+
+    assert stored_call(services, call.id).agent_id == "carol" and stored_call(services, call.id).requeued_at is not None
