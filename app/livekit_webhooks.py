@@ -1,4 +1,4 @@
-"""LiveKit's webhook (DESIGN §6): verify, then hand the event to `app.services.livekit_events`.
+"""LiveKit's webhook (docs/architecture.md §9): verify, then hand the event to `app.services.livekit_events`.
 
 livekit-server POSTs `application/webhook+json` with the raw JWT (no `Bearer`) in Authorization;
 the token's `sha256` claim covers the exact body, so the body is verified as received, before

@@ -1,4 +1,4 @@
-"""Durable state (DESIGN §5): agents, their sessions, calls, context, transfers, summaries, events.
+"""Durable state (docs/architecture.md §4): agents, their sessions, calls, context, transfers, summaries, events.
 
 Everything a restart must not lose lives in these tables. Statuses are plain strings whose values
 come from `app.states`; they are changed only through `app.repo.transition`, never assigned.

@@ -1,4 +1,4 @@
-"""The call and transfer state machines (DESIGN §5), as pure data and functions.
+"""The call and transfer state machines (docs/architecture.md §4), as pure data and functions.
 
 No Flask, no database. Services ask this module which states an event may start from and which
 state it leads to, then apply the change as a conditional UPDATE (`... WHERE status IN sources`).

@@ -1,4 +1,4 @@
-"""Twilio's webhooks (DESIGN §6): parse, check the signature, call the service, answer TwiML.
+"""Twilio's webhooks (docs/architecture.md §9): parse, check the signature, call the service, answer TwiML.
 
 Every route is signature-checked by `twilio_webhook`: `X-Twilio-Signature` must be Twilio's
 HMAC of the exact URL Twilio requested plus the form fields (or, for a JSON body, of the URL

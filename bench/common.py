@@ -1,5 +1,6 @@
-"""Shared plumbing for benchmarks: a real gunicorn server on a fresh database with a LiveKit
-Twirp double, and small statistics helpers. Benchmarks print figures; they never assert speed."""
+"""Shared plumbing for benchmarks: a real gunicorn server and a worker process on a fresh database
+with a LiveKit Twirp double, and small statistics helpers. Benchmarks print figures; they never
+assert speed."""
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 from app import create_app  # noqa: E402
 from app.db import migrate  # noqa: E402
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble  # noqa: E402
-from tests.e2e.server import GunicornServer, flask_cli  # noqa: E402
+from tests.e2e.server import GunicornServer, WorkerProcess, flask_cli  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -36,7 +37,8 @@ def describe(label: str, seconds: list[float]) -> str:
 
 @contextmanager
 def running_app(extra_env: dict | None = None, *, workers: int = 2, threads: int = 512):
-    """Yield (server, env, double) for a fresh database (PostgreSQL if BENCH_DATABASE_URL is set)."""
+    """Yield (server, env, double) for a fresh database (PostgreSQL if BENCH_DATABASE_URL is set),
+    with a worker process beside gunicorn (without hold audio: the Twirp double has no media)."""
     double = LiveKitTwirpDouble().start()
     tmp = Path(tempfile.mkdtemp(prefix="wt-bench-"))
     db_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
@@ -58,9 +60,11 @@ def running_app(extra_env: dict | None = None, *, workers: int = 2, threads: int
     migrate(app.extensions["wt"].db)
     app.extensions["wt"].close()
     server = GunicornServer(env, tmp / "gunicorn.log", workers=workers, threads=threads).start()
+    worker = WorkerProcess(env, tmp / "worker.log").start()
     try:
         yield server, env, double
     finally:
+        worker.stop()
         server.stop()
         double.stop()
 

@@ -1,6 +1,6 @@
 """Graceful endings: a short `<Say>` then `<Hangup/>`.
 
-Every webhook that fails internally still answers with one of these (DESIGN §6), so they take
+Every webhook that fails internally still answers with one of these (docs/architecture.md §9), so they take
 nothing that could itself fail: just the voice and, optionally, replacement wording.
 """
 from __future__ import annotations

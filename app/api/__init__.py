@@ -1,4 +1,4 @@
-"""The JSON API blueprint (DESIGN §6). Route modules register on this one blueprint."""
+"""The JSON API blueprint (docs/architecture.md §9). Route modules register on this one blueprint."""
 from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")

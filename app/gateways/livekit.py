@@ -308,11 +308,12 @@ class LiveKitGateway:
 
     def hold_token(self, call_id: str, call_room: str) -> str:
         """For the worker's hold audio: publishes one microphone-source track into the customer's
-        room and subscribes to nothing (it never needs to hear the call)."""
+        room; it subscribes only to an agent arriving (to stop the music as they start talking),
+        never to the customer (app.worker.hold)."""
         if not call_room.startswith(CALL_ROOM_PREFIX):
             raise ValueError("hold audio only ever plays into a customer's call room")
         grants = lk.VideoGrants(
-            room_join=True, room=call_room, can_publish=True, can_subscribe=False, can_publish_data=False,
+            room_join=True, room=call_room, can_publish=True, can_subscribe=True, can_publish_data=False,
             can_publish_sources=["microphone"], can_update_own_metadata=False,
         )
         return (

@@ -1,5 +1,5 @@
 """LiveKit SIP provisioning: the inbound trunk Twilio authenticates against and the callee
-dispatch rule that turns `sip:call_<id>@…` into room `call_<id>` (DESIGN §4.1).
+dispatch rule that turns `sip:call_<id>@…` into room `call_<id>` (docs/architecture.md §3).
 
 `SipProvisioner.plan()` reads what the server has and compares it with what the app needs;
 `apply(plan)` creates or updates only what differs, so running it again changes nothing.

@@ -184,7 +184,7 @@ class CallService:
 
     # -- leaving and ending ----------------------------------------------------------------
     def agent_exit(self, agent_id: str, call_id: str) -> dict:
-        """Agent leaves the customer room. The owner leaving hands the call on (see DESIGN §4.7)."""
+        """Agent leaves the customer room. The owner leaving hands the call on (see docs/architecture.md §3)."""
         with self.db.transaction() as s:
             call = load_call(s, call_id)
             slot = s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id))

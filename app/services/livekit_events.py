@@ -1,4 +1,4 @@
-"""LiveKit's webhooks (DESIGN §6): who joined or left which room, and what that means for calls.
+"""LiveKit's webhooks (docs/architecture.md §9): who joined or left which room, and what that means for calls.
 
 Each delivery is applied in one transaction that also records its event id, so a retried or
 replayed delivery finds its id taken and changes nothing; within it every change is a

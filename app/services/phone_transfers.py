@@ -1,4 +1,4 @@
-"""Phone Agent B (DESIGN §4.4): dial them, brief them by text-to-speech, act on their key press
+"""Phone Agent B (docs/architecture.md §3): dial them, brief them by text-to-speech, act on their key press
 and on every progress report Twilio sends about their call.
 
 The webhooks that drive this arrive from Twilio at any time, repeated or out of order. Each is

@@ -1,4 +1,4 @@
-"""Phone customers (DESIGN §4.1, §4.3, §4.8): answer Twilio's voice webhook, keep the caller
+"""Phone customers (docs/architecture.md §3): answer Twilio's voice webhook, keep the caller
 bridged into `call_<id>` over SIP, store live transcription, and end the call when they hang up.
 
 Twilio retries a webhook it got no answer to, so the inbound call is keyed by its CallSid (a

@@ -1,4 +1,4 @@
-"""Warm transfers (DESIGN §4.4–4.7): initiate, accept, decline, complete, cancel, time out.
+"""Warm transfers (docs/architecture.md §3): initiate, accept, decline, complete, cancel, time out.
 
 Each step is one transaction of conditional transitions plus the events that describe it and the
 tasks that follow from it (rooms deleted, Agent A taken out of the customer's room, Agent B's

@@ -7,8 +7,11 @@ Which calls want it is read from the database, so every worker agrees:
   handing over (a missed assignment, the owner leaving): `calls.requeued_at`;
 - `handover`: the transfer completed but Agent B has not reached the customer yet (no
   `bridged_at`), for at most HANDOVER_MAX_S.
-In the last two the session also stops by itself as soon as it sees an agent publish audio in the
-room (a browser agent, or Agent B's SIP leg), which does not wait for LiveKit's webhook.
+In the last two the session also stops by itself, without waiting for LiveKit's webhook, as soon
+as an agent (a browser agent, or Agent B's SIP leg) is heard in the room: it subscribes to the
+agent's track and stops at the first audible frame, so the music ends as the agent's voice starts
+(no gap, no talking over music); a muted or silent agent ends it AGENT_HEARD_CAP_S after their
+track appeared.
 
 One worker plays a given call: a `hold_leases` row, renewed every second, says which. A worker
 that dies stops renewing; within LEASE_S another worker (or the same one restarted) takes over.
@@ -24,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 import psycopg
 from livekit import rtc
 from sqlalchemy import and_, delete, exists, make_url, or_, select, update
@@ -44,6 +48,10 @@ HANDOVER_MAX_S = 30.0
 # After a session failed (LiveKit unreachable, the room gone), wait this long before retrying.
 RETRY_AFTER_S = 2.0
 JOIN_TIMEOUT_S = 10.0
+# An agent counts as heard at the first 10 ms frame above this level (int16 RMS, about -36 dBFS:
+# speech, not line noise), or this long after their track appeared, whichever is first.
+AGENT_HEARD_RMS = 500.0
+AGENT_HEARD_CAP_S = 1.5
 
 
 @dataclass
@@ -54,7 +62,7 @@ class _Session:
     future: "asyncio.Future | None" = None
     stop: "asyncio.Event | None" = None
     started: float = field(default_factory=time.monotonic)
-    agent_heard: bool = False  # an agent published audio: this wait is over
+    agent_heard: bool = False  # an agent was heard in the room: this wait is over
 
 
 class HoldPlayer:
@@ -232,20 +240,33 @@ class HoldPlayer:
         room = rtc.Room()
         source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
 
-        def heard(publication, participant) -> None:
-            if session.reason != "consult" and _is_agent(participant) and publication.kind == rtc.TrackKind.KIND_AUDIO:
-                session.agent_heard = True
-                self._done_waiting.add((session.call_id, session.reason))
-                session.stop.set()
+        listeners: list[asyncio.Task] = []
+        caps: list[asyncio.TimerHandle] = []
 
-        room.on("track_published", heard)
+        def agent_back() -> None:
+            if session.stop.is_set():
+                return
+            session.agent_heard = True
+            self._done_waiting.add((session.call_id, session.reason))
+            session.stop.set()
+
+        def published(publication, participant) -> None:
+            if session.reason == "consult" or not _is_agent(participant) or publication.kind != rtc.TrackKind.KIND_AUDIO:
+                return
+            publication.set_subscribed(True)
+            caps.append(asyncio.get_running_loop().call_later(AGENT_HEARD_CAP_S, agent_back))
+
+        def subscribed(track, publication, participant) -> None:
+            if session.reason != "consult" and _is_agent(participant) and track.kind == rtc.TrackKind.KIND_AUDIO:
+                listeners.append(asyncio.ensure_future(_until_audible(track, agent_back)))
+
+        room.on("track_published", published)
+        room.on("track_subscribed", subscribed)
         try:
             await asyncio.wait_for(room.connect(self.ws_url, token, rtc.RoomOptions(auto_subscribe=False)), JOIN_TIMEOUT_S)
             for participant in room.remote_participants.values():
                 for publication in participant.track_publications.values():
-                    heard(publication, participant)
-            if session.stop.is_set():
-                return
+                    published(publication, participant)
             track = rtc.LocalAudioTrack.create_audio_track("hold-audio", source)
             options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
             await asyncio.wait_for(room.local_participant.publish_track(track, options), JOIN_TIMEOUT_S)
@@ -255,6 +276,8 @@ class HoldPlayer:
                 # capture_frame waits while the source's queue is full: real-time pacing.
                 await source.capture_frame(rtc.AudioFrame(samples.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))
         finally:
+            for pending in (*listeners, *caps):
+                pending.cancel()
             await room.disconnect()
             await source.aclose()
             log.info("hold audio: left %s%s", session.room, " (an agent is back)" if session.agent_heard else "")
@@ -272,6 +295,19 @@ class HoldPlayer:
             except psycopg.Error as err:
                 log.warning("hold audio listener failed (%s); polling", err)
                 self._stop.wait(1.0)
+
+
+async def _until_audible(track: rtc.Track, then) -> None:
+    """Call `then` at the first frame of `track` loud enough to be someone talking."""
+    stream = rtc.AudioStream.from_track(track=track, sample_rate=SAMPLE_RATE, num_channels=1)
+    try:
+        async for event in stream:
+            samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
+            if samples.size and float(np.sqrt(np.mean(samples * samples))) >= AGENT_HEARD_RMS:
+                then()
+                return
+    finally:
+        await stream.aclose()
 
 
 def _is_agent(participant: rtc.RemoteParticipant) -> bool:

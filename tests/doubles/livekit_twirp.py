@@ -80,6 +80,7 @@ class LiveKitTwirpDouble:
         self._failures: dict[str, list[TwirpFailure]] = {}
         self._hang: threading.Event | None = None
         self._dropping = False
+        self.delay_s = 0.0  # every answer this much late: a slow LiveKit (benchmarks)
         self.hung: list[str] = []  # methods that arrived while hanging
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -163,6 +164,8 @@ class LiveKitTwirpDouble:
 
     # -- request handling ----------------------------------------------------------------------
     def _handle(self, method: str, auth: str | None, content_type: str | None, body: bytes) -> bytes:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         hang = self._hang
         if hang is not None:
             with self._lock:
