@@ -260,17 +260,25 @@ class CustomerPage {
     if (a.state === 'connected') {
       const s = this.status;
       const agent = s?.agent_name ?? 'your agent';
+      const people = a.remotes();
+      const withAgent = people.some((p) => p.role === 'agent');
+      // The worker's hold music is in the room while nobody talks with the customer (a consult,
+      // a new agent on the way): it is a reason to stay on the line, never "connected with".
+      const holdMusic = people.some((p) => p.role === 'hold');
       switch (s?.status) {
         case 'active':
         case 'transferred':
           // The agent may still be on their way into the room (just answered, or taking over).
-          if (a.remotes().some((p) => p.role === 'agent')) return ['with-agent', `Connected with ${agent}`];
+          if (withAgent) return ['with-agent', `Connected with ${agent}`];
+          if (holdMusic) return ['on-hold', `On hold — please stay on the line. ${agent} is joining…`];
           return ['joining', `Connected. ${agent} is joining…`];
         case 'on_hold':
           return ['on-hold', `On hold: ${agent} is bringing in a colleague to help you. Please stay on the line.`];
         case 'ringing':
+          if (holdMusic) return ['on-hold', `On hold — please stay on the line. ${agent} is joining…`];
           return ['waiting', `Connected. ${agent} is joining…`];
         case 'queued':
+          if (holdMusic) return ['on-hold', 'On hold — please stay on the line. We are finding an agent for you.'];
           return ['waiting', 'Connected. Waiting for an agent…'];
         default:
           return ['connected', 'Connected.'];

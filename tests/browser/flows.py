@@ -24,10 +24,23 @@ MIN_NEW_BYTES = 6_000
 # Conditions are polled inside the page (page.evaluate awaits the promise); Playwright's
 # wait_for_function does not await an async predicate, so it cannot be used with getStats().
 _WAIT_FOR_STATS = """async ([check, arg, timeoutMs]) => {
+  // Agent audio is recognised by the role the page gives it and by identity, so that a wrong
+  // role (an agent taken for hold music) cannot hide it.
+  const notAnAgent = (r) => r.role !== 'agent' && !r.identity.startsWith('agent-');
   const conditions = {
     rising: (stats, [prefix, base, minBytes]) => stats.received.some((r) => r.identity.startsWith(prefix)
       && r.bytesReceived - (base[r.trackSid] || 0) >= minBytes && r.totalAudioEnergy > 0),
-    noAgents: (stats) => stats.state === 'connected' && stats.received.every((r) => r.role !== 'agent'),
+    // The hold participant's track rising with energy, and nobody else's audio arriving.
+    holdOnly: (stats, [base, minBytes]) => stats.state === 'connected' && stats.received.every(notAnAgent)
+      && stats.received.some((r) => r.role === 'hold' && r.identity.startsWith('hold-')
+        && r.bytesReceived - (base[r.trackSid] || 0) >= minBytes && r.totalAudioEnergy > 0),
+    noHold: (stats) => stats.state === 'connected' && stats.received.every((r) => r.role !== 'hold' && !r.identity.startsWith('hold-')),
+    // A track of this participant is subscribed, and muted or not as expected.
+    published: (stats, [prefix, muted]) => stats.received.some((r) => r.identity.startsWith(prefix) && r.muted === muted),
+    // This page is in a room of this kind (call_ or transfer_) and publishes its microphone,
+    // muted or not as expected.
+    sending: (stats, [roomPrefix, muted]) => stats.state === 'connected' && (stats.room || '').startsWith(roomPrefix)
+      && stats.sent !== null && stats.sent.muted === muted,
   };
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -103,10 +116,34 @@ def expect_audio_from(page: Page, identity_prefix: str, who: str) -> None:
     assert result["ok"], f"{who}: no audio rising from {identity_prefix}* within {AUDIO_TIMEOUT_MS} ms; stats before {base}, after {result['stats']}"
 
 
-def expect_no_agent_audio(page: Page, who: str) -> None:
-    """Connected, and nobody but the customer in `page`'s room: no agent audio reaches it."""
-    result = _wait_for_stats(page, "noAgents", None)
-    assert result["ok"], f"{who}: expected to be connected and hear no agent, got {result['stats']}"
+def expect_hold_music(page: Page, who: str) -> None:
+    """`page` (the customer) hears the hold music: the worker's `hold-…` participant's audio
+    keeps arriving with energy, and no agent's audio reaches it."""
+    base = received_bytes(page)
+    result = _wait_for_stats(page, "holdOnly", [base, MIN_NEW_BYTES])
+    assert result["ok"], f"{who}: expected hold music and no agent audio within {AUDIO_TIMEOUT_MS} ms; stats before {base}, after {result['stats']}"
+
+
+def expect_no_hold_music(page: Page, who: str) -> None:
+    """Connected, and the hold participant and its track are gone from `page`'s room."""
+    result = _wait_for_stats(page, "noHold", None)
+    assert result["ok"], f"{who}: the hold music is still in the room: {result['stats']}"
+    page.wait_for_function("() => window.wtDiagnostics.remotes().every((p) => p.role !== 'hold' && !p.identity.startsWith('hold-'))", timeout=AUDIO_TIMEOUT_MS)
+
+
+def expect_track_from(page: Page, identity_prefix: str, muted: bool, who: str) -> dict:
+    """`page` has subscribed to an audio track of the participant, published muted (or not)."""
+    result = _wait_for_stats(page, "published", [identity_prefix, muted])
+    assert result["ok"], f"{who}: no {'muted' if muted else 'unmuted'} track from {identity_prefix}* within {AUDIO_TIMEOUT_MS} ms: {result['stats']}"
+    return result["stats"]
+
+
+def expect_sending(page: Page, room_prefix: str, muted: bool, who: str) -> dict:
+    """`page` is in a room whose name starts with `room_prefix` and publishes its microphone
+    track there, muted (or not)."""
+    result = _wait_for_stats(page, "sending", [room_prefix, muted])
+    assert result["ok"], f"{who}: expected a published {'muted' if muted else 'unmuted'} microphone, got {result['stats']}"
+    return result["stats"]
 
 
 def expect_not_in_a_room(page: Page) -> None:

@@ -1,5 +1,6 @@
 """What goes wrong in real life: page refreshes, a blocked microphone, a missing device, and the
-LiveKit server out of reach. Each must say clearly what is wrong and recover with a retry."""
+LiveKit server out of reach. Each must say clearly what is wrong and recover (a retry, or for an
+agent's missing microphone, the call going on without them until they have one)."""
 from __future__ import annotations
 
 import re
@@ -7,7 +8,15 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.flows import call_with_agent_a, expect_audio_from, sign_in, start_call
+from tests.browser.flows import (
+    call_with_agent_a,
+    expect_audio_from,
+    expect_hold_music,
+    expect_no_hold_music,
+    expect_not_in_a_room,
+    sign_in,
+    start_call,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -82,6 +91,9 @@ def test_customer_microphone_blocked_shows_why_and_recovers(session):
 
 
 def test_agent_without_a_microphone_is_told_and_recovers(session):
+    """An agent's microphone that cannot start gives the call up (the customer must not wait in
+    silence); with nobody else free, the customer waits on hold music until the agent, with a
+    microphone now, is available again and gets the call back."""
     session.server.add_agent("alice", "Alice")
     a = session.person("agent-a")
     a.context.add_init_script(FAIL_MICROPHONE % "NotFoundError")
@@ -89,15 +101,30 @@ def test_agent_without_a_microphone_is_told_and_recovers(session):
     sign_in(a.page, "/agent", "alice")
     start_call(customer.page, "Jane Doe")
 
-    problem = a.page.locator("#mic-problem")
-    expect(problem).to_contain_text("No microphone was found")
-    expect_audio_from(a.page, "customer-", "Agent A still hears the customer")
+    alert = a.page.locator("#alert-text")
+    expect(alert).to_contain_text("Your microphone is not working: no microphone was found.")
+    expect(alert).to_contain_text("The caller is on hold until another agent is free; you are set to Away.")
+    expect(a.page.get_by_label("Away")).to_be_checked()
+    expect(a.page.locator("#idle-view")).to_be_visible()
+    expect_not_in_a_room(a.page)
     session.shot(a, "no-microphone")
+    assert session.server.presence("alice") == "away"
+    assert session.server.only_call()["status"] == "queued"
+
+    status = customer.page.locator("#call-status")
+    expect(status).to_have_attribute("data-state", "on-hold")
+    expect(status).to_contain_text("please stay on the line")
+    expect_hold_music(customer.page, "the customer waiting for an agent")
+    session.shot(customer, "waiting-on-hold-music")
 
     a.page.evaluate("() => { window.__wtMicFailure = null; }")
-    a.page.get_by_role("button", name="Retry microphone").click()
-    expect(problem).to_be_hidden()
+    a.page.get_by_label("Available").check()
+    expect(a.page.locator("#call-heading")).to_have_text("Customer Call Active")
+    expect(a.page.locator("#mic-problem")).to_be_hidden()
+    expect_audio_from(a.page, "customer-", "Agent A hears the customer with a microphone")
     expect_audio_from(customer.page, "agent-alice", "the customer hears Agent A once a microphone is there")
+    expect_no_hold_music(customer.page, "the customer with Agent A again")
+    expect(status).to_have_text("Connected with Alice")
 
 
 def test_livekit_unreachable_shows_a_message_and_retry_connects(session):

@@ -9,7 +9,7 @@ from tests.browser.flows import (
     accept_transfer,
     call_with_agent_a,
     expect_audio_from,
-    expect_no_agent_audio,
+    expect_hold_music,
     expect_not_in_a_room,
     initiate_transfer_to,
 )
@@ -21,7 +21,7 @@ def test_decline_returns_agent_a_to_the_customer(session):
     customer, a, b = call_with_agent_a(session)
     initiate_transfer_to(a.page, "Bob (bob) · available")
     expect(b.page.locator("#incoming-transfer")).to_be_visible()
-    expect_no_agent_audio(customer.page, "the customer while the transfer rings")
+    expect_hold_music(customer.page, "the customer while the transfer rings")
     b.page.get_by_label("Reason if you decline (optional)").fill("in a training session")
     b.page.get_by_role("button", name="Decline").click()
 
@@ -95,7 +95,7 @@ def test_agent_b_refresh_mid_briefing_restores_room_and_state(session):
     expect(b.page.locator("#call-timer-label")).to_have_text("Briefing time")
     expect_audio_from(b.page, "agent-alice", "Agent B hears Agent A after the refresh")
     expect_audio_from(a.page, "agent-bob", "Agent A hears Agent B after B's refresh")
-    expect_no_agent_audio(customer.page, "the customer on hold")
+    expect_hold_music(customer.page, "the customer on hold")
     session.shot(b, "briefing-after-refresh")
 
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.browser.flows import (
     expect_audio_from,
-    expect_no_agent_audio,
+    expect_hold_music,
     expect_not_in_a_room,
     initiate_transfer_to,
     sign_in,
@@ -106,7 +106,8 @@ def test_original_workflow_with_real_audio(session):
     expect(b.page.locator("#summary-card .summary-text")).to_contain_text("payment declined")
     expect_audio_from(a.page, "agent-bob", "Agent A hears Agent B in the briefing")
     expect_audio_from(b.page, "agent-alice", "Agent B hears Agent A in the briefing")
-    expect_no_agent_audio(customer.page, "the customer on hold")
+    # The consult is private: the customer hears the hold music, neither agent.
+    expect_hold_music(customer.page, "the customer on hold")
     expect(customer.page.locator("#call-status")).to_have_attribute("data-state", "on-hold")
     session.check_a11y(b, "briefing")
     session.check_a11y(customer, "on-hold")

@@ -42,6 +42,14 @@ const SESSION_ENDED = {
   expired: 'Your session expired. Sign in again.',
   unauthorized: 'Your session has ended. Sign in again.',
 };
+/** What became of the call once the server heard our microphone failed (/api/microphone-failed
+ * answers the outcome, and the call's status after it). */
+function afterMicrophoneFailed(res) {
+  if (res.outcome === 'declined') return 'The transfer has been declined';
+  if (res.outcome === 'left') return 'You have left the call';
+  // requeued (or handed over to a briefed Agent B): queued means nobody else was free.
+  return res.status === 'queued' ? 'The caller is on hold until another agent is free' : 'The call has been passed to another agent';
+}
 const OUTCOME_WORD = { declined: 'declined', cancelled: 'cancelled', no_answer: 'not answered', busy: 'busy', failed: 'failed', caller_left: 'ended: the caller hung up', agent_a_left: 'ended: Agent A left' };
 
 class Console {
@@ -63,6 +71,7 @@ class Console {
     this.again = false;
     this.roomRetry = { attempt: 0, timer: null, room: null, reason: null };
     this.tokenRefusals = 0;
+    this.micReportedFor = null; // the call whose microphone failure was reported (once per call)
     this.audio = new CallAudio(byId('remote-audio'));
     this.meter = new LevelMeter(byId('customer-level'), this.audio, 'customer');
     this.callTicker = new Ticker(byId('call-timer'));
@@ -70,6 +79,7 @@ class Console {
     this.actions = new Actions(this);
     this.audio.addEventListener('change', () => this.renderAudio());
     this.audio.addEventListener('disconnected', () => this.reconcile());
+    this.audio.addEventListener('microphonefailed', (e) => this.microphoneFailed(e.detail));
     byId('audio-retry').addEventListener('click', () => this.retryRoomNow());
     byId('mic-retry').addEventListener('click', () => this.audio.retryMicrophone());
     byId('mute').addEventListener('click', () => this.audio.setMuted(!this.audio.muted));
@@ -298,6 +308,7 @@ class Console {
         // The server has set us away and given the call to someone else; the reconcile below
         // shows both (presence from /api/me, no call).
         const from = thisCall ? ` from ${this.call.customer_name}` : '';
+        if (data.microphone_error && this.micReportedFor === data.session_id) break; // said already, with the outcome
         this.alert(`Missed call${from}: ${data.reason} Choose “Available” when you are ready for calls again.`, { sticky: true });
         break;
       }
@@ -381,6 +392,36 @@ class Console {
     } else {
       this.alert(`Transfer ${word}.${reason} You are back with the customer.`, { sticky: true });
     }
+  }
+
+  /**
+   * The browser cannot capture our voice while we are in a call's room: the caller would wait
+   * in silence (a phone caller would not even be answered). The server passes the call on and
+   * sets us away; this is asked once per call, since retrying the microphone fails again.
+   */
+  async microphoneFailed({ roomName, problem }) {
+    const call = this.call;
+    if (!call || !this.view.room || roomName !== this.view.room || this.micReportedFor === call.session_id) return;
+    this.micReportedFor = call.session_id;
+    const broken = `Your microphone is not working: ${problem.reason}.`;
+    try {
+      const res = await this.api.post('/api/microphone-failed', { session_id: call.session_id, error: problem.reason.slice(0, 200) });
+      this.alert(`${broken} ${afterMicrophoneFailed(res)}; you are set to Away. Fix the microphone, then choose “Available” to take calls again.`, { sticky: true });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        await this.signedOut(SESSION_ENDED.unauthorized);
+        return;
+      }
+      if (err instanceof ApiError && err.status === 403) {
+        // We are no longer in that call (it ended or moved on meanwhile): nothing to pass on.
+        this.alert(`${broken} Fix it before taking the next call.`, { sticky: true });
+      } else {
+        // The server did not hear it: a later failure (Retry microphone) may report it again.
+        this.micReportedFor = null;
+        this.alert(`${broken} The call could not be passed to another agent (${err.message}). Press Retry microphone to try again.`, { sticky: true });
+      }
+    }
+    await this.reconcile();
   }
 
   /** The banner: the latest thing the agent must not miss. Failures stay until dismissed;
@@ -537,7 +578,8 @@ class Console {
     const a = this.audio;
     const el = byId('audio-status');
     const roomKind = a.roomName?.startsWith('transfer_') ? 'private transfer room' : 'customer room';
-    const people = a.remotes().map((p) => (p.role === 'customer' ? `${p.name} (customer)` : p.name));
+    const who = { customer: (p) => `${p.name} (customer)`, hold: () => 'hold music' };
+    const people = a.remotes().map((p) => who[p.role]?.(p) ?? p.name);
     let text;
     switch (a.state) {
       case 'connecting': text = `Connecting to the ${roomKind}…`; break;

@@ -22,6 +22,17 @@ setLogLevel('warn');
 const CONNECT_TIMEOUT_MS = 15000;
 const PUBLISH_TIMEOUT_MS = 10000;
 const LEAVE_TIMEOUT_MS = 5000;
+// Getting the microphone can wait on a permission prompt; see _acquireMic.
+const MIC_START_TIMEOUT_MS = 10000;
+
+/** The browser could not capture the microphone (getUserMedia failed), as opposed to a LiveKit
+ * step around it failing. Keeps the cause's name, which MediaDeviceFailure reads. */
+class DeviceFailure extends Error {
+  constructor(cause) {
+    super(cause?.message || String(cause), { cause });
+    this.name = cause?.name || 'Error';
+  }
+}
 
 /**
  * A promise that rejects when `room` disconnects (after `graceMs`), to race a step against;
@@ -46,11 +57,18 @@ function bounded(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** What a participant is in our rooms, from the token attributes the app sets (wt_role). */
+/**
+ * What a participant is in our rooms, from the token attributes the app sets (wt_role):
+ * 'customer', 'hold' (the worker playing hold music, `hold-<call id>`: never someone to talk
+ * to) or 'agent' (a browser agent, or Agent B's phone leg).
+ */
 export function roleOf(participant) {
   const role = participant.attributes?.wt_role;
-  if (role) return role === 'customer' ? 'customer' : 'agent';
-  return participant.identity.startsWith('customer-') ? 'customer' : 'agent';
+  if (role === 'customer' || role === 'hold') return role;
+  if (role) return 'agent';
+  if (participant.identity.startsWith('customer-')) return 'customer';
+  if (participant.identity.startsWith('hold-')) return 'hold';
+  return 'agent';
 }
 
 function describeConnectError(err, url) {
@@ -71,16 +89,24 @@ function describeConnectError(err, url) {
   };
 }
 
-function describeMicError(err) {
+/**
+ * {kind, message, reason, device} for a microphone that did not start. `reason` is a short
+ * phrase for other sentences; `device` says the browser refused or could not open the
+ * microphone itself (permission, no device, device busy), as opposed to a publishing step that
+ * failed for network reasons.
+ */
+function describeMicError(err, { device }) {
   switch (MediaDeviceFailure.getFailure(err)) {
     case MediaDeviceFailure.PermissionDenied:
-      return { kind: 'mic-denied', message: 'Microphone access is blocked. Allow the microphone for this site (the icon in the address bar), then press Retry microphone. You can still hear the call.' };
+      return { kind: 'mic-denied', device, reason: 'access to it is blocked in this browser', message: 'Microphone access is blocked. Allow the microphone for this site (the icon in the address bar), then press Retry microphone. You can still hear the call.' };
     case MediaDeviceFailure.NotFound:
-      return { kind: 'mic-missing', message: 'No microphone was found. Connect a headset or microphone, then press Retry microphone.' };
+      return { kind: 'mic-missing', device, reason: 'no microphone was found', message: 'No microphone was found. Connect a headset or microphone, then press Retry microphone.' };
     case MediaDeviceFailure.DeviceInUse:
-      return { kind: 'mic-busy', message: 'The microphone is in use by another application. Close it, then press Retry microphone.' };
-    default:
-      return { kind: 'mic-other', message: `The microphone could not be started (${err?.message || err}). Press Retry microphone.` };
+      return { kind: 'mic-busy', device, reason: 'it is in use by another application', message: 'The microphone is in use by another application. Close it, then press Retry microphone.' };
+    default: {
+      const why = err?.message || String(err);
+      return { kind: 'mic-other', device, reason: `it could not be started (${why})`, message: `The microphone could not be started (${why}). Press Retry microphone.` };
+    }
   }
 }
 
@@ -185,20 +211,86 @@ export class CallAudio extends EventTarget {
     this._changed();
   }
 
+  /**
+   * Get our microphone track published in the room, muted or not as the user chose. It is
+   * published even while muted: LiveKit SIP answers a phone caller only once someone in the
+   * room publishes audio, and the hold music stops when an agent does; a muted publication does
+   * both without being heard. Muting keeps the publication (stopMicTrackOnMute is off): the
+   * track is disabled, and LiveKit is told it is muted.
+   */
   async _publishMic() {
     const room = this.room;
     if (!room) return;
+    const gone = untilGone(room);
     try {
-      const gone = untilGone(room);
-      const publish = room.localParticipant.setMicrophoneEnabled(!this.muted);
-      await bounded(Promise.race([publish, gone.promise]), PUBLISH_TIMEOUT_MS, 'Starting the microphone').finally(gone.cancel);
+      const pub = room.localParticipant.getTrackPublication(Track.Source.Microphone);
+      if (pub?.track) {
+        // Unmuting re-acquires a track that ended (a headset unplugged): when that fails the way
+        // getUserMedia does, the device is at fault.
+        const step = this.muted ? pub.mute() : pub.unmute().catch((err) => {
+          throw MediaDeviceFailure.getFailure(err) === MediaDeviceFailure.Other ? err : new DeviceFailure(err);
+        });
+        await bounded(Promise.race([step, gone.promise]), PUBLISH_TIMEOUT_MS, 'Starting the microphone');
+      } else {
+        const track = await this._acquireMic(room, gone);
+        // Muted before it is published: the first frame the sender ever gets is already silence,
+        // and the publication is announced muted (AddTrackRequest carries track.isMuted).
+        if (this.muted) await track.mute();
+        try {
+          await bounded(Promise.race([room.localParticipant.publishTrack(track), gone.promise]), PUBLISH_TIMEOUT_MS, 'Publishing the microphone');
+        } catch (err) {
+          track.stop(); // not left capturing for nobody
+          throw err;
+        }
+      }
       this.micProblem = null;
     } catch (err) {
       console.warn('microphone failed', err);
       if (this.room !== room) return; // the room went away meanwhile: not a microphone problem
-      this.micProblem = describeMicError(err);
+      this._micFailed(err);
+    } finally {
+      gone.cancel();
     }
     this._changed();
+  }
+
+  /**
+   * A microphone track from the browser for `room` (it may ask the user first). A refusal is a
+   * device error. A prompt left unanswered must not hold up the room changes queued behind this
+   * step: after MIC_START_TIMEOUT_MS we stop waiting, and whatever the browser answers later is
+   * still acted on: a track is released and the microphone retried (permission is there now),
+   * a refusal is reported.
+   */
+  async _acquireMic(room, gone) {
+    const acquiring = room.localParticipant.createTracks({ audio: true })
+      .catch((err) => { throw new DeviceFailure(err); });
+    try {
+      const [track] = await bounded(Promise.race([acquiring, gone.promise]), MIC_START_TIMEOUT_MS, 'Starting the microphone');
+      return track;
+    } catch (err) {
+      if (err instanceof DeviceFailure) throw err;
+      acquiring.then((late) => {
+        for (const t of late) t.stop();
+        if (this.room === room) this.retryMicrophone();
+      }, (late) => {
+        if (this.room !== room) return;
+        this._micFailed(late);
+        this._changed();
+      });
+      if (err.name === 'TimeoutError') {
+        throw new DOMException('the browser has not given access to the microphone yet; if it asks for permission, allow it', 'TimeoutError');
+      }
+      throw err; // the room went away
+    }
+  }
+
+  /** Show why the microphone is not working; a failure of the device itself is also announced
+   * (event `microphonefailed`, detail {roomName, problem}) so a page can act on it. */
+  _micFailed(err) {
+    this.micProblem = describeMicError(err, { device: err instanceof DeviceFailure });
+    if (this.micProblem.device) {
+      this.dispatchEvent(new CustomEvent('microphonefailed', { detail: { roomName: this.roomName, problem: this.micProblem } }));
+    }
   }
 
   retryMicrophone() {
@@ -237,7 +329,6 @@ export class CallAudio extends EventTarget {
     room.on(RoomEvent.Reconnecting, mine(() => { this.state = 'reconnecting'; this._changed(); }));
     room.on(RoomEvent.Reconnected, mine(() => { this.state = 'connected'; this._changed(); }));
     room.on(RoomEvent.AudioPlaybackStatusChanged, mine(() => { this.canPlay = room.canPlaybackAudio; this._changed(); }));
-    room.on(RoomEvent.MediaDevicesError, mine((err) => { this.micProblem = describeMicError(err); this._changed(); }));
     room.on(RoomEvent.Disconnected, (reason) => {
       // While connecting, _join reports the failure (with its cause) instead.
       if (this._leaving.has(room) || this.room !== room || this.state === 'connecting') return;
