@@ -16,6 +16,8 @@ from app.errors import ConfigError
 from twiml.sip import SIP_EDGES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The shortest AGENT_ANSWER_TIMEOUT_S allowed (answer timers first wake after this long).
+MIN_ANSWER_TIMEOUT_S = 5
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 
@@ -225,7 +227,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("In production LIVEKIT_API_SECRET must be a real secret of at least 32 characters")
     if not 5 <= s.TRANSFER_RING_TIMEOUT_S <= 600:
         raise ConfigError("TRANSFER_RING_TIMEOUT_S must be between 5 and 600 seconds (Twilio's limit)")
-    if not 5 <= s.AGENT_ANSWER_TIMEOUT_S <= 300:
+    if not MIN_ANSWER_TIMEOUT_S <= s.AGENT_ANSWER_TIMEOUT_S <= 300:
         raise ConfigError("AGENT_ANSWER_TIMEOUT_S must be between 5 and 300 seconds")
     if not 5 <= s.AGENT_RECONNECT_GRACE_S <= 600:
         raise ConfigError("AGENT_RECONNECT_GRACE_S must be between 5 and 600 seconds")

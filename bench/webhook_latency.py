@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--delay", type=float, default=5.0, help="seconds each LiveKit, Twilio and LLM request takes in the slow run")
     args = parser.parse_args()
-    for noisy in ("werkzeug", "httpx", "app"):
+    for noisy in ("werkzeug", "httpx", "httpx2", "app", "livekit"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     fast = run(args.rounds, 0.0)
     slow = run(args.rounds, args.delay)

@@ -56,7 +56,7 @@ class AgentDepartures:
             .execution_options(synchronize_session=False)
         ).rowcount
         if recorded:
-            effects.arm(s, effects.AGENT_GRACE_TIMER, {"call_id": call.id, "agent_id": agent_id}, now)
+            effects.arm(s, effects.AGENT_GRACE_TIMER, {"call_id": call.id, "agent_id": agent_id}, now + self.grace)
         return "agent left; waiting for a reconnect"
 
     @staticmethod

@@ -72,6 +72,8 @@ class CallService:
                     effects.create_room(s, room, metadata=metadata)
                 self.summaries.add_entry(s, call, author="system", source="system", text=first_note)
                 if assign_in(s, call) is None:
+                    # A queued phone caller is about to hear Twilio's hold loop (app.services.telephony).
+                    call.in_hold_loop = channel == "phone"
                     payload = {"room_name": room, "customer_name": customer_name, "channel": channel}
                     emit(s, "call_queued", payload, audiences=[], call_id=call_id)
         except BaseException:

@@ -22,8 +22,9 @@ UPDATE_LEG = "twilio.update_leg"
 DIAL_AGENT_B = "twilio.dial_agent_b"
 REDIRECT_CALLER = "twilio.redirect_caller"
 REFRESH_DRAFT = "summary.refresh_draft"
-# Timers: armed at the moment their clock starts; the handler knows the duration (a setting) and
-# puts the task back until it is due, then re-checks the facts it was armed for.
+# Timers: armed when their clock starts, due when it runs out; the handler re-computes the deadline
+# from the facts it was armed for and its own settings (putting itself back if it is early, e.g.
+# after a setting changed), then re-checks those facts.
 TRANSFER_RING_TIMER = "timer.transfer_ring"
 ANSWER_TIMER = "timer.agent_answer"
 CUSTOMER_GRACE_TIMER = "timer.customer_grace"

@@ -217,7 +217,7 @@ class LiveKitEvents:
             return "call ended (customer left)"
         if left:
             self._customer_presence(s, call, present=False)
-            effects.arm(s, effects.CUSTOMER_GRACE_TIMER, {"call_id": call.id, "customer_sid": p.sid}, utcnow())
+            effects.arm(s, effects.CUSTOMER_GRACE_TIMER, {"call_id": call.id, "customer_sid": p.sid}, utcnow() + self.grace)
         return "customer left; waiting for a reconnect" if left else "older customer session"
 
     def _customer_presence(self, s: Session, call: Call, *, present: bool) -> None:

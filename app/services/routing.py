@@ -6,9 +6,12 @@ wins either race, the transaction rolls back and nothing is half-assigned.
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.config import MIN_ANSWER_TIMEOUT_S
 from app.db import Database
 from app.events import emit
 from app.models import Agent, Call, Transfer, utcnow
@@ -54,8 +57,10 @@ def assign_in(s: Session, call: Call, exclude: tuple[str, ...] = ()) -> str | No
     if not transition(s, "call", call.id, "assign", agent_id=agent_id, assigned_at=now):
         raise _LostRace()
     emit(s, "call_assigned", assigned_payload(call), audiences=[agent_id], call_id=call.id)
-    # The agent has AGENT_ANSWER_TIMEOUT_S to join (app.worker.tasks applies `answer_missed`).
-    effects.arm(s, effects.ANSWER_TIMER, {"call_id": call.id, "agent_id": agent_id, "assigned_at": now.isoformat()}, now)
+    # The agent has AGENT_ANSWER_TIMEOUT_S to join (app.worker.tasks applies `answer_missed`). The
+    # timer first wakes at the shortest timeout allowed, and puts itself back to the configured one.
+    payload = {"call_id": call.id, "agent_id": agent_id, "assigned_at": now.isoformat()}
+    effects.arm(s, effects.ANSWER_TIMER, payload, now + timedelta(seconds=MIN_ANSWER_TIMEOUT_S))
     return agent_id
 
 

@@ -161,7 +161,7 @@ class TransferService:
         effects.remove_participant(s, call.room_name, agent_identity(agent_id))
         if to_phone is not None:
             effects.dial_agent_b(s, transfer.id)  # a refused dial ends the transfer as `failed`
-        effects.arm(s, effects.TRANSFER_RING_TIMER, {"transfer_id": transfer.id}, transfer.requested_at)
+        effects.arm(s, effects.TRANSFER_RING_TIMER, {"transfer_id": transfer.id}, self.ring_deadline(transfer))
         summary = summary_dict(self.summaries.by_id(s, summary_id))
         emit(
             s,

@@ -52,6 +52,7 @@ JOIN_TIMEOUT_S = 10.0
 # speech, not line noise), or this long after their track appeared, whichever is first.
 AGENT_HEARD_RMS = 500.0
 AGENT_HEARD_CAP_S = 1.5
+FADE_OUT_S = 0.4
 
 
 @dataclass
@@ -63,6 +64,7 @@ class _Session:
     stop: "asyncio.Event | None" = None
     started: float = field(default_factory=time.monotonic)
     agent_heard: bool = False  # an agent was heard in the room: this wait is over
+    rescan: "object | None" = None  # look at who is in the room again (after the reason changed)
 
 
 class HoldPlayer:
@@ -160,7 +162,14 @@ class HoldPlayer:
         wanted = {c: v for c, v in wanted.items() if (c, v[1]) not in self._done_waiting}
         for call_id, session in list(self._sessions.items()):
             gone = session.future is not None and session.future.done()
-            if call_id not in wanted or wanted[call_id][1] != session.reason or gone:
+            if not gone and call_id in wanted and wanted[call_id][1] != session.reason:
+                # The wait goes on for another reason (the consult became the hand-over): the
+                # music plays on without a break; agents arriving now end it.
+                session.reason = wanted[call_id][1]
+                if session.rescan is not None:
+                    self._loop.call_soon_threadsafe(session.rescan)
+                continue
+            if call_id not in wanted or gone:
                 self._end(session)
                 if gone and not session.future.cancelled() and session.future.exception() is not None:
                     log.warning("hold audio for call %s failed: %r", call_id, session.future.exception())
@@ -260,21 +269,33 @@ class HoldPlayer:
             if session.reason != "consult" and _is_agent(participant) and track.kind == rtc.TrackKind.KIND_AUDIO:
                 listeners.append(asyncio.ensure_future(_until_audible(track, agent_back)))
 
+        def rescan() -> None:
+            for participant in room.remote_participants.values():
+                for publication in participant.track_publications.values():
+                    published(publication, participant)
+
+        session.rescan = rescan
         room.on("track_published", published)
         room.on("track_subscribed", subscribed)
         try:
             await asyncio.wait_for(room.connect(self.ws_url, token, rtc.RoomOptions(auto_subscribe=False)), JOIN_TIMEOUT_S)
-            for participant in room.remote_participants.values():
-                for publication in participant.track_publications.values():
-                    published(publication, participant)
+            rescan()
             track = rtc.LocalAudioTrack.create_audio_track("hold-audio", source)
             options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
             await asyncio.wait_for(room.local_participant.publish_track(track, options), JOIN_TIMEOUT_S)
             frames = self.audio.frames()
             while not session.stop.is_set():
-                samples = next(frames)
                 # capture_frame waits while the source's queue is full: real-time pacing.
-                await source.capture_frame(rtc.AudioFrame(samples.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))
+                await source.capture_frame(rtc.AudioFrame(next(frames).tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))
+            # For an agent who was just heard, fade out rather than cut: their voice reaches the
+            # customer a little after it reaches us (the customer's subscription to them is set up
+            # after ours), so the music fades under their first words instead of leaving a gap
+            # (bench/handover_gap.py). Otherwise (a cancel, the call over) it stops at once.
+            steps = int(FADE_OUT_S * SAMPLE_RATE / FRAME_SAMPLES) if session.agent_heard else 0
+            for step in range(steps):
+                gain = 1.0 - (step + 1) / steps
+                faded = (next(frames).astype(np.float32) * gain).astype(np.int16)
+                await source.capture_frame(rtc.AudioFrame(faded.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))
         finally:
             for pending in (*listeners, *caps):
                 pending.cancel()

@@ -126,7 +126,8 @@ class Worker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self._claim_and_submit()
+                if self._claim_and_submit():
+                    continue  # there may be more: claim again before sleeping
             except SQLAlchemyError as err:  # the database is down: keep trying, never die
                 log.warning("worker cannot claim tasks: %s", err)
                 self._stop.wait(1.0)
@@ -145,15 +146,18 @@ class Worker:
         ceiling = 1.0 if self.db.is_postgres else self.poll_s
         return min(max(seconds, 0.0), ceiling)
 
-    def _claim_and_submit(self) -> None:
+    def _claim_and_submit(self) -> bool:
+        """Claim as many due tasks as there are free threads; True if that filled them all."""
         with self._lock:
             free = self.threads - len(self._inflight)
         if free <= 0 or self._stop.is_set():
-            return
-        for task in outbox.claim(self.db, self.holder, limit=free, lease_s=self.lease_s):
+            return False
+        claimed = outbox.claim(self.db, self.holder, limit=free, lease_s=self.lease_s)
+        for task in claimed:
             with self._lock:
                 self._inflight[task.id] = task.kind
             self._pool.submit(self._run_logged, task)
+        return len(claimed) == free
 
     def _run_logged(self, task: outbox.Claimed) -> None:
         try:
