@@ -100,7 +100,10 @@ def register_cli(app: Flask) -> None:
 
         svc = _services()
         migrate(svc.db)
-        runner = Worker(svc, hold_audio=not no_hold_audio)
+        try:
+            runner = Worker(svc, hold_audio=not no_hold_audio)
+        except ConfigError as err:  # e.g. an unreadable HOLD_AUDIO_FILE: say so, do not start
+            raise click.ClickException(str(err)) from err
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: runner.request_stop())
         click.echo(f"Worker {runner.holder}: {runner.threads} task threads, hold audio {'off' if no_hold_audio else 'on'}.")

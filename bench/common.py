@@ -145,3 +145,35 @@ def login_cookie(url: str, agent_id: str, password: str) -> str:
     session = requests.Session()
     session.post(f"{url}/api/login", json={"agent_id": agent_id, "password": password}, timeout=10).raise_for_status()
     return session.cookies["wt_session"]
+
+
+@contextmanager
+def in_process_app(config: dict, twilio_client):
+    """Yield (base URL, services) of the app and a worker running in this process, the app behind
+    werkzeug's threaded HTTP server, with `twilio_client` as its Twilio REST client (Twilio's API
+    is unreachable here; a separate process could not be handed a client object). PUBLIC_BASE_URL
+    is set to the server's own URL, which Twilio-signed webhooks must be signed for."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from app.config import load_settings
+    from app.services import build_services
+    from app.worker import Worker
+
+    holder = make_server("127.0.0.1", 0, None)
+    port = holder.server_port
+    holder.server_close()
+    config = dict(config, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    services = build_services(load_settings(environ={}, overrides=config), twilio_client=twilio_client)
+    app = create_app(config, services=services)
+    migrate(services.db)
+    worker = Worker(services, hold_audio=False).start()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}", services
+    finally:
+        worker.stop(timeout=2)
+        server.shutdown()
+        services.close()

@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import tempfile
-import threading
 import time
 import uuid
 
@@ -25,14 +24,8 @@ import requests
 from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
-from werkzeug.serving import make_server
 
-from app import create_app
-from app.config import load_settings
-from app.db import migrate
-from app.services import build_services
-from app.worker import Worker
-from bench.common import describe, percentile
+from bench.common import describe, in_process_app, percentile
 from bench.sse_latency import Agent
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble
 from tests.doubles.openai_compat import OpenAICompatibleDouble
@@ -92,55 +85,43 @@ def main() -> None:
         "CREATE_CALL_RATE_LIMIT": "100000/60",
         "PHONE_DIAL_RATE_LIMIT": "100000/3600",
     }
-    server = worker = None
     try:
-        port_holder = make_server("127.0.0.1", 0, None)
-        port = port_holder.server_port
-        port_holder.server_close()
-        config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
-        services = build_services(load_settings(environ={}, overrides=config), twilio_client=Client(ACCOUNT_SID, "bench-auth-token", http_client=twilio_http))
-        app = create_app(config, services=services)
-        migrate(services.db)
-        worker = Worker(services, hold_audio=False).start()
-        services.agents.add("alice", "Alice", "alice-password")
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{port}"
-        a = Agent(url, "alice", "alice-password")
-        a_stream = a.stream()
-        a_stream.wait_for("ready")
-
-        results: dict[str, list[float]] = {"draft": [], "click": []}
-        for round_ in range(args.rounds):
-            for mode in ("draft", "click"):
-                call = requests.post(f"{url}/api/create-call", json={"customer_name": f"Caller {round_}"}, timeout=10).json()
-                sid = call["session_id"]
-                a.post("/api/token", {"session_id": sid})
-                a.post("/api/add-context", {"session_id": sid, "text": f"Order A-{7000 + round_} was charged twice"})
-                if mode == "draft":
-                    while a_stream.wait_for("summary_ready", timeout=30)["data"]["session_id"] != sid:
-                        continue
-                before = len(twilio_http.created)
-                t0 = time.monotonic()
-                transfer = a.post("/api/initiate-transfer", {"session_id": sid, "to_phone": "+14155550188"})["transfer"]
-                deadline = time.monotonic() + 30
-                while len(twilio_http.created) == before:
-                    assert time.monotonic() < deadline, "calls.create was not sent"
-                    time.sleep(0.001)  # the worker sends it; we watch for it
-                results[mode].append(twilio_http.created[-1] - t0)
-                a.post("/api/cancel-transfer", {"transfer_id": transfer["id"]})
-                a.post("/api/end-call", {"session_id": sid})
-        print(f"LLM double latency {args.llm_latency}s; {args.rounds} rounds; in-process app on werkzeug's threaded server and worker; sqlite")
-        print(describe("draft ready → calls.create", results["draft"]))
-        print(describe("generate on click → calls.create", results["click"]))
-        print(f"p99 ratio on-click/draft: {percentile(results['click'], 99) / percentile(results['draft'], 99):.0f}x")
+        with in_process_app(config, Client(ACCOUNT_SID, "bench-auth-token", http_client=twilio_http)) as (url, services):
+            services.agents.add("alice", "Alice", "alice-password")
+            a = Agent(url, "alice", "alice-password")
+            a_stream = a.stream()
+            a_stream.wait_for("ready")
+            measure(args, a, a_stream, url, twilio_http)
     finally:
-        if worker is not None:
-            worker.stop()
-        if server is not None:
-            server.shutdown()
         livekit.stop()
         llm.stop()
+
+
+def measure(args, a: Agent, a_stream, url: str, twilio_http: RecordingTwilioHttp) -> None:
+    results: dict[str, list[float]] = {"draft": [], "click": []}
+    for round_ in range(args.rounds):
+        for mode in ("draft", "click"):
+            call = requests.post(f"{url}/api/create-call", json={"customer_name": f"Caller {round_}"}, timeout=10).json()
+            sid = call["session_id"]
+            a.post("/api/token", {"session_id": sid})
+            a.post("/api/add-context", {"session_id": sid, "text": f"Order A-{7000 + round_} was charged twice"})
+            if mode == "draft":
+                while a_stream.wait_for("summary_ready", timeout=30)["data"]["session_id"] != sid:
+                    continue
+            before = len(twilio_http.created)
+            t0 = time.monotonic()
+            transfer = a.post("/api/initiate-transfer", {"session_id": sid, "to_phone": "+14155550188"})["transfer"]
+            deadline = time.monotonic() + 30
+            while len(twilio_http.created) == before:
+                assert time.monotonic() < deadline, "calls.create was not sent"
+                time.sleep(0.001)  # the worker sends it; we watch for it
+            results[mode].append(twilio_http.created[-1] - t0)
+            a.post("/api/cancel-transfer", {"transfer_id": transfer["id"]})
+            a.post("/api/end-call", {"session_id": sid})
+    print(f"LLM double latency {args.llm_latency}s; {args.rounds} rounds; in-process app on werkzeug's threaded server and worker; sqlite")
+    print(describe("draft ready → calls.create", results["draft"]))
+    print(describe("generate on click → calls.create", results["click"]))
+    print(f"p99 ratio on-click/draft: {percentile(results['click'], 99) / percentile(results['draft'], 99):.0f}x")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import tempfile
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -27,14 +26,8 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
-from werkzeug.serving import make_server
 
-from app import create_app
-from app.config import load_settings
-from app.db import migrate
-from app.services import build_services
-from app.worker import Worker
-from bench.common import percentile
+from bench.common import in_process_app, percentile
 from bench.sse_latency import Agent
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble
 from tests.doubles.openai_compat import OpenAICompatibleDouble
@@ -127,32 +120,17 @@ def run(rounds: int, delay: float) -> dict[str, list[float]]:
         "LLM_PROVIDER": "openai", "LLM_BASE_URL": llm.base_url, "LLM_MODEL": "bench-model", "LLM_TIMEOUT_S": delay + 5,
         "TRANSFER_SUMMARY_BUDGET_S": 0.5, "DRAFT_DEBOUNCE_S": 0.0, "PHONE_DIAL_RATE_LIMIT": "100000/3600",
     }
-    server = worker = None
     try:
-        holder = make_server("127.0.0.1", 0, None)
-        port = holder.server_port
-        holder.server_close()
-        config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
-        services = build_services(load_settings(environ={}, overrides=config), twilio_client=Client(ACCOUNT_SID, AUTH_TOKEN, http_client=twilio_http))
-        app = create_app(config, services=services)
-        migrate(services.db)
-        worker = Worker(services, hold_audio=False).start()
-        services.agents.add("alice", "Alice", "alice-password")
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-        a = Agent(base, "alice", "alice-password")
-        livekit.delay_s = twilio_http.delay = llm.latency_s = delay
-        hooks = Webhooks(base, livekit)
-        for round_ in range(rounds):
-            one_call(hooks, a, round_, services)
-        return hooks.times
+        with in_process_app(config, Client(ACCOUNT_SID, AUTH_TOKEN, http_client=twilio_http)) as (base, services):
+            services.agents.add("alice", "Alice", "alice-password")
+            a = Agent(base, "alice", "alice-password")
+            livekit.delay_s = twilio_http.delay = llm.latency_s = delay
+            hooks = Webhooks(base, livekit)
+            for round_ in range(rounds):
+                one_call(hooks, a, round_, services)
+            return hooks.times
     finally:
         livekit.delay_s = twilio_http.delay = llm.latency_s = 0.0
-        if worker is not None:
-            worker.stop(timeout=2)
-        if server is not None:
-            server.shutdown()
         livekit.stop()
         llm.stop()
 

@@ -3,8 +3,10 @@ their LiveKit room (the `livekit` real-time SDK), and leaves the moment an agent
 
 Which calls want it is read from the database, so every worker agrees:
 - `consult`: the call is on hold (Agent A is consulting Agent B in the private transfer room);
-- `waiting`: queued or ringing again after an agent stopped talking to the customer without
-  handing over (a missed assignment, the owner leaving): `calls.requeued_at`;
+- `waiting`: a web customer waiting in the queue; or, for any customer, queued or ringing again
+  after an agent stopped talking to them without handing over (a missed assignment, the owner
+  leaving): `calls.requeued_at`. (A phone caller waiting in the queue before any agent is in
+  Twilio's hold loop, where Twilio plays the same music; they are not in the room yet.)
 - `handover`: the transfer completed but Agent B has not reached the customer yet (no
   `bridged_at`), for at most HANDOVER_MAX_S.
 In the last two the session also stops by itself, without waiting for LiveKit's webhook, as soon
@@ -133,6 +135,7 @@ class HoldPlayer:
                     or_(
                         Call.status == "on_hold",
                         and_(Call.status.in_(["queued", "ringing"]), Call.requeued_at.is_not(None)),
+                        and_(Call.status == "queued", Call.channel == "web"),
                         and_(Call.status == "transferred", waiting_for_b),
                     )
                 )

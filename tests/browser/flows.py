@@ -150,6 +150,13 @@ def expect_not_in_a_room(page: Page) -> None:
     page.wait_for_function("() => window.wtDiagnostics.audioState() === 'idle'", timeout=AUDIO_TIMEOUT_MS)
 
 
+def alice_bob_and_a_customer(session):
+    """The usual cast: agents Alice and Bob, and three browsers (customer, agent-a, agent-b)."""
+    session.server.add_agent("alice", "Alice")
+    session.server.add_agent("bob", "Bob")
+    return session.server, session.person("customer"), session.person("agent-a"), session.person("agent-b")
+
+
 def initiate_transfer_to(page: Page, agent_label: str) -> None:
     page.get_by_role("button", name="Refresh list").click()
     page.get_by_label("Agent", exact=True).select_option(label=agent_label)

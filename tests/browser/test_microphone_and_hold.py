@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.flows import (
+    alice_bob_and_a_customer,
     call_with_agent_a,
     expect_audio_from,
     expect_hold_music,
@@ -83,12 +84,7 @@ def test_an_agent_who_joins_a_room_muted_still_publishes_a_muted_microphone(sess
 
 
 def test_a_microphone_that_cannot_start_passes_the_call_to_another_agent(session):
-    server = session.server
-    server.add_agent("alice", "Alice")
-    server.add_agent("bob", "Bob")
-    customer = session.person("customer")
-    a = session.person("agent-a")
-    b = session.person("agent-b")
+    server, customer, a, b = alice_bob_and_a_customer(session)
     a.context.add_init_script(DENY_MICROPHONE)
     reports = []
     a.page.on("request", lambda r: reports.append(r) if urlsplit(r.url).path == "/api/microphone-failed" else None)

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.flows import (
+    alice_bob_and_a_customer,
     call_with_agent_a,
     eventually,
     expect_audio_from,
@@ -118,12 +119,7 @@ def test_customer_page_shows_the_agents_name_and_on_hold_from_the_status_endpoin
 
 @pytest.mark.app_settings(AGENT_ANSWER_TIMEOUT_S=5)
 def test_missed_call_sets_the_agent_away_and_goes_to_the_next_agent(session):
-    server = session.server
-    server.add_agent("alice", "Alice")
-    server.add_agent("bob", "Bob")
-    customer = session.person("customer")
-    a = session.person("agent-a")
-    b = session.person("agent-b")
+    server, customer, a, b = alice_bob_and_a_customer(session)
     refused: list[str] = []
 
     def unreachable(route):

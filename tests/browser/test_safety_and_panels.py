@@ -101,7 +101,9 @@ def test_keyboard_only_start_and_sign_in_with_visible_focus(session):
     outline = start.evaluate("(el) => getComputedStyle(el).outlineStyle")
     assert outline not in ("", "none"), f"no visible focus ring on the focused button: {outline!r}"
     page.keyboard.press("Enter")
-    expect(page.locator("#call-status")).to_have_attribute("data-state", "waiting")
+    # Nobody is signed in yet: the caller waits in the queue, with hold music, and is told so.
+    expect(page.locator("#call-status")).to_have_attribute("data-state", "on-hold")
+    expect(page.locator("#call-status")).to_contain_text("finding an agent")
 
     agent = a.page
     agent.goto("/agent")

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.flows import (
+    alice_bob_and_a_customer,
     expect_audio_from,
     expect_hold_music,
     expect_not_in_a_room,
@@ -23,12 +24,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_original_workflow_with_real_audio(session):
-    server = session.server
-    server.add_agent("alice", "Alice")
-    server.add_agent("bob", "Bob")
-    customer = session.person("customer")
-    a = session.person("agent-a")
-    b = session.person("agent-b")
+    server, customer, a, b = alice_bob_and_a_customer(session)
 
     # -- Agent A signs in and waits -------------------------------------------------------------
     a.page.goto("/agent")

@@ -27,104 +27,84 @@ def flask_cli(env: dict, *args: str) -> str:
     return result.stdout
 
 
-class GunicornServer:
+class ChildProcess:
+    """A command in a child process of its own group (so SIGKILL takes all of it), its output in
+    `log_path`; `start` returns once `ready()` says so."""
+
+    name = "child"
+
+    def __init__(self, args: list[str], env: dict, log_path: Path):
+        self.args, self.env, self.log_path = args, env, log_path
+        self.proc: subprocess.Popen | None = None
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not become ready:\n{self.log_tail()}")
+            time.sleep(0.05)  # waiting for the child to come up
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: it dies with no chance to clean up."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (a graceful stop), SIGKILL if that takes longer than `timeout`."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as err:
+            return f"(no log: {err})"
+
+
+class GunicornServer(ChildProcess):
+    name = "gunicorn"
+
     def __init__(self, env: dict, log_path: Path, *, workers: int = 2, threads: int = 32):
         self.port = free_port()
-        self.env = dict(
-            env,
-            API_HOST="127.0.0.1",
-            API_PORT=str(self.port),
-            WEB_CONCURRENCY=str(workers),
-            GUNICORN_THREADS=str(threads),
-            ACCESS_LOG="0",
-        )
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
+        env = dict(env, API_HOST="127.0.0.1", API_PORT=str(self.port), WEB_CONCURRENCY=str(workers),
+                   GUNICORN_THREADS=str(threads), ACCESS_LOG="0")
+        super().__init__([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"], env, log_path)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "GunicornServer":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited early:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                time.sleep(0.05)  # polling a socket that is not listening yet
-        raise RuntimeError(f"gunicorn did not become healthy:\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: master and workers die with no chance to clean up."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-    def log_tail(self, lines: int = 40) -> str:
+    def ready(self) -> bool:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError as err:
-            return f"(no log: {err})"
+            return requests.get(f"{self.url}/api/health", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self, timeout: float = 20.0) -> None:
+        super().stop(timeout)
 
 
-class WorkerProcess:
-    """`flask --app app worker` in a child process of its own group, as the Procfile runs it."""
+class WorkerProcess(ChildProcess):
+    """`flask --app app worker`, as the Procfile runs it (without hold audio unless asked: the
+    LiveKit doubles have no media)."""
+
+    name = "worker"
 
     def __init__(self, env: dict, log_path: Path, *, hold_audio: bool = False):
-        self.env = dict(env)
-        self.log_path = log_path
-        self.args = [str(BIN / "flask"), "--app", "app", "worker"] + ([] if hold_audio else ["--no-hold-audio"])
-        self.proc: subprocess.Popen | None = None
+        super().__init__([str(BIN / "flask"), "--app", "app", "worker"] + ([] if hold_audio else ["--no-hold-audio"]), dict(env), log_path)
 
-    def start(self, timeout: float = 30.0) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while "Worker " not in self.log_tail(400):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{self.log_tail()}")
-            time.sleep(0.05)  # waiting for the child to print its start line
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError as err:
-            return f"(no log: {err})"
+    def ready(self) -> bool:
+        return "Worker " in self.log_tail(400)

@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from tests.e2e.server import ChildProcess
+
 TWILIO_API = "https://api.twilio.com"
-REPO = Path(__file__).resolve().parents[2]
 
 
 class RebasedHttpClient(TwilioHttpClient):
@@ -55,46 +54,19 @@ def main(config_path: str, twilio_base: str) -> int:
     return 0
 
 
-class WorkerProcess:
-    """Start, SIGKILL, stop the worker process; its output goes to `log_path`."""
+class WorkerProcess(ChildProcess):
+    """This module as a child process: start, SIGKILL, stop; output in `<name>.log`."""
+
+    name = "worker process"
 
     def __init__(self, config: dict, twilio_base: str, workdir: Path, name: str):
-        self.config_path = workdir / f"{name}.json"
-        self.config_path.write_text(json.dumps(config))
-        self.twilio_base = twilio_base
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
+        config_path = workdir / f"{name}.json"
+        config_path.write_text(json.dumps(config))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "TWILIO_", "DATABASE_URL"))}
+        super().__init__([sys.executable, "-m", "tests.live.worker_process", str(config_path), twilio_base], env, workdir / f"{name}.log")
 
-    def start(self, timeout: float = 30.0) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.live.worker_process", str(self.config_path), self.twilio_base],
-                                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "TWILIO_", "DATABASE_URL"))})
-        deadline = time.monotonic() + timeout
-        while " ready" not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker process did not start:\n{self.log()}")
-            time.sleep(0.05)  # waiting for the child's start line
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+    def ready(self) -> bool:
+        return " ready" in self.log_tail(400)
 
 
 if __name__ == "__main__":
