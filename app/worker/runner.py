@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 300.0
+# PostgreSQL: after a NOTIFY, wait this long for the rest of a burst before claiming.
+CLAIM_BATCH_S = 0.02
 
 
 def backoff(attempts: int) -> float:
@@ -125,13 +127,20 @@ class Worker:
     # -- claiming ----------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
+            claimed = 0
             try:
-                if self._claim_and_submit():
+                claimed, full = self._claim_and_submit()
+                if full:
                     continue  # there may be more: claim again before sleeping
             except SQLAlchemyError as err:  # the database is down: keep trying, never die
                 log.warning("worker cannot claim tasks: %s", err)
                 self._stop.wait(1.0)
-            self._wake.wait(self._sleep_s())
+            # After a claim, the next wake-up (a commit's NOTIFY, a finished task) comes soon; only an
+            # idle worker asks when the next timer is due, so a burst of tasks costs no extra queries.
+            timeout = self._sleep_s() if not claimed else min(self.poll_s, 0.25) if not self.db.is_postgres else 0.25
+            if self._wake.wait(timeout) and self.db.is_postgres:
+                # Commits arrive one by one: let a burst land, then claim it in one statement.
+                self._stop.wait(CLAIM_BATCH_S)
             self._wake.clear()
 
     def _sleep_s(self) -> float:
@@ -146,18 +155,18 @@ class Worker:
         ceiling = 1.0 if self.db.is_postgres else self.poll_s
         return min(max(seconds, 0.0), ceiling)
 
-    def _claim_and_submit(self) -> bool:
-        """Claim as many due tasks as there are free threads; True if that filled them all."""
+    def _claim_and_submit(self) -> tuple[int, bool]:
+        """Claim as many due tasks as there are free threads: (how many, whether that was all)."""
         with self._lock:
             free = self.threads - len(self._inflight)
         if free <= 0 or self._stop.is_set():
-            return False
+            return 0, False
         claimed = outbox.claim(self.db, self.holder, limit=free, lease_s=self.lease_s)
         for task in claimed:
             with self._lock:
                 self._inflight[task.id] = task.kind
             self._pool.submit(self._run_logged, task)
-        return len(claimed) == free
+        return len(claimed), len(claimed) == free
 
     def _run_logged(self, task: outbox.Claimed) -> None:
         try:
