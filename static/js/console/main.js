@@ -366,7 +366,8 @@ class Console {
       case 'call_ended':
         if (this.incoming?.session_id === data.session_id) this.incoming = null;
         if (thisCall) this.customerAway = null;
-        if (thisCall) this.alert(`The call with ${this.call.customer_name} ended (${ENDED_REASON[data.reason] ?? data.reason}).`, { sticky: true });
+        // A failed bridge into LiveKit comes with the SIP service's answer in words (`detail`).
+        if (thisCall) this.alert(`The call with ${this.call.customer_name} ended (${data.detail ?? ENDED_REASON[data.reason] ?? data.reason}).`, { sticky: true });
         break;
       case 'agent_left':
         if (data.agent_id !== meId) this.notice(`${this.nameOf(data.agent_id)} left the call.`);
