@@ -6,6 +6,7 @@ calls it (`flask --app app ...`), and every test builds a fresh one.
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import timedelta
 
 from flask import Flask
@@ -13,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import PROJECT_ROOT, load_dotenv_for_development, load_settings
-from app.errors import register_error_handlers
+from app.errors import ConfigError, register_error_handlers
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -21,9 +22,16 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     """Build the app. `test_config` replaces the environment entirely (tests are hermetic);
     `services` lets tests inject a pre-built service container with doubles wired in."""
+    # `flask --app app check-config` must get as far as its command to list what is wrong, so for
+    # it (only) a configuration that would be refused is loaded anyway.
+    checking = test_config is None and "check-config" in sys.argv[1:]
     if test_config is None:
         load_dotenv_for_development()
-        settings = load_settings()
+        try:
+            settings = load_settings(strict=not checking)
+        except ConfigError as err:
+            # A process started with a bad environment stops with the list, not a traceback.
+            raise SystemExit(f"{err}\n(`flask --app app check-config` lists these problems.)") from None
     else:
         settings = load_settings(environ={}, overrides=test_config)
 
@@ -45,7 +53,12 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     if services is None:
         from app.services import build_services
 
-        services = build_services(settings)
+        try:
+            services = build_services(settings)
+        except ConfigError as err:
+            if not checking:
+                raise
+            app.extensions["wt_config_error"] = str(err)
     app.extensions["wt"] = services
 
     register_error_handlers(app)
@@ -64,6 +77,8 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
 
     @app.before_request
     def _start_dispatcher():
+        if services is None:
+            return
         # Threads do not survive gunicorn's fork, so each worker starts its own on first use.
         # With the database down it cannot start; the request goes on (health must still
         # answer) and the next request tries again.

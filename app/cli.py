@@ -88,6 +88,24 @@ def register_cli(app: Flask) -> None:
         for line in twilio_instructions(svc.settings):
             click.echo(line)
 
+    @app.cli.command("check-config")
+    def check_config():
+        """List every problem with the configuration (environment and .env) at once; exit 1 if any."""
+        from app.config import settings_problems
+
+        problems = settings_problems()
+        if current_app.extensions.get("wt_config_error"):
+            problems.append(current_app.extensions["wt_config_error"])
+        settings = current_app.config
+        click.echo(f"APP_ENV={settings['APP_ENV']}; database {settings['DATABASE_URL'].split(':')[0]}; "
+                   f"telephony {'configured' if settings['TWILIO_ACCOUNT_SID'] else 'off'}")
+        if not problems:
+            click.echo("Configuration OK.")
+            return
+        for problem in problems:
+            click.echo(f"- {problem}", err=True)
+        raise click.exceptions.Exit(1)
+
     @app.cli.command("worker")
     @click.option("--no-hold-audio", is_flag=True, help="Run tasks only; another worker plays hold audio.")
     def worker(no_hold_audio):

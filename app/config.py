@@ -145,8 +145,10 @@ class Settings:
     # Abuse limits: "count/seconds" per client address
     CREATE_CALL_RATE_LIMIT: str = "20/60"
     LOGIN_RATE_LIMIT: str = "10/60"
-    # Per agent: how many phone transfers (each one a paid outbound call) they may start.
+    # Per agent: how many phone transfers (each one a paid outbound call) they may start...
     PHONE_DIAL_RATE_LIMIT: str = "30/3600"
+    # ...and all agents together (one leaked session per agent must not multiply it).
+    PHONE_DIAL_GLOBAL_RATE_LIMIT: str = "300/3600"
 
     @property
     def telephony_configured(self) -> bool:
@@ -178,11 +180,27 @@ def _dev_secret_key() -> str:
     return key_file.read_text().strip()
 
 
-def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None) -> Settings:
-    """Build Settings from an environment mapping (default: os.environ) plus explicit overrides."""
+def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None, *, strict: bool = True) -> Settings:
+    """Build Settings from an environment mapping (default: os.environ) plus explicit overrides.
+
+    Every problem is collected and reported at once (ConfigError, one per line), so an operator
+    fixes a deployment in one go. With `strict=False` the settings are returned anyway, with the
+    problems in `settings_problems(...)`: `flask --app app check-config` uses it to print them."""
+    settings, problems = _load(environ, overrides)
+    if problems and strict:
+        raise ConfigError("Configuration problems:\n- " + "\n- ".join(problems))
+    return settings
+
+
+def settings_problems(environ: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None) -> list[str]:
+    return _load(environ, overrides)[1]
+
+
+def _load(environ: Mapping[str, str] | None, overrides: Mapping[str, object] | None) -> tuple[Settings, list[str]]:
     environ = os.environ if environ is None else environ
     defaults = Settings()
     values: dict[str, object] = {}
+    problems: list[str] = []
     for f in fields(Settings):
         raw = environ.get(f.name)
         if raw is None or not raw.strip():
@@ -190,7 +208,7 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
         try:
             values[f.name] = _coerce(f.name, raw, getattr(defaults, f.name))
         except ValueError as exc:
-            raise ConfigError(f"{f.name}: {exc}") from exc
+            problems.append(f"{f.name}: {exc}")
     for name, value in (overrides or {}).items():
         default = getattr(defaults, name)
         # Overrides may come as environment-style strings (benchmarks, scripts) or typed values.
@@ -198,14 +216,17 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
             try:
                 value = _coerce(name, value, default)
             except ValueError as exc:
-                raise ConfigError(f"{name}: {exc}") from exc
+                problems.append(f"{name}: {exc}")
+                continue
         values[name] = value
 
     app_env = str(values.get("APP_ENV", defaults.APP_ENV))
     if not values.get("SECRET_KEY"):
         if app_env == "production":
-            raise ConfigError("SECRET_KEY must be set when APP_ENV=production")
-        values["SECRET_KEY"] = _dev_secret_key()
+            problems.append("SECRET_KEY must be set when APP_ENV=production")
+            values["SECRET_KEY"] = ""
+        else:
+            values["SECRET_KEY"] = _dev_secret_key()
     if not values.get("DATABASE_URL"):
         INSTANCE_DIR.mkdir(exist_ok=True)
         values["DATABASE_URL"] = f"sqlite:///{INSTANCE_DIR / 'warm_transfer.db'}"
@@ -214,41 +235,62 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
         values["SESSION_COOKIE_SECURE"] = str(values.get("PUBLIC_BASE_URL", "")).startswith("https://")
 
     settings = Settings(**values)
-    _validate(settings)
-    return settings
+    problems += _validate(settings)
+    return settings, problems
 
 
-def _validate(s: Settings) -> None:
-    if s.LLM_PROVIDER not in {"auto", "offline", "groq", "openai"}:
-        raise ConfigError("LLM_PROVIDER must be one of auto, offline, groq, openai")
-    if not 60 <= s.LIVEKIT_TOKEN_TTL_S <= 24 * 3600:
-        raise ConfigError("LIVEKIT_TOKEN_TTL_S must be between 60 and 86400 seconds")
-    if s.APP_ENV == "production" and (s.LIVEKIT_API_SECRET == "secret" or len(s.LIVEKIT_API_SECRET) < 32):
-        raise ConfigError("In production LIVEKIT_API_SECRET must be a real secret of at least 32 characters")
-    if not 5 <= s.TRANSFER_RING_TIMEOUT_S <= 600:
-        raise ConfigError("TRANSFER_RING_TIMEOUT_S must be between 5 and 600 seconds (Twilio's limit)")
-    if not MIN_ANSWER_TIMEOUT_S <= s.AGENT_ANSWER_TIMEOUT_S <= 300:
-        raise ConfigError("AGENT_ANSWER_TIMEOUT_S must be between 5 and 300 seconds")
-    if not 5 <= s.AGENT_RECONNECT_GRACE_S <= 600:
-        raise ConfigError("AGENT_RECONNECT_GRACE_S must be between 5 and 600 seconds")
-    if not 0 <= s.CUSTOMER_RECONNECT_GRACE_S <= 600:
-        raise ConfigError("CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
-    if not 0 < s.TWILIO_TIMEOUT_S <= 60:
-        raise ConfigError("TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
-    if not 5 <= s.LIVEKIT_SIP_RINGING_TIMEOUT_S <= 86400:
-        raise ConfigError("LIVEKIT_SIP_RINGING_TIMEOUT_S must be between 5 and 86400 seconds")
-    if s.TWILIO_SIP_EDGE and s.TWILIO_SIP_EDGE not in SIP_EDGES:
-        raise ConfigError(f"TWILIO_SIP_EDGE must be one of {', '.join(SIP_EDGES)}")
-    if not 1 <= s.WORKER_THREADS <= 256:
-        raise ConfigError("WORKER_THREADS must be between 1 and 256")
-    if not 0.01 <= s.WORKER_POLL_INTERVAL_S <= 10:
-        raise ConfigError("WORKER_POLL_INTERVAL_S must be between 0.01 and 10 seconds")
-    if not 3 <= s.WORKER_TASK_LEASE_S <= 600:
-        raise ConfigError("WORKER_TASK_LEASE_S must be between 3 and 600 seconds")
-    if not 5 <= s.HOLD_REMINDER_S <= 3600:
-        raise ConfigError("HOLD_REMINDER_S must be between 5 and 3600 seconds")
-    for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT", "PHONE_DIAL_RATE_LIMIT"):
-        parse_rate(getattr(s, name), name)
+APP_ENVS = ("development", "test", "production")
+
+
+def _validate(s: Settings) -> list[str]:
+    """Every problem with these settings, as sentences naming the setting."""
+    problems: list[str] = []
+
+    def check(ok: bool, problem: str) -> None:
+        if not ok:
+            problems.append(problem)
+
+    check(s.APP_ENV in APP_ENVS, f"APP_ENV must be one of {', '.join(APP_ENVS)} (got {s.APP_ENV!r})")
+    check(s.LLM_PROVIDER in {"auto", "offline", "groq", "openai"}, "LLM_PROVIDER must be one of auto, offline, groq, openai")
+    if s.APP_ENV == "production":
+        problems += _production_problems(s)
+    check(60 <= s.LIVEKIT_TOKEN_TTL_S <= 24 * 3600, "LIVEKIT_TOKEN_TTL_S must be between 60 and 86400 seconds")
+    check(5 <= s.TRANSFER_RING_TIMEOUT_S <= 600, "TRANSFER_RING_TIMEOUT_S must be between 5 and 600 seconds (Twilio's limit)")
+    check(MIN_ANSWER_TIMEOUT_S <= s.AGENT_ANSWER_TIMEOUT_S <= 300, "AGENT_ANSWER_TIMEOUT_S must be between 5 and 300 seconds")
+    check(5 <= s.AGENT_RECONNECT_GRACE_S <= 600, "AGENT_RECONNECT_GRACE_S must be between 5 and 600 seconds")
+    check(0 <= s.CUSTOMER_RECONNECT_GRACE_S <= 600, "CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
+    check(0 < s.TWILIO_TIMEOUT_S <= 60, "TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
+    check(5 <= s.LIVEKIT_SIP_RINGING_TIMEOUT_S <= 86400, "LIVEKIT_SIP_RINGING_TIMEOUT_S must be between 5 and 86400 seconds")
+    check(not (s.TWILIO_SIP_EDGE and s.TWILIO_SIP_EDGE not in SIP_EDGES), f"TWILIO_SIP_EDGE must be one of {', '.join(SIP_EDGES)}")
+    check(1 <= s.WORKER_THREADS <= 256, "WORKER_THREADS must be between 1 and 256")
+    check(0.01 <= s.WORKER_POLL_INTERVAL_S <= 10, "WORKER_POLL_INTERVAL_S must be between 0.01 and 10 seconds")
+    check(3 <= s.WORKER_TASK_LEASE_S <= 600, "WORKER_TASK_LEASE_S must be between 3 and 600 seconds")
+    check(5 <= s.HOLD_REMINDER_S <= 3600, "HOLD_REMINDER_S must be between 5 and 3600 seconds")
+    for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT", "PHONE_DIAL_RATE_LIMIT", "PHONE_DIAL_GLOBAL_RATE_LIMIT"):
+        try:
+            parse_rate(getattr(s, name), name)
+        except ConfigError as err:
+            problems.append(str(err))
+    return problems
+
+
+def _production_problems(s: Settings) -> list[str]:
+    """What a production deployment must have: nothing here has a safe default."""
+    problems = []
+    if len(s.SECRET_KEY.encode()) < 32:
+        problems.append("SECRET_KEY must be at least 32 bytes in production (e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
+    if not s.PUBLIC_BASE_URL.startswith("https://"):
+        problems.append("PUBLIC_BASE_URL must be the app's public https:// URL in production (Twilio signs it; cookies are Secure)")
+    if not s.SESSION_COOKIE_SECURE:
+        problems.append("SESSION_COOKIE_SECURE must be true in production (session cookies only over https)")
+    if not s.LIVEKIT_WS_URL.startswith("wss://"):
+        problems.append("LIVEKIT_WS_URL must be a wss:// URL in production (browsers send tokens over it)")
+    if s.LIVEKIT_API_KEY == "devkey" or s.LIVEKIT_API_SECRET == "secret" or len(s.LIVEKIT_API_SECRET) < 32:
+        problems.append("LIVEKIT_API_KEY/LIVEKIT_API_SECRET must be real keys in production (not devkey/secret; a secret of at least 32 characters)")
+    if s.telephony_configured and not s.TRANSFER_ALLOWED_PREFIXES:
+        problems.append("TRANSFER_ALLOWED_PREFIXES must list the E.164 prefixes phone transfers may dial in production (e.g. +1,+44): "
+                        "an empty list would let a stolen agent session call anywhere")
+    return problems
 
 
 def parse_rate(value: str, name: str = "rate") -> tuple[int, int]:

@@ -20,10 +20,10 @@ from app.db import Database
 from app.errors import Conflict, NotAuthenticated, ValidationFailed
 from app.events import emit, newest_event_id
 from app.models import Agent, AgentSession, Call, Summary, Transfer, utcnow
+from app.services.phone_numbers import dialable
 from app.serializers import summary_dict
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Checked when the agent id is unknown, so a failed login costs the same either way.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
@@ -71,8 +71,8 @@ class AgentService:
             raise ValidationFailed("Agent name must be 1-120 characters.")
         if len(password) < 8:
             raise ValidationFailed("Password must be at least 8 characters.")
-        if phone is not None and not E164.match(phone):
-            raise ValidationFailed("Phone must be in E.164 form, e.g. +14155550100.")
+        if phone is not None:
+            phone = dialable(phone, "phone")
         with self.db.transaction() as s:
             if s.get(Agent, agent_id) is not None:
                 raise Conflict(f"Agent {agent_id} already exists.", code="agent_exists")

@@ -13,11 +13,12 @@ from datetime import timedelta
 
 import twiml
 from app import states
-from app.errors import ConfigError, Forbidden, TelephonyNotConfigured
+from app.errors import ConfigError, TelephonyNotConfigured, ValidationFailed
 from app.gateways.twilio import TwilioGateway
 from app.models import Call, Transfer, utcnow
 from app.services import effects
 from app.services.effects import LegAction
+from app.services.phone_numbers import dialable
 from app.services.twilio_urls import WebhookUrls
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,11 @@ class PhoneLegs:
         missing = self.missing_settings()
         if missing:
             raise TelephonyNotConfigured("Phone transfers need Twilio and LiveKit SIP: set " + ", ".join(missing) + ".")
+        number = dialable(number)  # also a stored agent's phone, checked again before every dial
         if number == self.own_number:
-            raise Forbidden("That is this service's own number: the call would come straight back in.", code="number_not_allowed")
+            raise ValidationFailed("That is this service's own number: the call would come straight back in.", code="number_not_allowed")
         if self.allowed_prefixes and not number.startswith(self.allowed_prefixes):
-            raise Forbidden(
+            raise ValidationFailed(
                 "That number is outside the prefixes phone transfers may dial (TRANSFER_ALLOWED_PREFIXES).",
                 code="number_not_allowed",
             )

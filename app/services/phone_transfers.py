@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 import twiml
 from app import states
 from app.db import Database
-from app.errors import Forbidden, TelephonyNotConfigured, TwilioError
+from app.errors import TelephonyNotConfigured, TwilioError, ValidationFailed
 from app.events import emit
 from app.gateways.livekit import LiveKitGateway
 from app.models import Agent, Transfer, utcnow
@@ -89,7 +89,7 @@ class PhoneTransfers:
                 status_callback_url=urls.transfer_status(transfer_id),
                 ring_timeout_s=self.settings.TRANSFER_RING_TIMEOUT_S,
             )
-        except (TwilioError, TelephonyNotConfigured, Forbidden) as err:
+        except (TwilioError, TelephonyNotConfigured, ValidationFailed) as err:
             code = str(err.twilio_code) if getattr(err, "twilio_code", None) else None
             with self.db.transaction() as s:
                 end_transfer(s, load_transfer(s, transfer_id), "fail", reason=err.message[:REASON_MAX], error_code=code, reason_code="dial_failed")

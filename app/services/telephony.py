@@ -32,7 +32,7 @@ from app.gateways.livekit import LiveKitGateway
 from app.models import Call, ContextEntry
 from app.repo import agents_in_call, load_call, open_transfer
 from app.serializers import entry_dict
-from app.services.agents import E164
+from app.services.phone_numbers import caller_id
 from app.services.calls import CallService
 from app.services.phone_legs import PhoneLegs
 from app.services.routing import drain_queue
@@ -128,7 +128,7 @@ class TelephonyService:
         return self._route(call, urls, after_hold)
 
     def _create(self, call_sid: str, caller: str) -> Call:
-        number = caller if E164.match(caller or "") else None
+        number = caller_id(caller)
         try:
             self.calls.open_call(
                 channel="phone",

@@ -33,7 +33,7 @@ from app.repo import (
     require_transition,
 )
 from app.serializers import summary_dict
-from app.services.agents import E164
+from app.services.phone_numbers import dialable
 from app.config import parse_rate
 from app.ratelimit import RateLimiter
 from app.services import effects
@@ -76,8 +76,8 @@ class TransferService:
     def initiate(self, agent_id: str, agent_name: str, call_id: str, *, to_agent_id: str | None, to_phone: str | None):
         if bool(to_agent_id) == bool(to_phone):
             raise ValidationFailed("Give exactly one of to_agent_id or to_phone.")
-        if to_phone is not None and not E164.match(to_phone):
-            raise ValidationFailed("to_phone must be an E.164 number such as +14155550100.")
+        if to_phone is not None:
+            to_phone = dialable(to_phone)
         with self.db.reading() as s:
             call = load_call(s, call_id)
             self._check_can_transfer(s, call, agent_id)
@@ -88,7 +88,9 @@ class TransferService:
             self.phone.legs.check_can_dial(number)
             if self.limiter is not None:
                 # Every dial costs money and can reach anyone: a runaway or hijacked session
-                # must not be able to place calls without limit.
+                # must not be able to place calls without limit, nor can all agents together.
+                count, window = parse_rate(self.settings.PHONE_DIAL_GLOBAL_RATE_LIMIT)
+                self.limiter.hit("dial:*", count, window, "phone transfers (all agents together)")
                 count, window = parse_rate(self.settings.PHONE_DIAL_RATE_LIMIT)
                 self.limiter.hit(f"dial:{agent_id}", count, window, "phone transfers")
 

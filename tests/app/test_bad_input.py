@@ -163,7 +163,10 @@ def test_transfer_targets_are_validated(client, make_agent):
     _error(a.post("/api/initiate-transfer", {"session_id": sid, "to_agent_id": "ghost"}), 404, "not_found")
     _error(a.post("/api/initiate-transfer", {"session_id": sid, "to_agent_id": "away-agent"}), 409, "agent_unavailable")
     _error(a.post("/api/initiate-transfer", {"session_id": sid, "to_agent_id": "offline-agent"}), 409, "agent_unavailable")
-    _error(a.post("/api/initiate-transfer", {"session_id": sid, "to_phone": "555-0100"}), 422, "validation_error")
+    _error(a.post("/api/initiate-transfer", {"session_id": sid, "to_phone": "555-0100"}), 422, "invalid_phone_number")
+    _error(a.post("/api/initiate-transfer", {"session_id": sid, "to_phone": "+1415555"}), 422, "invalid_phone_number")
+    for premium_or_satellite in ("+19005550123", "+882123456789", "+881612345678"):
+        _error(a.post("/api/initiate-transfer", {"session_id": sid, "to_phone": premium_or_satellite}), 422, "number_not_allowed")
     _error(a.post("/api/initiate-transfer", {"session_id": sid, "to_phone": "+14155550100"}), 503, "telephony_not_configured")
 
 

@@ -29,7 +29,9 @@ def test_agents_add_list_and_demo(app):
     bad = runner.invoke(args=["agents", "add", "Bad Id", "--name", "B", "--password", "short"])
     assert bad.exit_code != 0 and "Agent id" in bad.output
     badphone = runner.invoke(args=["agents", "add", "yan", "--name", "Y", "--password", "long-enough", "--phone", "555"])
-    assert badphone.exit_code != 0 and "E.164" in badphone.output
+    assert badphone.exit_code != 0 and "international form" in badphone.output
+    premium = runner.invoke(args=["agents", "add", "yan", "--name", "Y", "--password", "long-enough", "--phone", "+19005550123"])
+    assert premium.exit_code != 0 and "premium-rate" in premium.output
 
 
 def test_summarize_prints_the_summary_json(app, tmp_path):
