@@ -22,6 +22,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 import twiml
+from app.api.validation import MAX_DEPTH, nesting_depth
 from app.errors import AppError, BadRequest
 from app.services import twilio_urls as paths
 from app.services.sip_diagnostics import parse_sip_code
@@ -64,6 +65,8 @@ def _signed_urls(settings) -> list[str]:
 def _read_params() -> tuple[object, dict[str, str]]:
     """(what the signature covers, the fields as a flat dict)."""
     if request.mimetype == "application/json":
+        if nesting_depth(request.get_data()) > MAX_DEPTH:
+            raise BadRequest("The body is nested too deeply.", code="invalid_json")
         raw = request.get_data(as_text=True)
         try:
             body = json.loads(raw or "{}")

@@ -1,7 +1,11 @@
 """Strict JSON body parsing for the API: the shape is declared next to each route.
 
 Unknown fields are rejected rather than ignored, so a client typo (`sesion_id`) is a clear 422
-instead of a confusing "missing field" or, worse, silently dropped data.
+instead of a confusing "missing field" or, worse, silently dropped data. Two things valid JSON
+can carry that nothing downstream can handle are refused before anything looks at the body:
+nesting deeper than MAX_DEPTH (a recursive validator or serializer would overflow the stack),
+and lone UTF-16 surrogates (`"\ud800"`: no UTF-8 encoding exists, so the database, the log and
+the LLM client would each fail on them).
 """
 from __future__ import annotations
 
@@ -21,11 +25,39 @@ class Field:
     nullable: bool = False
 
 
+MAX_DEPTH = 16
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply the JSON text nests arrays and objects, read without parsing (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
 def parse_json(request: Request, schema: dict[str, Field]) -> dict:
     if not request.is_json:
         raise BadRequest("Send a JSON object with Content-Type: application/json.", code="invalid_json")
+    raw = request.get_data(cache=True) or b"null"
+    if nesting_depth(raw) > MAX_DEPTH:
+        raise BadRequest(f"The body is nested too deeply (more than {MAX_DEPTH} levels).", code="invalid_json")
     try:
-        body = json.loads(request.get_data(cache=True) or b"null")
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"The body is not valid JSON: {err}.", code="invalid_json") from None
     except RecursionError:
@@ -53,6 +85,7 @@ def validate(body: dict, schema: dict[str, Field]) -> dict:
         # bool is a subclass of int; a JSON true is never a valid number or string here.
         if isinstance(value, bool) and spec.kind is not bool or not isinstance(value, spec.kind):
             raise ValidationFailed(f"Field {name} must be a {_kind_name(spec.kind)}.")
+        _check_text(value, name)
         if isinstance(value, str):
             value = value.strip()
             if not value:
@@ -64,6 +97,20 @@ def validate(body: dict, schema: dict[str, Field]) -> dict:
                 raise ValidationFailed(f"Field {name} is too long (at most {spec.max_len} characters).", code="too_long")
         out[name] = value
     return out
+
+
+def _check_text(value, name: str) -> None:
+    """Every string in `value` (nested ones too) must be encodable Unicode."""
+    if isinstance(value, str):
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            raise ValidationFailed(f"Field {name} contains characters that are not valid Unicode (a lone surrogate).", code="invalid_text")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, name)
+            _check_text(item, name)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, name)
 
 
 def _kind_name(kind: type) -> str:
