@@ -1,5 +1,6 @@
-"""Operator commands: `flask --app app init-db | worker | tasks list | tasks retry |
-agents add | agents list | agents demo | livekit provision-sip | summarize FILE`."""
+"""Operator commands: `flask --app app init-db | worker | check-config | tasks list | tasks retry |
+agents add | list | demo | set-password | disable | enable | revoke-sessions |
+livekit provision-sip | summarize FILE`."""
 from __future__ import annotations
 
 import json
@@ -161,7 +162,9 @@ def register_cli(app: Flask) -> None:
     @agents.command("add")
     @click.argument("agent_id")
     @click.option("--name", required=True, help="Display name shown to customers and colleagues.")
-    @click.option("--password", required=True, help="At least 8 characters.")
+    # Prompted (hidden, twice) when not given: a password on the command line ends up in shell
+    # history and in `ps` output for every user of the machine.
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters; prompted if omitted.")
     @click.option("--phone", default=None, help="E.164 number for phone transfers, e.g. +14155550100.")
     def add(agent_id, name, password, phone):
         """Create an agent account."""
@@ -176,9 +179,46 @@ def register_cli(app: Flask) -> None:
         """List agents with presence and current call."""
         rows = _services().agents.all()
         if not rows:
-            click.echo("No agents yet. Add one with: flask --app app agents add ID --name NAME --password PW")
+            click.echo("No agents yet. Add one with: flask --app app agents add ID --name NAME")
         for a in rows:
-            click.echo(f"{a.id}\t{a.name}\t{a.phone or '-'}\t{a.presence}\t{a.active_call_id or '-'}")
+            presence = "disabled" if a.disabled_at is not None else a.presence
+            click.echo(f"{a.id}\t{a.name}\t{a.phone or '-'}\t{presence}\t{a.active_call_id or '-'}")
+
+    def _admin(action, *args):
+        try:
+            return action(*args)
+        except AppError as err:
+            raise click.ClickException(err.message) from err
+
+    @agents.command("set-password")
+    @click.argument("agent_id")
+    @click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True, help="Prompted if omitted.")
+    def set_password(agent_id, password):
+        """Give an agent a new password; every session they have ends."""
+        _admin(_services().agents.set_password, agent_id, password)
+        click.echo(f"Password of {agent_id} changed; their open sessions have ended.")
+
+    @agents.command("disable")
+    @click.argument("agent_id")
+    def disable(agent_id):
+        """Stop an account signing in or getting calls; its sessions end now. A call it is on
+        goes on until handed over or ended."""
+        _admin(_services().agents.disable, agent_id)
+        click.echo(f"{agent_id} disabled; their open sessions have ended.")
+
+    @agents.command("enable")
+    @click.argument("agent_id")
+    def enable(agent_id):
+        """Let a disabled account sign in again."""
+        _admin(_services().agents.enable, agent_id)
+        click.echo(f"{agent_id} enabled.")
+
+    @agents.command("revoke-sessions")
+    @click.argument("agent_id")
+    def revoke_sessions(agent_id):
+        """Sign an agent out everywhere (a lost laptop, a shared screen)."""
+        count = _admin(_services().agents.revoke_sessions, agent_id)
+        click.echo(f"{count} session(s) of {agent_id} ended.")
 
     @agents.command("demo")
     def demo():

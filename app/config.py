@@ -144,7 +144,14 @@ class Settings:
 
     # Abuse limits: "count/seconds" per client address
     CREATE_CALL_RATE_LIMIT: str = "20/60"
-    LOGIN_RATE_LIMIT: str = "10/60"
+    # Sign-in attempts per client address, whatever agent id they name: a whole floor behind one
+    # NAT address signs in at the start of a shift, so this is not tight...
+    LOGIN_RATE_LIMIT: str = "30/60"
+    # ...failed sign-ins per agent id, from any address (a guesser spreading over many addresses).
+    # Reaching it locks that id out until the window ends; the owner is told so, not "wrong password".
+    LOGIN_AGENT_RATE_LIMIT: str = "10/900"
+    # Password checks run at once in one process (each scrypt check: ~140 ms of CPU, 32 MiB).
+    LOGIN_CONCURRENCY: int = 4
     # Per agent: how many phone transfers (each one a paid outbound call) they may start...
     PHONE_DIAL_RATE_LIMIT: str = "30/3600"
     # ...and all agents together (one leaked session per agent must not multiply it).
@@ -266,7 +273,8 @@ def _validate(s: Settings) -> list[str]:
     check(0.01 <= s.WORKER_POLL_INTERVAL_S <= 10, "WORKER_POLL_INTERVAL_S must be between 0.01 and 10 seconds")
     check(3 <= s.WORKER_TASK_LEASE_S <= 600, "WORKER_TASK_LEASE_S must be between 3 and 600 seconds")
     check(5 <= s.HOLD_REMINDER_S <= 3600, "HOLD_REMINDER_S must be between 5 and 3600 seconds")
-    for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT", "PHONE_DIAL_RATE_LIMIT", "PHONE_DIAL_GLOBAL_RATE_LIMIT"):
+    check(1 <= s.LOGIN_CONCURRENCY <= 64, "LOGIN_CONCURRENCY must be between 1 and 64")
+    for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT", "LOGIN_AGENT_RATE_LIMIT", "PHONE_DIAL_RATE_LIMIT", "PHONE_DIAL_GLOBAL_RATE_LIMIT"):
         try:
             parse_rate(getattr(s, name), name)
         except ConfigError as err:

@@ -107,10 +107,15 @@ def _worker_tables(session: Session) -> None:
     _add_missing(session, ("tasks", "hold_leases", "calls", "transfers"))
 
 
+def _agent_disabled(session: Session) -> None:
+    _add_missing(session, ("agents",))
+
+
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
 MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "tasks, hold leases, bridge diagnostics", _worker_tables),
+    (3, "agents.disabled_at", _agent_disabled),
 ]
 
 

@@ -62,6 +62,8 @@ class Agent(Base):
     active_call_id: Mapped[str | None] = mapped_column(String(32), index=True)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A disabled account cannot sign in and is never given calls (flask --app app agents disable).
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AgentSession(Base):

@@ -15,21 +15,34 @@ class RateLimiter:
     def __init__(self, db: Database):
         self.db = db
 
-    def hit(self, key: str, limit: int, window_s: int, what: str) -> None:
+    def hit(self, key: str, limit: int, window_s: int, what: str, scope: str = "from this address") -> None:
         """Count one request for `key`; raise RateLimited once `limit` is exceeded in the window."""
+        count, retry_after = self.add(key, window_s, limit)
+        if count > limit:
+            raise RateLimited(f"Too many {what} {scope}; try again in {retry_after} seconds.", retry_after)
+
+    def check(self, key: str, limit: int, window_s: int, what: str, scope: str) -> None:
+        """Raise RateLimited if `key` has already been counted `limit` times in this window,
+        without counting anything (for limits that count only failures)."""
+        now = int(time.time())
+        start = now - now % window_s
+        with self.db.reading() as s:
+            row = s.get(RateLimitWindow, key)
+        if row is not None and row.window_start == start and row.count >= limit:
+            raise RateLimited(f"Too many {what} {scope}; try again in {start + window_s - now} seconds.", start + window_s - now)
+
+    def add(self, key: str, window_s: int, limit: int) -> tuple[int, int]:
+        """Count one for `key`: (count in this window, seconds until the window ends). If the
+        count cannot be stored (three lost races in a row) it is reported as over `limit`."""
         now = int(time.time())
         start = now - now % window_s
         for _attempt in range(3):
             try:
                 with self.db.transaction() as s:
-                    count = self._bump(s, key, start)
-                break
+                    return self._bump(s, key, start), start + window_s - now
             except IntegrityError:
                 continue  # a concurrent first hit created the row; count again
-        else:
-            count = limit + 1
-        if count > limit:
-            raise RateLimited(f"Too many {what} from this address; try again in {start + window_s - now} seconds.", start + window_s - now)
+        return limit + 1, start + window_s - now
 
     @staticmethod
     def _bump(s, key: str, start: int) -> int:

@@ -64,7 +64,9 @@ def event_stream(services, auth: AuthContext, last_event_id: int | None) -> Iter
                 if sub.ready.wait(interval):
                     for item in sub.drain():
                         if item.type == "session_ended":
-                            if item.payload.get("session_ref") == auth.session_ref:
+                            # No session_ref: every session of the agent ended (password
+                            # changed, account disabled, sessions revoked by an operator).
+                            if item.payload.get("session_ref") in (None, auth.session_ref):
                                 yield frame(item)
                                 return
                             continue  # another tab's session of the same agent

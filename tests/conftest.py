@@ -25,6 +25,20 @@ if os.environ.get("WT_REQUIRE_POSTGRES") == "1" and not TEST_DATABASE_URL:
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
 
 
+# Opt-in (WT_OPENAPI_RECORD=1): every response the Flask test client returns, in every test, is
+# checked against the OpenAPI description; what does not conform fails the session at its end.
+if os.environ.get("WT_OPENAPI_RECORD") == "1":
+
+    @pytest.fixture(scope="session", autouse=True)
+    def openapi_recorder():
+        from tests.contract.test_openapi import ResponseRecorder
+
+        recorder = ResponseRecorder()
+        with recorder.installed():
+            yield recorder
+        assert recorder.report() == "", "responses off the OpenAPI description:\n" + recorder.report()
+
+
 @pytest.fixture(scope="session")
 def livekit_double():
     double = LiveKitTwirpDouble().start()
@@ -72,6 +86,7 @@ def config(database_url, livekit_double, tmp_path):
         "EVENT_POLL_INTERVAL_S": 0.02,
         "SSE_HEARTBEAT_S": 0.5,
         "LOGIN_RATE_LIMIT": "1000/60",
+        "LOGIN_AGENT_RATE_LIMIT": "1000/60",
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "CREATE_CALL_RATE_LIMIT": "1000/60",
     }

@@ -7,6 +7,7 @@ from app.api import bp
 from app.api.guards import agent_required, client_address, current_agent, require_agent, services
 from app.api.validation import ID, Field, parse_json
 from app.config import parse_rate
+from app.errors import NotAuthenticated
 from app.serializers import agent_dict
 
 
@@ -15,8 +16,15 @@ def login():
     body = parse_json(request, {"agent_id": ID, "password": Field(str, max_len=256)})
     svc = services()
     count, window = parse_rate(svc.settings.LOGIN_RATE_LIMIT)
-    svc.limiter.hit(f"login:{client_address()}:{body['agent_id']}", count, window, "login attempts")
-    result = svc.agents.login(body["agent_id"], body["password"])
+    svc.limiter.hit(f"login:{client_address()}", count, window, "sign-in attempts")
+    failures, fail_window = parse_rate(svc.settings.LOGIN_AGENT_RATE_LIMIT)
+    fail_key = f"login-failed:{body['agent_id']}"
+    svc.limiter.check(fail_key, failures, fail_window, "failed sign-ins", "for this agent id")
+    try:
+        result = svc.agents.login(body["agent_id"], body["password"])
+    except NotAuthenticated:
+        svc.limiter.add(fail_key, fail_window, failures)
+        raise
     session.clear()
     session.permanent = True
     session["sid"] = result.cookie_secret

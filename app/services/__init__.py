@@ -81,7 +81,7 @@ def build_services(
         livekit=livekit,
         dispatcher=Dispatcher(db, settings.EVENT_POLL_INTERVAL_S),
         limiter=limiter,
-        agents=AgentService(db, settings.SESSION_LIFETIME_S, settings.PASSWORD_HASH_METHOD),
+        agents=AgentService(db, settings.SESSION_LIFETIME_S, settings.PASSWORD_HASH_METHOD, settings.LOGIN_CONCURRENCY),
         summaries=summaries,
         drafts=DraftRefresher(db, summaries, debounce_s=settings.DRAFT_DEBOUNCE_S, budget_s=settings.LLM_TIMEOUT_S),
         calls=calls,

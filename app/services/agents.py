@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,15 +18,14 @@ from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.db import Database
-from app.errors import Conflict, NotAuthenticated, ValidationFailed
+from app.errors import Conflict, NotAuthenticated, NotFound, RateLimited, ValidationFailed
 from app.events import emit, newest_event_id
 from app.models import Agent, AgentSession, Call, Summary, Transfer, utcnow
 from app.services.phone_numbers import dialable
 from app.serializers import summary_dict
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-# Checked when the agent id is unknown, so a failed login costs the same either way.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+PASSWORD_MIN = 8
 
 
 def hash_secret(secret: str) -> str:
@@ -58,10 +58,21 @@ class AuthContext:
 
 
 class AgentService:
-    def __init__(self, db: Database, session_lifetime_s: int, hash_method: str = "scrypt"):
+    def __init__(self, db: Database, session_lifetime_s: int, hash_method: str = "scrypt", login_concurrency: int = 4):
         self.db = db
         self.session_lifetime = timedelta(seconds=session_lifetime_s)
         self.hash_method = hash_method
+        # A password check costs real CPU and memory (scrypt: ~140 ms, 32 MiB): at most this many
+        # at once in this process; more are refused at once, before any hash is computed.
+        self._checks = threading.BoundedSemaphore(login_concurrency)
+        self._dummy_hash: str | None = None
+
+    def _dummy(self) -> str:
+        """Checked when the agent id is unknown, with the configured method, so a failed login
+        costs the same whether or not the id exists."""
+        if self._dummy_hash is None:
+            self._dummy_hash = generate_password_hash(secrets.token_urlsafe(16), method=self.hash_method)
+        return self._dummy_hash
 
     # -- accounts (CLI) --------------------------------------------------------------------
     def add(self, agent_id: str, name: str, password: str, phone: str | None = None) -> Agent:
@@ -69,8 +80,8 @@ class AgentService:
             raise ValidationFailed("Agent id must be 1-64 lowercase letters, digits, '.', '_' or '-'.")
         if not name.strip() or len(name) > 120:
             raise ValidationFailed("Agent name must be 1-120 characters.")
-        if len(password) < 8:
-            raise ValidationFailed("Password must be at least 8 characters.")
+        if len(password) < PASSWORD_MIN:
+            raise ValidationFailed(f"Password must be at least {PASSWORD_MIN} characters.")
         if phone is not None:
             phone = dialable(phone, "phone")
         with self.db.transaction() as s:
@@ -79,6 +90,55 @@ class AgentService:
             agent = Agent(id=agent_id, name=name.strip(), phone=phone, password_hash=generate_password_hash(password, method=self.hash_method))
             s.add(agent)
         return agent
+
+    # -- administration (CLI) -----------------------------------------------------------------
+    def set_password(self, agent_id: str, password: str) -> None:
+        """A new password; every session of the agent ends (whoever knew the old one is out)."""
+        if len(password) < PASSWORD_MIN:
+            raise ValidationFailed(f"Password must be at least {PASSWORD_MIN} characters.")
+        with self.db.transaction() as s:
+            self._existing(s, agent_id).password_hash = generate_password_hash(password, method=self.hash_method)
+            self._revoke_all(s, agent_id, "password_changed")
+
+    def disable(self, agent_id: str) -> None:
+        """No more sign-ins or calls for this account; its sessions end now. Its current call, if
+        any, goes on until it is handed over or ends (a supervisor decides that, not a script)."""
+        with self.db.transaction() as s:
+            agent = self._existing(s, agent_id)
+            agent.disabled_at = agent.disabled_at or utcnow()
+            agent.presence = "offline"
+            self._revoke_all(s, agent_id, "disabled")
+
+    def enable(self, agent_id: str) -> None:
+        with self.db.transaction() as s:
+            self._existing(s, agent_id).disabled_at = None
+
+    def revoke_sessions(self, agent_id: str) -> int:
+        with self.db.transaction() as s:
+            self._existing(s, agent_id)
+            count = self._revoke_all(s, agent_id, "revoked")
+            s.execute(update(Agent).where(Agent.id == agent_id).values(presence="offline"))
+            return count
+
+    @staticmethod
+    def _existing(s, agent_id: str) -> Agent:
+        agent = s.get(Agent, agent_id)
+        if agent is None:
+            raise NotFound(f"No agent with id {agent_id}.")
+        return agent
+
+    @staticmethod
+    def _revoke_all(s, agent_id: str, reason: str) -> int:
+        now = utcnow()
+        revoked = s.execute(
+            update(AgentSession)
+            .where(AgentSession.agent_id == agent_id, AgentSession.revoked_at.is_(None), AgentSession.expires_at > now)
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        # Open event streams end when they see it (app.sse), on every process.
+        emit(s, "session_ended", {"session_ref": None, "reason": reason}, audiences=[agent_id], call_id=None)
+        return revoked
 
     def all(self) -> list[Agent]:
         with self.db.reading() as s:
@@ -123,10 +183,21 @@ class AgentService:
 
     # -- sessions --------------------------------------------------------------------------
     def login(self, agent_id: str, password: str) -> LoginResult:
+        if not self._checks.acquire(blocking=False):
+            raise RateLimited("Too many sign-ins are being checked right now; try again in a moment.", 1)
+        try:
+            # Outside any transaction: the hash takes long, and a write lock must not wait on it.
+            with self.db.reading() as s:
+                agent = s.get(Agent, agent_id)
+            stored = agent.password_hash if agent is not None and agent.disabled_at is None else None
+            valid = check_password_hash(stored or self._dummy(), password) and stored is not None
+        finally:
+            self._checks.release()
+        if not valid:
+            raise NotAuthenticated("Unknown agent id or wrong password.", code="invalid_credentials")
         with self.db.transaction() as s:
             agent = s.get(Agent, agent_id)
-            valid = check_password_hash(agent.password_hash if agent else _DUMMY_HASH, password)
-            if agent is None or not valid:
+            if agent is None or agent.disabled_at is not None:
                 raise NotAuthenticated("Unknown agent id or wrong password.", code="invalid_credentials")
             cookie_secret = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
@@ -152,7 +223,7 @@ class AgentService:
             row = s.execute(
                 select(AgentSession, Agent.name)
                 .join(Agent, Agent.id == AgentSession.agent_id)
-                .where(AgentSession.id == hash_secret(cookie_secret))
+                .where(AgentSession.id == hash_secret(cookie_secret), Agent.disabled_at.is_(None))
             ).first()
         if row is None:
             return None

@@ -29,7 +29,7 @@ def claim_available_agent(s: Session, call_id: str, exclude: tuple[str, ...] = (
     awaited = select(Transfer.to_agent_id).where(Transfer.to_agent_id.is_not(None), Transfer.status.in_(["pending", "ringing"]))
     candidates = s.scalars(
         select(Agent.id)
-        .where(Agent.presence == "available", Agent.active_call_id.is_(None), Agent.id.not_in(exclude or ("",)), Agent.id.not_in(awaited))
+        .where(Agent.presence == "available", Agent.disabled_at.is_(None), Agent.active_call_id.is_(None), Agent.id.not_in(exclude or ("",)), Agent.id.not_in(awaited))
         .order_by(Agent.last_assigned_at.asc().nulls_first(), Agent.id)
         .limit(25)
     )

@@ -90,9 +90,9 @@ class TransferService:
                 # Every dial costs money and can reach anyone: a runaway or hijacked session
                 # must not be able to place calls without limit, nor can all agents together.
                 count, window = parse_rate(self.settings.PHONE_DIAL_GLOBAL_RATE_LIMIT)
-                self.limiter.hit("dial:*", count, window, "phone transfers (all agents together)")
+                self.limiter.hit("dial:*", count, window, "phone transfers", "by all agents together")
                 count, window = parse_rate(self.settings.PHONE_DIAL_RATE_LIMIT)
-                self.limiter.hit(f"dial:{agent_id}", count, window, "phone transfers")
+                self.limiter.hit(f"dial:{agent_id}", count, window, "phone transfers", "by this agent")
 
         summary_id = self.summaries.for_transfer(call_id)
         room = f"transfer_{call_id}_{new_id(4)}"
@@ -117,6 +117,9 @@ class TransferService:
             raise NotFound(f"No agent with id {to_agent_id}.")
         if target.id == agent_id:
             raise ValidationFailed("You cannot transfer a call to yourself.")
+        if target.disabled_at is not None:
+            # Offline with a phone would otherwise ring the phone of someone who has left.
+            raise Conflict(f"Agent {target.id} cannot take a transfer (account disabled).", code="agent_unavailable")
         if target.active_call_id is None and target.presence == "available":
             return None
         if target.active_call_id is None and target.presence == "offline" and target.phone:

@@ -172,6 +172,7 @@ def app_server(request, livekit, app_host, tmp_path):
         "EVENT_POLL_INTERVAL_S": 0.02,
         "SSE_HEARTBEAT_S": 2.0,
         "LOGIN_RATE_LIMIT": "1000/60",
+        "LOGIN_AGENT_RATE_LIMIT": "1000/60",
         "CREATE_CALL_RATE_LIMIT": "1000/60",
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "LLM_PROVIDER": "offline",

@@ -97,6 +97,7 @@ def app_config(rig: Rig, host: AppHost, workdir: Path, trunk_password: str) -> d
         "HOLD_AUDIO_FILE": str(hold_tone_file(workdir)),
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         "LOGIN_RATE_LIMIT": "1000/60",
+        "LOGIN_AGENT_RATE_LIMIT": "1000/60",
         "CREATE_CALL_RATE_LIMIT": "1000/60",
     }
 

@@ -122,7 +122,8 @@ export class EventFeed {
       });
     }
     // The server sends this only for this very session (signed out here or in another tab of
-    // this browser) or when it expired; then it closes the stream.
+    // this browser), when it expired, or when every session of the agent ended (password
+    // changed, account disabled or sessions revoked by an operator); then it closes the stream.
     source.addEventListener('session_ended', (e) => {
       if (this.source !== source) return;
       let reason = 'logged_out';
