@@ -5,6 +5,8 @@ nothing downstream — summaries, events, LLM prompts — ever sees a card numbe
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -15,15 +17,21 @@ from app import states
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.events import emit
-from app.models import Call, ContextEntry, Summary, Transfer
+from app.models import Call, ContextEntry, Summary, Transfer, utcnow
 from app.repo import open_transfer
 from app.serializers import summary_dict
 from app.services import effects
 from app.summaries.base import ContextLine, StructuredSummary, SummaryInput, SummaryResult, finish, render_speech_from_text
-from app.summaries.redact import redact
+from app.summaries.redact import mentions_digits, redact, redact_across
 from app.summaries.service import Summarizer
 
 CONTEXT_TEXT_MAX = 2000
+# A number split across transcript utterances is looked for in the new utterance and the same
+# speaker's previous SPLIT_LOOKBACK ones, if no older than SPLIT_WINDOW_S: a card read out in
+# four groups with a pause after each is four utterances, and reading it takes well under
+# half a minute; anything older is another part of the conversation.
+SPLIT_LOOKBACK = 3
+SPLIT_WINDOW_S = 30
 
 
 class SummaryStore:
@@ -38,7 +46,7 @@ class SummaryStore:
 
     # -- context ---------------------------------------------------------------------------
     def add_entry(self, s: Session, call: Call, *, author: str, source: str, text: str, external_id: str | None = None) -> ContextEntry:
-        clean = redact(text)
+        clean = self._redact_utterance(s, call.id, author, text) if source == "transcript" else redact(text)
         entry = ContextEntry(
             call_id=call.id,
             author=author,
@@ -52,6 +60,43 @@ class SummaryStore:
         if source != "system" and self.draft_debounce_s is not None:  # "call started" alone is nothing to summarise
             effects.refresh_draft(s, call.id, self.draft_debounce_s)
         return entry
+
+    def _redact_utterance(self, s: Session, call_id: str, author: str, text: str) -> str:
+        """A transcriber ends an utterance wherever the speaker pauses, and people pause while
+        reading a card number out: "my card is 4111 1111" / "1111 1111 1111". Each half alone is
+        no card, so the new utterance is redacted together with the same speaker's last few
+        (other speakers' words in between do not matter: an agent's "mm-hmm" is no pause in the
+        number). When a number spans them, the earlier entries are rewritten too.
+
+        An earlier entry rewritten here has already gone out as a `context_added` event (and
+        perhaps into a draft) with its share of the digits, which cannot be recalled. That is
+        acceptable only because that share was redacted on its own when it was stored, so it was
+        never a whole card or SSN; what is stored from now on has none of it."""
+        if not mentions_digits(text):
+            return redact(text)  # no digit, written or spoken: nothing to join, no query
+        since = utcnow() - timedelta(seconds=SPLIT_WINDOW_S)
+        earlier = list(
+            s.scalars(
+                select(ContextEntry)
+                .where(
+                    ContextEntry.call_id == call_id,
+                    ContextEntry.author == author,
+                    ContextEntry.source == "transcript",
+                    ContextEntry.created_at >= since,
+                )
+                .order_by(ContextEntry.id.desc())
+                .limit(SPLIT_LOOKBACK)
+            )
+        )[::-1]
+        if not earlier:
+            return redact(text)
+        *rewritten, clean = redact_across([e.text for e in earlier] + [text])
+        for entry, new_text in zip(earlier, rewritten):
+            if new_text != entry.text:
+                if self.store_raw and entry.raw_text is None:
+                    entry.raw_text = entry.text  # stored unchanged, so this was what was said
+                entry.text = new_text
+        return clean
 
     @staticmethod
     def entries(s: Session, call_id: str) -> list[ContextEntry]:
