@@ -85,6 +85,13 @@ class Settings:
     # long to come back before the call ends as "customer left". A SIP caller never gets it:
     # their leg ending means they hung up.
     CUSTOMER_RECONNECT_GRACE_S: int = 30
+    # A web customer who has not reached LiveKit this long after their agent joined never will
+    # (blocked microphone prompt, closed tab before connecting): the call ends instead of
+    # staying active with an agent talking to nobody.
+    CUSTOMER_JOIN_TIMEOUT_S: int = 60
+    # After a hand-over, Agent B (browser or phone leg) must reach the customer's room within this
+    # long; otherwise the caller goes back to the queue for the next agent.
+    HANDOVER_JOIN_TIMEOUT_S: int = 45
 
     # Summaries
     LLM_PROVIDER: str = "auto"
@@ -97,6 +104,10 @@ class Settings:
     STORE_RAW_CONTEXT: bool = False
     # Quiet time after the last context change before the draft summary is refreshed.
     DRAFT_DEBOUNCE_S: float = 1.5
+    # A call's draft is re-made at most once per this many seconds, however fast transcript lines
+    # arrive (each draft is a summary row and an LLM request). A transfer still gets every line:
+    # it makes its own summary when the draft is behind (TRANSFER_SUMMARY_BUDGET_S).
+    SUMMARY_REDRAFT_S: float = 30.0
 
     # Twilio
     TWILIO_ACCOUNT_SID: str = ""
@@ -124,9 +135,22 @@ class Settings:
     AGENT_RECONNECT_GRACE_S: int = 20
     EVENT_POLL_INTERVAL_S: float = 0.05
     SSE_HEARTBEAT_S: float = 15.0
+    # Live event streams (/api/events) per login session and per agent, on all processes
+    # together: a new stream beyond either limit closes that agent's oldest (app.sse).
+    SSE_STREAMS_PER_SESSION: int = 2
+    SSE_STREAMS_PER_AGENT: int = 6
+    # Every stream holds a request thread: a process keeps this many of its GUNICORN_THREADS for
+    # everything else (Twilio webhooks, API calls, health) and answers more streams with 503
+    # (the dashboard then polls). GUNICORN_THREADS is read here and by gunicorn.conf.py.
+    SSE_THREAD_RESERVE: int = 16
+    GUNICORN_THREADS: int = 512
     NOTIFICATIONS_PAGE_SIZE: int = 200
     # Events are notifications and each call's timeline; older ones are deleted.
     EVENT_RETENTION_DAYS: int = 90
+    # Finished calls (with their context, summaries, transfers and events) are deleted this many
+    # days after they ended; ended or revoked agent sessions this many days after that.
+    CALL_RETENTION_DAYS: int = 90
+    SESSION_RETENTION_DAYS: int = 30
 
     # The worker (`flask --app app worker`): side effects, timers, hold audio.
     WORKER_THREADS: int = 8
@@ -266,6 +290,8 @@ def _validate(s: Settings) -> list[str]:
     check(MIN_ANSWER_TIMEOUT_S <= s.AGENT_ANSWER_TIMEOUT_S <= 300, "AGENT_ANSWER_TIMEOUT_S must be between 5 and 300 seconds")
     check(5 <= s.AGENT_RECONNECT_GRACE_S <= 600, "AGENT_RECONNECT_GRACE_S must be between 5 and 600 seconds")
     check(0 <= s.CUSTOMER_RECONNECT_GRACE_S <= 600, "CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
+    check(10 <= s.CUSTOMER_JOIN_TIMEOUT_S <= 600, "CUSTOMER_JOIN_TIMEOUT_S must be between 10 and 600 seconds")
+    check(10 <= s.HANDOVER_JOIN_TIMEOUT_S <= 600, "HANDOVER_JOIN_TIMEOUT_S must be between 10 and 600 seconds")
     check(0 < s.TWILIO_TIMEOUT_S <= 60, "TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
     check(5 <= s.LIVEKIT_SIP_RINGING_TIMEOUT_S <= 86400, "LIVEKIT_SIP_RINGING_TIMEOUT_S must be between 5 and 86400 seconds")
     check(not (s.TWILIO_SIP_EDGE and s.TWILIO_SIP_EDGE not in SIP_EDGES), f"TWILIO_SIP_EDGE must be one of {', '.join(SIP_EDGES)}")
@@ -273,7 +299,14 @@ def _validate(s: Settings) -> list[str]:
     check(0.01 <= s.WORKER_POLL_INTERVAL_S <= 10, "WORKER_POLL_INTERVAL_S must be between 0.01 and 10 seconds")
     check(3 <= s.WORKER_TASK_LEASE_S <= 600, "WORKER_TASK_LEASE_S must be between 3 and 600 seconds")
     check(5 <= s.HOLD_REMINDER_S <= 3600, "HOLD_REMINDER_S must be between 5 and 3600 seconds")
+    check(1 <= s.SUMMARY_REDRAFT_S <= 3600, "SUMMARY_REDRAFT_S must be between 1 and 3600 seconds")
+    check(1 <= s.CALL_RETENTION_DAYS <= 3650, "CALL_RETENTION_DAYS must be between 1 and 3650 days")
+    check(1 <= s.SESSION_RETENTION_DAYS <= 3650, "SESSION_RETENTION_DAYS must be between 1 and 3650 days")
     check(1 <= s.LOGIN_CONCURRENCY <= 64, "LOGIN_CONCURRENCY must be between 1 and 64")
+    check(1 <= s.SSE_STREAMS_PER_SESSION <= s.SSE_STREAMS_PER_AGENT <= 100,
+          "SSE_STREAMS_PER_SESSION and SSE_STREAMS_PER_AGENT must be 1-100, per session at most per agent")
+    check(1 <= s.SSE_THREAD_RESERVE < s.GUNICORN_THREADS,
+          "SSE_THREAD_RESERVE must be at least 1 and less than GUNICORN_THREADS (streams need threads too)")
     for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT", "LOGIN_AGENT_RATE_LIMIT", "PHONE_DIAL_RATE_LIMIT", "PHONE_DIAL_GLOBAL_RATE_LIMIT"):
         try:
             parse_rate(getattr(s, name), name)

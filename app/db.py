@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from sqlalchemy import Engine, create_engine, event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.event_ids import events_autoincrement
 from app.models import Base, SchemaMigration
 
 
@@ -111,11 +112,17 @@ def _agent_disabled(session: Session) -> None:
     _add_missing(session, ("agents",))
 
 
+def _event_streams(session: Session) -> None:
+    _add_missing(session, ("event_streams",))
+
+
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
 MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (1, "initial schema", _initial_schema),
     (2, "tasks, hold leases, bridge diagnostics", _worker_tables),
     (3, "agents.disabled_at", _agent_disabled),
+    (4, "event streams", _event_streams),
+    (5, "events ids never reused (SQLite AUTOINCREMENT)", events_autoincrement),
 ]
 
 

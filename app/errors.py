@@ -85,6 +85,13 @@ class LiveKitFailed(ServiceUnavailable):
     code = "livekit_error"
 
 
+class StreamsFull(ServiceUnavailable):
+    """This process has no thread to spare for another event stream; the dashboard polls."""
+
+    code = "streams_full"
+    retry_after = 30
+
+
 class TelephonyNotConfigured(ServiceUnavailable):
     code = "telephony_not_configured"
 
@@ -124,7 +131,7 @@ def register_error_handlers(app) -> None:
     def render(err: AppError):
         response = jsonify(err.to_dict())
         response.status_code = err.status
-        if isinstance(err, RateLimited):
+        if isinstance(err, (RateLimited, StreamsFull)):
             response.headers["Retry-After"] = str(err.retry_after)
         return response
 

@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, make_url, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.db import Database
+from app.errors import StreamsFull
 from app.models import Event
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,12 @@ EVENT_TYPES = frozenset(
         "transfer_failed",
         "agent_left",
         "session_ended",
+        "stream_replaced",
     }
 )
 
 GAP_PATIENCE_S = 15.0
+GAP_SPAN = 10_000
 NOTIFY_CHANNEL = "wt_events"
 
 
@@ -179,9 +182,11 @@ def _poke_local() -> None:
 class Dispatcher:
     """Per-process reader of the events table (periodic jobs run in the worker: app.worker)."""
 
-    def __init__(self, db: Database, poll_interval: float):
+    def __init__(self, db: Database, poll_interval: float, max_streams: int = 1_000_000):
         self.db = db
         self.poll_interval = poll_interval
+        # Streams this process may hold (each holds a request thread): see SSE_THREAD_RESERVE.
+        self.max_streams = max_streams
         self._subs: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -238,9 +243,13 @@ class Dispatcher:
 
     # -- subscriptions -----------------------------------------------------------------------
     def subscribe(self, audience: str) -> Subscription:
+        """A queue of `audience`'s events from now on; StreamsFull if this process already holds
+        as many streams as it may without starving its other requests of threads."""
         self.ensure_started()
         sub = Subscription(audience)
         with self._lock:
+            if sum(len(s) for s in self._subs.values()) >= self.max_streams:
+                raise StreamsFull("This server has no room for another live event stream right now; updates come by polling.")
             self._subs.setdefault(audience, set()).add(sub)
         return sub
 
@@ -301,7 +310,10 @@ class Dispatcher:
         for row in rows:
             self._gaps.pop(row.id, None)
             if row.id > self._last_id:
-                for missing in range(self._last_id + 1, row.id):
+                # Only ids a transaction still in flight may hold are worth waiting for, and those
+                # are close below the newest. A long jump is no such gap: a dispatcher that
+                # started on an empty (pruned) table at 0 sees ids continue far above it.
+                for missing in range(max(self._last_id + 1, row.id - GAP_SPAN), row.id):
                     self._gaps.setdefault(missing, now)
                 self._last_id = row.id
             self._deliver(row)

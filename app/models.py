@@ -223,7 +223,10 @@ class Event(Base):
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    __table_args__ = (Index("ix_events_audience_id", "audience", "id"),)
+    # AUTOINCREMENT on SQLite: without it a new row takes max(id)+1, so once pruning deletes the
+    # newest rows ids are handed out again, below what every dispatcher and browser (Last-Event-ID)
+    # has already seen, and those events are never delivered. PostgreSQL sequences never go back.
+    __table_args__ = (Index("ix_events_audience_id", "audience", "id"), {"sqlite_autoincrement": True})
 
 
 class LiveKitWebhookEvent(Base):
@@ -236,6 +239,19 @@ class LiveKitWebhookEvent(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class EventStream(Base):
+    """One open Server-Sent Events stream, on any process: the per-session and per-agent stream
+    limits count these rows (app.sse). A row whose process died is the oldest of its agent and
+    the first one closed; rows older than a session lifetime are deleted."""
+
+    __tablename__ = "event_streams"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64), index=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class RateLimitWindow(Base):

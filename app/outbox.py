@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -89,9 +89,10 @@ def enqueue(
     """Record a task in the caller's transaction.
 
     With `dedupe_key`, at most one *pending* task of this kind has that key: a second enqueue
-    keeps the pending one (`replace_due=False`) or moves its due time and payload
-    (`replace_due=True`, a debounce). A running task with the same key does not count: work that
-    arrives while it runs gets a pending task of its own.
+    keeps the pending one (`replace_due=False`) or replaces its payload and moves its due time
+    later, never earlier (`replace_due=True`, a debounce: a task deliberately put off, like a
+    draft refresh held for SUMMARY_REDRAFT_S, stays put off). A running task with the same key
+    does not count: work that arrives while it runs gets a pending task of its own.
     """
     due = due_at or utcnow() + timedelta(seconds=delay_s)
     values = dict(kind=kind, dedupe_key=dedupe_key, payload=payload or {}, state=PENDING, due_at=due,
@@ -103,7 +104,8 @@ def enqueue(
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Task).values(**values)
         target = dict(index_elements=["kind", "dedupe_key"], index_where=text("state = 'pending'"))
         if replace_due:
-            stmt = insert.on_conflict_do_update(**target, set_={"due_at": due, "payload": values["payload"]})
+            later = case((insert.excluded.due_at > TASKS.c.due_at, insert.excluded.due_at), else_=TASKS.c.due_at)
+            stmt = insert.on_conflict_do_update(**target, set_={"due_at": later, "payload": values["payload"]})
         else:
             stmt = insert.on_conflict_do_nothing(**target)
         s.execute(stmt)

@@ -3,17 +3,33 @@
 The generator runs after the request context is gone, so it gets everything it needs as
 arguments. It subscribes before reading any backlog, so nothing written in between is missed;
 ids already sent are skipped, so nothing is sent twice.
+
+Limits (docs/architecture.md, "Event streams"): a process holds at most
+GUNICORN_THREADS - SSE_THREAD_RESERVE streams (Dispatcher.subscribe refuses more with 503, and
+the dashboard polls instead), and an agent at most SSE_STREAMS_PER_AGENT / SESSION across every
+process (app.services.streams: a new stream closes the oldest). Streams stay on request threads
+rather than an event loop: gthread parks idle keep-alive connections without a thread, the
+reserve keeps webhooks answered, and the whole app stays one synchronous code base.
 """
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections import deque
 from datetime import datetime, timezone
 from typing import Iterator
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.events import Delivered, fetch_for_audience
 from app.services.agents import AuthContext
+
+log = logging.getLogger(__name__)
+
+# Events that steer streams themselves: never replayed from the backlog, and passed on only to
+# the stream (or session) they name.
+_CONTROL = frozenset({"session_ended", "stream_replaced"})
 
 
 def frame(item: Delivered) -> str:
@@ -21,63 +37,102 @@ def frame(item: Delivered) -> str:
     return f"id: {item.id}\nevent: {item.type}\ndata: {data}\n\n"
 
 
-def event_stream(services, auth: AuthContext, last_event_id: int | None) -> Iterator[str]:
-    dispatcher = services.dispatcher
-    sub = dispatcher.subscribe(auth.agent_id)
-    heartbeat = services.settings.SSE_HEARTBEAT_S
+class EventStreamResponse:
+    """The response body: iterates the stream, and whether or not it was ever iterated, gives
+    back its subscription and its stream row when the server closes it (a client that hangs up
+    before the first byte must not hold a slot)."""
 
-    def generate() -> Iterator[str]:
-        sent: deque[int] = deque(maxlen=2000)
-        sent_set: set[int] = set()
-
-        def fresh(item: Delivered) -> bool:
-            if item.id in sent_set:
-                return False
-            if len(sent) == sent.maxlen:
-                sent_set.discard(sent[0])
-            sent.append(item.id)
-            sent_set.add(item.id)
-            return True
-
+    def __init__(self, services, auth: AuthContext, last_event_id: int | None):
+        self.services = services
+        # Subscribe first: the stream_replaced event for a tab opened right after this one must
+        # reach us, and a full process refuses here, before any row is written.
+        self.sub = services.dispatcher.subscribe(auth.agent_id)
         try:
-            yield "retry: 2000\n\n"
-            if last_event_id is None:
-                # A fresh stream starts now; the id lets a reconnect resume from here.
-                yield f"id: {dispatcher.high_water}\nevent: ready\ndata: {{}}\n\n"
-            else:
-                cursor = last_event_id
-                while True:
-                    backlog = fetch_for_audience(services.db, auth.agent_id, cursor, 500)
-                    for item in backlog:
-                        if item.type != "session_ended" and fresh(item):
-                            yield frame(item)
-                    if len(backlog) < 500:
-                        break
-                    cursor = backlog[-1].id
-                yield "event: ready\ndata: {}\n\n"
-            # Heartbeats are jittered so hundreds of streams opened together do not all wake at once.
-            interval = heartbeat * random.uniform(0.8, 1.2)
-            while not sub.closed:
-                if sub.overflowed:
-                    yield ": too far behind; reconnect to catch up\n\n"
-                    return
-                if sub.ready.wait(interval):
-                    for item in sub.drain():
-                        if item.type == "session_ended":
-                            # No session_ref: every session of the agent ended (password
-                            # changed, account disabled, sessions revoked by an operator).
-                            if item.payload.get("session_ref") in (None, auth.session_ref):
-                                yield frame(item)
-                                return
-                            continue  # another tab's session of the same agent
-                        if fresh(item):
-                            yield frame(item)
-                    continue
-                if auth.expires_at <= datetime.now(timezone.utc):
-                    yield 'event: session_ended\ndata: {"reason": "expired"}\n\n'
-                    return
-                yield ": keepalive\n\n"
-        finally:
-            dispatcher.unsubscribe(sub)
+            self.stream_id = services.streams.open(auth.agent_id, auth.session_id)
+        except Exception:
+            services.dispatcher.unsubscribe(self.sub)
+            raise
+        self._closed = False
+        self._body = _generate(services, auth, last_event_id, self.sub, self.stream_id)
 
-    return generate()
+    def __iter__(self) -> Iterator[str]:
+        return self._body
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._body.close()
+        self.services.dispatcher.unsubscribe(self.sub)
+        try:
+            self.services.streams.close(self.stream_id)
+        except SQLAlchemyError:
+            # The row is then the agent's oldest and goes at their next open (or with the session).
+            log.warning("could not delete event stream %s; it will be pruned", self.stream_id, exc_info=True)
+
+
+def _generate(services, auth: AuthContext, last_event_id: int | None, sub, stream_id: str) -> Iterator[str]:
+    dispatcher = services.dispatcher
+    heartbeat = services.settings.SSE_HEARTBEAT_S
+    sent: deque[int] = deque(maxlen=2000)
+    sent_set: set[int] = set()
+
+    def fresh(item: Delivered) -> bool:
+        if item.id in sent_set:
+            return False
+        if len(sent) == sent.maxlen:
+            sent_set.discard(sent[0])
+        sent.append(item.id)
+        sent_set.add(item.id)
+        return True
+
+    def expired() -> bool:
+        return auth.expires_at <= datetime.now(timezone.utc)
+
+    yield "retry: 2000\n\n"
+    if last_event_id is None:
+        # A fresh stream starts now; the id lets a reconnect resume from here.
+        yield f"id: {dispatcher.high_water}\nevent: ready\ndata: {{}}\n\n"
+    else:
+        cursor = last_event_id
+        while True:
+            backlog = fetch_for_audience(services.db, auth.agent_id, cursor, 500)
+            for item in backlog:
+                if item.type not in _CONTROL and fresh(item):
+                    yield frame(item)
+            if len(backlog) < 500:
+                break
+            cursor = backlog[-1].id
+        yield "event: ready\ndata: {}\n\n"
+    # Heartbeats are jittered so hundreds of streams opened together do not all wake at once.
+    interval = heartbeat * random.uniform(0.8, 1.2)
+    while not sub.closed:
+        if sub.overflowed:
+            yield ": too far behind; reconnect to catch up\n\n"
+            return
+        woke = sub.ready.wait(interval)
+        # Checked before anything is sent, so a stream kept busy by events still notices (the
+        # heartbeat alone would never come round).
+        if expired():
+            yield 'event: session_ended\ndata: {"reason": "expired"}\n\n'
+            return
+        if not woke:
+            yield ": keepalive\n\n"
+            continue
+        for item in sub.drain():
+            if item.type == "session_ended":
+                # No session_ref: every session of the agent ended (password changed, account
+                # disabled, sessions revoked by an operator).
+                if item.payload.get("session_ref") in (None, auth.session_ref):
+                    yield frame(item)
+                    return
+                continue  # another tab's session of the same agent
+            if item.type == "stream_replaced":
+                if stream_id in item.payload.get("stream_ids", ()):
+                    # The browser must not reconnect (it would close the newer tab in turn):
+                    # the dashboard stops its EventSource and polls.
+                    yield frame(item)
+                    return
+                continue
+            if fresh(item):
+                yield frame(item)

@@ -10,6 +10,7 @@ from app.api.guards import agent_required, client_address, customer_key, require
 from app.api.validation import ID, Field, parse_json
 from app.config import parse_rate
 from app.serializers import call_dict, entry_dict
+from app.services import call_list
 from app.services.summaries import CONTEXT_TEXT_MAX
 
 
@@ -103,7 +104,8 @@ def end_call():
 @bp.get("/calls")
 @agent_required
 def list_calls():
-    return jsonify(services().calls.list_calls(require_agent().agent_id))
+    # Only calls the agent took part in (app.services.call_list says which, and why).
+    return jsonify(call_list.list_calls(services().db, require_agent().agent_id))
 
 
 @bp.get("/calls/<session_id>")

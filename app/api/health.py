@@ -1,42 +1,38 @@
-"""Health: is the app up, and what state are the things it depends on in?"""
+"""Health: `/api/health` for anyone (terse, cheap), `/api/health/details` for signed-in agents.
+
+Two routes rather than one whose answer depends on the cookie: load balancers and uptime checks
+get the same small body whoever asks, nothing cached or logged on the way can carry the details,
+and an agent's check is plainly an authenticated request (401 without a session).
+See app.services.health for what each part costs.
+"""
 from __future__ import annotations
 
-from flask import jsonify
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from flask import current_app, jsonify
 
 from app.api import bp
-from app.api.guards import services
-from app.db import MIGRATIONS
-from app.errors import ServiceUnavailable
-from app.models import SchemaMigration
+from app.api.guards import agent_required, services
+from app.services.health import HealthMonitor
+
+
+def _monitor() -> HealthMonitor:
+    # One per app (its caches are per process); made on first use so nothing else needs wiring.
+    monitor = current_app.extensions.get("wt_health")
+    if monitor is None:
+        monitor = current_app.extensions.setdefault("wt_health", HealthMonitor(services()))
+    return monitor
 
 
 @bp.get("/health")
 def health():
-    svc = services()
-    settings = svc.settings
-    body: dict = {"status": "healthy"}
-    try:
-        with svc.db.reading() as s:
-            applied = set(s.scalars(select(SchemaMigration.version)))
-        missing = [v for v, _name, _fn in MIGRATIONS if v not in applied]
-        body["db"] = {"status": "ok" if not missing else "needs_migration", "backend": "sqlite" if svc.db.is_sqlite else "postgresql"}
-        if missing:
-            body["status"] = "degraded"
-    except SQLAlchemyError as err:
-        body["status"] = "degraded"
-        body["db"] = {"status": "unavailable", "error": type(err).__name__}
-    try:
-        svc.livekit.ping()
-        body["livekit"] = {"status": "ok", "url": settings.LIVEKIT_HTTP_URL}
-    except ServiceUnavailable as err:
-        body["livekit"] = {"status": "unavailable", "url": settings.LIVEKIT_HTTP_URL, "error": err.message}
-    provider = svc.summaries.summarizer.provider
-    body["llm"] = {"provider": provider.name, "model": provider.model}
-    body["telephony"] = {
-        "configured": settings.telephony_configured,
-        "message": None if settings.telephony_configured else "Set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_PHONE_NUMBER to enable phone calls.",
-    }
-    body["sse_subscribers"] = svc.dispatcher.subscriber_count()
-    return jsonify(body), (200 if body["status"] == "healthy" else 503)
+    body, status = _monitor().public()
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response, status
+
+
+@bp.get("/health/details")
+@agent_required
+def health_details():
+    response = jsonify(_monitor().details())
+    response.headers["Cache-Control"] = "no-store"
+    return response

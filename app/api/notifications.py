@@ -7,7 +7,7 @@ from app.api import bp
 from app.api.guards import agent_required, require_agent, services
 from app.errors import Forbidden, ValidationFailed
 from app.events import fetch_for_audience
-from app.sse import event_stream
+from app.sse import EventStreamResponse
 
 
 def _event_id(raw: str | None, name: str) -> int | None:
@@ -41,7 +41,7 @@ def events():
     last = _event_id(request.headers.get("Last-Event-ID"), "Last-Event-ID")
     if last is None:
         last = _event_id(request.args.get("since"), "since")
-    stream = event_stream(services(), auth, last)
+    stream = EventStreamResponse(services(), auth, last)
     return Response(
         stream,
         mimetype="text/event-stream",

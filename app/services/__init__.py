@@ -15,6 +15,7 @@ from app.gateways.livekit import LiveKitGateway
 from app.gateways.twilio import TwilioGateway
 from app.ratelimit import RateLimiter
 from app.services.agents import AgentService
+from app.services.arrivals import Arrivals
 from app.services.calls import CallService
 from app.services.drafts import DraftRefresher
 from app.services.agent_departures import AgentDepartures
@@ -22,6 +23,7 @@ from app.services.livekit_events import LiveKitEvents
 from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
 from app.services.routing import drain_queue
+from app.services.streams import StreamRegistry
 from app.services.summaries import SummaryStore
 from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
@@ -46,6 +48,8 @@ class Services:
     phone: PhoneTransfers
     telephony: TelephonyService
     livekit_events: LiveKitEvents
+    streams: StreamRegistry
+    arrivals: Arrivals
 
     def drain_queue(self) -> list[tuple[str, str]]:
         return drain_queue(self.db)
@@ -79,11 +83,11 @@ def build_services(
         settings=settings,
         db=db,
         livekit=livekit,
-        dispatcher=Dispatcher(db, settings.EVENT_POLL_INTERVAL_S),
+        dispatcher=Dispatcher(db, settings.EVENT_POLL_INTERVAL_S, settings.GUNICORN_THREADS - settings.SSE_THREAD_RESERVE),
         limiter=limiter,
         agents=AgentService(db, settings.SESSION_LIFETIME_S, settings.PASSWORD_HASH_METHOD, settings.LOGIN_CONCURRENCY),
         summaries=summaries,
-        drafts=DraftRefresher(db, summaries, debounce_s=settings.DRAFT_DEBOUNCE_S, budget_s=settings.LLM_TIMEOUT_S),
+        drafts=DraftRefresher(db, summaries, debounce_s=settings.DRAFT_DEBOUNCE_S, budget_s=settings.LLM_TIMEOUT_S, redraft_s=settings.SUMMARY_REDRAFT_S),
         calls=calls,
         transfers=TransferService(db, livekit, summaries, settings, phone, limiter),
         twilio=twilio,
@@ -91,5 +95,7 @@ def build_services(
         phone=phone,
         telephony=TelephonyService(db, livekit, summaries, calls, phone_legs, settings),
         livekit_events=LiveKitEvents(db, livekit, calls, phone_legs, settings, AgentDepartures(db, livekit, calls, settings.AGENT_RECONNECT_GRACE_S)),
+        streams=StreamRegistry(db, settings.SSE_STREAMS_PER_SESSION, settings.SSE_STREAMS_PER_AGENT, settings.SESSION_LIFETIME_S),
+        arrivals=Arrivals(db, livekit, calls, phone_legs, settings),
     )
     return services

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from app import states
 from app.db import Database
@@ -145,19 +145,6 @@ class CallService:
                 timeline=timeline(s, call.id),
             )
 
-    def list_calls(self, agent_id: str) -> dict:
-        with self.db.reading() as s:
-            mine = select(Transfer.call_id).where(or_(Transfer.from_agent_id == agent_id, Transfer.to_agent_id == agent_id))
-            slot = select(Agent.active_call_id).where(Agent.id == agent_id).scalar_subquery()
-            calls = s.scalars(
-                select(Call)
-                .where(or_(Call.agent_id == agent_id, Call.id == slot, Call.id.in_(mine)))
-                .order_by(Call.created_at.desc())
-                .limit(50)
-            )
-            queued = len(list(s.scalars(select(Call.id).where(Call.status == "queued"))))
-            return {"calls": [call_dict(c) for c in calls], "queued": queued}
-
     # -- rooms and tokens ------------------------------------------------------------------
     def agent_room(self, agent_id: str, agent_name: str, call_id: str) -> RoomGrant:
         """The room this agent belongs in right now, with a fresh token for it."""
@@ -177,6 +164,7 @@ class CallService:
                 raise Forbidden("You are not in this call (or you have already left it).")
             if call.agent_id == agent_id and transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):
                 emit(s, "call_active", {"agent_id": agent_id}, audiences=[agent_id], call_id=call.id)
+                effects.arm_customer_join(s, call, utcnow())
         return RoomGrant(room, self.livekit.agent_token(agent_id, agent_name, room, call.id, role), role)
 
     def customer_room(self, call: Call) -> RoomGrant:
@@ -195,8 +183,15 @@ class CallService:
                     # Completing the transfer already took Agent A out; leaving again is a no-op.
                     return {"session_id": call_id, "status": call.status, "outcome": "left"}
                 raise Forbidden("You are not in this call (or you have already left it).")
+            t = open_transfer(s, call.id)
             if call.agent_id == agent_id:
                 outcome = owner_left(s, call, agent_id, legs=self.legs)
+            elif t is not None and t.to_agent_id == agent_id:
+                # Agent B bowing out of the briefing: a decline, so Agent A keeps the customer
+                # (completing now would hand the call to someone who has left it).
+                end_transfer(s, t, "decline", reason="Agent B left the briefing.", reason_code="agent_b_left", legs=self.legs)
+                effects.remove_participant(s, t.transfer_room, agent_identity(agent_id))
+                outcome = "declined"
             else:
                 release_agent(s, agent_id, call.id)
                 emit(s, "agent_left", {"agent_id": agent_id}, audiences=[call.agent_id], call_id=call.id)

@@ -5,13 +5,20 @@ further context before it runs only moves it later (a burst of transcript lines 
 request, not one per line). The worker runs it. A lease row makes sure only one refresh per call
 runs at a time across all workers, and whoever finishes re-checks for context that arrived
 meanwhile and schedules another refresh if so.
+
+Speakers pause between utterances for longer than the debounce, so the debounce alone still
+drafts once per utterance: a summary row and an LLM request each. The worker's refresh is therefore held until
+SUMMARY_REDRAFT_S after the call's previous draft (checked under the lease, so it holds across
+workers): at most one draft per SUMMARY_REDRAFT_S per call. The newest context still reaches
+Agent B: a transfer uses the draft only if it covers every entry, and otherwise summarises anew
+(SummaryStore.for_transfer).
 """
 from __future__ import annotations
 
 import logging
 import os
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from app import states
 from app.db import Database
 from app.events import emit
-from app.models import Call, SummaryLease, utcnow
+from app.models import Call, Summary, SummaryLease, utcnow
 from app.repo import open_transfer
 from app.serializers import summary_dict
 from app.services import effects
@@ -29,11 +36,12 @@ log = logging.getLogger(__name__)
 
 
 class DraftRefresher:
-    def __init__(self, db: Database, store: SummaryStore, *, debounce_s: float, budget_s: float):
+    def __init__(self, db: Database, store: SummaryStore, *, debounce_s: float, budget_s: float, redraft_s: float = 0.0):
         self.db = db
         self.store = store
         self.debounce_s = debounce_s
         self.budget_s = budget_s
+        self.redraft_s = redraft_s
         self.lease_s = budget_s * 2 + 10
 
     def schedule(self, call_id: str) -> None:
@@ -48,8 +56,11 @@ class DraftRefresher:
         except Exception:  # a failed background refresh must not kill the pool; the next change retries
             log.exception("draft summary refresh failed for call %s", call_id)
 
-    def refresh(self, call_id: str) -> int | None:
-        """Bring the draft up to date now. Returns the new summary id, or None if nothing to do."""
+    def refresh(self, call_id: str, *, now: datetime | None = None) -> int | None:
+        """Bring the draft up to date. Returns the new summary id, or None if nothing to do.
+
+        With `now` (the worker's task), not before SUMMARY_REDRAFT_S after the previous draft: an
+        earlier run puts the refresh off until then instead. Without it (an explicit request), now."""
         holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         if not self._acquire(call_id, holder):
             return None  # another worker is on it, and re-checks for newer context when done
@@ -62,7 +73,13 @@ class DraftRefresher:
                 draft = self.store.latest(s, call_id, ("draft",))
                 if draft is not None and draft.covering_entry_id >= newest and not draft.degraded:
                     return None
-                data = self.store.input_for(s, call)
+                held_until = self._held_until(draft, now)
+                if held_until is None:
+                    data = self.store.input_for(s, call)
+            if held_until is not None:
+                with self.db.transaction() as s:
+                    effects.refresh_draft_at(s, call_id, held_until)
+                return None
             result = self.store.summarizer.summarize(data, self.budget_s)
             with self.db.transaction() as s:
                 row = self.store.save(s, call_id, result, kind="draft", covering_entry_id=newest)
@@ -76,9 +93,19 @@ class DraftRefresher:
         finally:
             self._release(call_id, holder)
         with self.db.reading() as s:
-            if self.store.newest_entry_id(s, call_id) > newest:
-                self.schedule(call_id)
+            behind = self.store.newest_entry_id(s, call_id) > newest
+        if behind:
+            # Due when this call may be drafted again, not sooner (it would only be put off).
+            with self.db.transaction() as s:
+                effects.refresh_draft(s, call_id, max(self.debounce_s, self.redraft_s))
         return summary_id
+
+    def _held_until(self, draft: Summary | None, now: datetime | None) -> datetime | None:
+        """When the worker may draft this call again, if that is still ahead of `now`."""
+        if now is None or draft is None:
+            return None
+        allowed = draft.created_at + timedelta(seconds=self.redraft_s)
+        return allowed if allowed > now else None
 
     def _acquire(self, call_id: str, holder: str) -> bool:
         now = utcnow()

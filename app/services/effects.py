@@ -8,7 +8,7 @@ Order between tasks, where it matters, is a chain: a task's `then` list is enque
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,10 @@ TRANSFER_RING_TIMER = "timer.transfer_ring"
 ANSWER_TIMER = "timer.agent_answer"
 CUSTOMER_GRACE_TIMER = "timer.customer_grace"
 AGENT_GRACE_TIMER = "timer.agent_grace"
+# app.services.arrivals: someone who must turn up where the call needs them.
+CUSTOMER_JOIN_TIMER = "timer.customer_join"
+HANDOVER_JOIN_TIMER = "timer.handover_join"
+AGENT_B_GRACE_TIMER = "timer.agent_b_grace"
 
 
 @dataclass(frozen=True)
@@ -88,5 +92,33 @@ def refresh_draft(s: Session, call_id: str, debounce_s: float) -> None:
     outbox.enqueue(s, REFRESH_DRAFT, {"call_id": call_id}, delay_s=debounce_s, dedupe_key=call_id, replace_due=True, max_attempts=3)
 
 
+def refresh_draft_at(s: Session, call_id: str, at: datetime) -> None:
+    """The refresh held back until the call may be drafted again (SUMMARY_REDRAFT_S); context that
+    arrives meanwhile cannot bring it forward (a pending refresh only ever moves later)."""
+    outbox.enqueue(s, REFRESH_DRAFT, {"call_id": call_id}, due_at=at, dedupe_key=call_id, replace_due=True, max_attempts=3)
+
+
 def arm(s: Session, kind: str, payload: dict, at: datetime) -> None:
     outbox.enqueue(s, kind, payload, due_at=at)
+
+
+# The arrival timers (app.services.arrivals) are armed this soon and put themselves back to their
+# real deadline: arming needs no settings, and a deadline shortened by configuration still counts.
+ARRIVAL_CHECK_AFTER = timedelta(seconds=5)
+
+
+def arm_customer_join(s: Session, call, since: datetime) -> None:
+    """A web call's agent has joined: the customer's browser must now reach LiveKit."""
+    if call.channel == "web" and call.customer_joined_at is None:
+        arm(s, CUSTOMER_JOIN_TIMER, {"call_id": call.id, "since": since.isoformat()}, since + ARRIVAL_CHECK_AFTER)
+
+
+def arm_handover_join(s: Session, transfer_id: str, handed_over_at: datetime) -> None:
+    """The call is Agent B's now: they must reach the customer's room."""
+    arm(s, HANDOVER_JOIN_TIMER, {"transfer_id": transfer_id}, handed_over_at + ARRIVAL_CHECK_AFTER)
+
+
+def arm_agent_b_return(s: Session, transfer_id: str, agent_id: str, left_at: datetime) -> None:
+    """Agent B's browser left the briefing: it must come back (a refresh) or the transfer is declined."""
+    payload = {"transfer_id": transfer_id, "agent_id": agent_id, "left_at": left_at.isoformat()}
+    arm(s, AGENT_B_GRACE_TIMER, payload, left_at + ARRIVAL_CHECK_AFTER)

@@ -42,7 +42,7 @@ from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.events import emit
 from app.gateways.livekit import CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX, LiveKitGateway, customer_identity
 from app.models import Agent, Call, LiveKitWebhookEvent, Transfer, utcnow
-from app.repo import agents_in_call, claim_agent, load_call, transition
+from app.repo import agents_in_call, claim_agent, load_call, open_transfer, transition
 from app.services.agent_departures import AgentDepartures
 from app.services.calls import CallService
 from app.services import effects
@@ -130,6 +130,10 @@ class LiveKitEvents:
                 who = identify(event.participant, t.call_id)
                 if who.role == "agent" and not who.sip and who.agent_id == t.from_agent_id:
                     return self.departures.left(s, load_call(s, t.call_id), who.agent_id, room) or "ignored"
+                if who.role == "agent" and not who.sip and who.agent_id == t.to_agent_id and t.status == T.BRIEFING:
+                    # A refresh is back within seconds; a crash is not (app.services.arrivals).
+                    effects.arm_agent_b_return(s, t.id, who.agent_id, utcnow())
+                    return "agent b left the briefing; waiting for a reconnect"
                 return "ignored"
             if event.event == "room_finished":
                 if t.status in states.TRANSFER_OPEN:
@@ -154,9 +158,16 @@ class LiveKitEvents:
             if moved:
                 self._customer_presence(s, call, present=True)
             return "customer present" if moved else "older customer session"
+        if who.role == "agent" and not who.sip:
+            t = open_transfer(s, call.id)
+            if t is not None and t.from_agent_id == who.agent_id:
+                # Agent A during their own consult: the customer is on hold, and the token Agent A
+                # already holds for this room must not let them listen in (or be heard).
+                return EVICTED
         if who.role == "agent" and who.agent_id == call.agent_id:
             if transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):
                 emit(s, "call_active", {"agent_id": call.agent_id}, audiences=[call.agent_id], call_id=call.id)
+                effects.arm_customer_join(s, call, utcnow())
                 return "call active"
         if who.role == "agent" and s.scalar(select(Agent.active_call_id).where(Agent.id == who.agent_id)) != call.id:
             return EVICTED  # e.g. Agent A after handing over, rejoining with a still-valid token

@@ -91,6 +91,7 @@ def owner_left(s: Session, call: Call, agent_id: str | None, legs: PhoneLegs | N
             "customer_room": call.room_name,
         }
         emit(s, "transfer_failed", payload, audiences=[agent_id, t.to_agent_id], call_id=call.id)
+        effects.arm_handover_join(s, t.id, now)  # Agent B must now reach the customer
         return "handed_over"
     if t is not None:
         end_transfer(s, t, "agent_a_left", reason="Agent A left before Agent B joined.", reason_code="agent_a_left", legs=legs)

@@ -222,21 +222,36 @@ class TransferService:
             t = self._for_agent_a(s, transfer_id, agent_id)
             if t.to_phone and not t.twilio_call_sid:
                 raise Conflict(f"Transfer {t.id} is {t.status}; it cannot complete now.")
-            now = utcnow()
-            require_transition(s, "transfer", t.id, "complete", ended_at=now, handed_over_at=now)
-            require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
-            # Agent A's part ends here: free for the next caller, out of the customer's room.
-            release_agent(s, t.from_agent_id, t.call_id)
-            call = load_call(s, t.call_id)
-            effects.remove_participant(s, call.room_name, agent_identity(t.from_agent_id))
-            if t.to_phone and self.phone is not None:
-                self.phone.legs.schedule_move(s, load_transfer(s, t.id), call)
+            b_gone = t.status == T.BRIEFING and t.to_agent_id is not None and not t.to_phone and (
+                s.scalar(select(Agent.active_call_id).where(Agent.id == t.to_agent_id)) != t.call_id
+            )
+            if b_gone:
+                # Agent B no longer holds the call (left, or was taken out): handing it over would
+                # give the customer to nobody. The transfer ends; Agent A keeps the customer.
+                end_transfer(s, t, "decline", reason="Agent B is no longer in the briefing.", reason_code="agent_b_left", legs=self._legs)
             else:
-                effects.delete_room(s, t.transfer_room)
-            payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone}
-            emit(s, "transfer_completed", payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
+                now = utcnow()
+                self._hand_over(s, t, now)
+        if b_gone:
+            raise Conflict("Agent B has left the briefing; the transfer has ended and the customer stays with you.", code="agent_b_left")
         drain_queue(self.db)
         return self.describe(transfer_id)
+
+    def _hand_over(self, s: Session, t: Transfer, now: datetime) -> None:
+        """Agent B takes the customer (inside the caller's transaction)."""
+        require_transition(s, "transfer", t.id, "complete", ended_at=now, handed_over_at=now)
+        require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
+        # Agent A's part ends here: free for the next caller, out of the customer's room.
+        release_agent(s, t.from_agent_id, t.call_id)
+        call = load_call(s, t.call_id)
+        effects.remove_participant(s, call.room_name, agent_identity(t.from_agent_id))
+        if t.to_phone and self.phone is not None:
+            self.phone.legs.schedule_move(s, load_transfer(s, t.id), call)
+        else:
+            effects.delete_room(s, t.transfer_room)
+        payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone}
+        emit(s, "transfer_completed", payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
+        effects.arm_handover_join(s, t.id, now)
 
     def cancel(self, agent_id: str, transfer_id: str):
         with self.db.transaction() as s:

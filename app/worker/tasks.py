@@ -17,7 +17,7 @@ from app.errors import LiveKitFailed, TelephonyNotConfigured, TwilioError
 from app.events import prune_events
 from app.gateways.livekit import LiveKitGateway
 from app.models import Call, Transfer
-from app.services import effects
+from app.services import effects, retention
 from app.services.effects import LegAction
 from app.services.participants import agent_b_leg_in
 from app.services.routing import answer_missed, drain_queue
@@ -152,7 +152,8 @@ def redirect_caller(ctx: TaskContext, p: dict) -> None:
 
 # -- summaries ------------------------------------------------------------------------------------
 def refresh_draft(ctx: TaskContext, p: dict) -> None:
-    ctx.services.drafts.refresh(p["call_id"])
+    # With the task's clock: held back to one draft per SUMMARY_REDRAFT_S (app.services.drafts).
+    ctx.services.drafts.refresh(p["call_id"], now=ctx.now)
 
 
 # -- timers ---------------------------------------------------------------------------------------
@@ -176,6 +177,18 @@ def customer_grace(ctx: TaskContext, p: dict) -> None:
 
 def agent_grace(ctx: TaskContext, p: dict) -> None:
     _timer_result(ctx, ctx.services.livekit_events.departures.grace_over(p["call_id"], p["agent_id"], ctx.now))
+
+
+def customer_join(ctx: TaskContext, p: dict) -> None:
+    _timer_result(ctx, ctx.services.arrivals.customer_join_over(p["call_id"], datetime.fromisoformat(p["since"]), ctx.now))
+
+
+def handover_join(ctx: TaskContext, p: dict) -> None:
+    _timer_result(ctx, ctx.services.arrivals.agent_b_join_over(p["transfer_id"], ctx.now))
+
+
+def agent_b_grace(ctx: TaskContext, p: dict) -> None:
+    _timer_result(ctx, ctx.services.arrivals.agent_b_return_over(p["transfer_id"], p["agent_id"], datetime.fromisoformat(p["left_at"]), ctx.now))
 
 
 # -- periodic housekeeping -------------------------------------------------------------------------
@@ -203,6 +216,14 @@ def periodic_tasks(ctx: TaskContext, p: dict) -> None:
     outbox.prune_finished(ctx.services.db, ctx.settings.TASK_RETENTION_DAYS, max(30, ctx.settings.TASK_RETENTION_DAYS))
 
 
+def periodic_calls(ctx: TaskContext, p: dict) -> None:
+    retention.prune_calls(ctx.services.db, ctx.settings.CALL_RETENTION_DAYS)
+
+
+def periodic_sessions(ctx: TaskContext, p: dict) -> None:
+    retention.prune_sessions(ctx.services.db, ctx.settings.SESSION_RETENTION_DAYS)
+
+
 HANDLERS: dict[str, Callable[[TaskContext, dict], None]] = {
     effects.CREATE_ROOM: create_room,
     effects.DELETE_ROOM: delete_room,
@@ -215,12 +236,17 @@ HANDLERS: dict[str, Callable[[TaskContext, dict], None]] = {
     effects.ANSWER_TIMER: agent_answer,
     effects.CUSTOMER_GRACE_TIMER: customer_grace,
     effects.AGENT_GRACE_TIMER: agent_grace,
+    effects.CUSTOMER_JOIN_TIMER: customer_join,
+    effects.HANDOVER_JOIN_TIMER: handover_join,
+    effects.AGENT_B_GRACE_TIMER: agent_b_grace,
     "periodic.drain_queue": periodic_drain_queue,
     "periodic.expire_presence": periodic_presence,
     "periodic.sweep_rate_limits": periodic_rate_limits,
     "periodic.prune_events": periodic_events,
     "periodic.prune_webhook_ids": periodic_webhook_ids,
     "periodic.prune_tasks": periodic_tasks,
+    "periodic.prune_calls": periodic_calls,
+    "periodic.prune_sessions": periodic_sessions,
 }
 
 # Periodic jobs and their interval (seconds): each re-enqueues itself when it ends.
@@ -231,4 +257,6 @@ PERIODIC: dict[str, float] = {
     "periodic.prune_events": 3600.0,
     "periodic.prune_webhook_ids": 600.0,
     "periodic.prune_tasks": 3600.0,
+    "periodic.prune_calls": 3600.0,
+    "periodic.prune_sessions": 3600.0,
 }

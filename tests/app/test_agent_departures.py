@@ -43,6 +43,7 @@ def test_livekit_seeing_the_agent_wins_over_a_lost_webhook(client, make_agent, l
     a = make_agent("alice")
     call = start_call(client, a)
     sid, room = call["session_id"], call["room_name"]
+    join(livekit_double, room, f"customer-{sid}")
     alice = join(livekit_double, room, "agent-alice")  # still in the room as far as LiveKit knows
     assert send(client, livekit_double, "participant_left", room=room, participant=alice) == LEFT
     tasks(after_s=60)

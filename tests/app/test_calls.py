@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from app import create_app
 from app.models import Call, ContextEntry, Event
 from tests.support import stored_call, call_status, start_call
+from tests.telephony_fixtures import agent_on
 
 
 def test_calls_queue_until_an_agent_is_available_then_go_oldest_first(client, make_agent):
@@ -98,8 +99,9 @@ def test_livekit_down_means_503_and_nothing_half_written(make_app):
         assert s.scalar(select(func.count()).select_from(Call)) == 0
         assert s.scalar(select(func.count()).select_from(ContextEntry)) == 0
         assert s.scalar(select(func.count()).select_from(Event)) == 0
-    health = app.test_client().get("/api/health").json
-    assert health["status"] == "healthy" and health["livekit"]["status"] == "unavailable"
+    assert app.test_client().get("/api/health").json == {"status": "ok"}  # LiveKit is not the app's health
+    details = agent_on(app, "alice").get("/api/health/details").json
+    assert details["status"] == "ok" and details["livekit"]["status"] == "unavailable"
 
 
 def test_livekit_failing_at_transfer_leaves_the_call_active(client, make_agent, livekit_double):
@@ -141,11 +143,14 @@ def test_rate_limit_on_create_call(make_app):
     assert r.json["error"]["code"] == "rate_limited" and int(r.headers["Retry-After"]) > 0
 
 
-def test_health_reports_dependencies(client):
-    body = client.get("/api/health").json
-    assert body["status"] == "healthy"
-    assert body["db"]["status"] == "ok" and body["livekit"]["status"] == "ok"
-    assert body["llm"]["provider"] == "offline"
+def test_health_is_terse_in_public_and_detailed_for_agents(client, make_agent):
+    r = client.get("/api/health")
+    assert r.status_code == 200 and r.json == {"status": "ok"} and r.headers["Cache-Control"] == "no-store"
+    assert client.get("/api/health/details").status_code == 401
+    body = make_agent("alice").get("/api/health/details").json
+    assert body["status"] == "ok"
+    assert body["db"]["status"] == "ok" and body["db"]["missing_migrations"] == [] and body["livekit"]["status"] == "ok"
+    assert body["llm"]["provider"] == "offline" and body["tasks"]["failed"] == 0
     assert body["telephony"]["configured"] is False and "TWILIO_ACCOUNT_SID" in body["telephony"]["message"]
 
 
@@ -153,7 +158,7 @@ def test_health_is_503_when_the_database_is_down(config, tmp_path):
     app = create_app(dict(config, DATABASE_URL=f"sqlite:///{tmp_path}/missing-dir/nope.db"))
     try:
         r = app.test_client().get("/api/health")
-        assert r.status_code == 503 and r.json["status"] == "degraded" and r.json["db"]["status"] == "unavailable"
+        assert r.status_code == 503 and r.json == {"status": "degraded"}
     finally:
         app.extensions["wt"].close()
 
@@ -205,9 +210,10 @@ def test_an_agent_who_never_joins_is_set_away_and_the_call_moves_on(client, make
     assert call_status_of(services, call["session_id"]) == "queued"
 
 
-def test_a_joined_call_is_never_taken_away(client, make_agent, services, tasks):
+def test_a_joined_call_is_never_taken_away(client, make_agent, services, tasks, livekit_double):
     a = make_agent("alice")
     call = start_call(client, a)  # Alice joined: the call is active
+    livekit_double.join(call["room_name"], f"customer-{call['session_id']}")  # and so is the customer
     tasks(after_s=3600)
     assert call_status(a, call["session_id"]) == "active"
     assert "call_missed" not in a.types()

@@ -104,7 +104,7 @@ def test_without_twilio_phone_features_answer_503_and_the_rest_works(make_app):
     t = start_transfer(a, call, "bob")  # the browser path is untouched
     assert b.post("/api/accept-transfer", {"transfer_id": t["id"]}).status_code == 200
     assert a.post("/api/complete-transfer", {"transfer_id": t["id"]}).status_code == 200
-    assert application.test_client().get("/api/health").json["telephony"]["configured"] is False
+    assert a.get("/api/health/details").json["telephony"]["configured"] is False
 
 
 def test_phone_transfers_need_a_public_url_and_livekit_sip(make_app, rest):

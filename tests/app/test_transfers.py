@@ -1,6 +1,7 @@
 """Every way a transfer can end, each with a reason Agent A is told about."""
 from __future__ import annotations
 
+from tests.app.test_livekit_webhook import send
 from tests.support import call_status, start_call, start_transfer
 
 
@@ -49,9 +50,11 @@ def test_cancel_while_ringing_and_while_briefing(client, make_agent, livekit_dou
     assert t2["transfer_room"] not in livekit_double.rooms
 
 
-def test_unanswered_transfer_times_out(client, make_agent, tasks):
+def test_unanswered_transfer_times_out(client, make_agent, tasks, livekit_double):
     a, b = make_agent("alice"), make_agent("bob")
     call = start_call(client, a)
+    me = livekit_double.join(call["room_name"], f"customer-{call['session_id']}")
+    send(client, livekit_double, "participant_joined", room=call["room_name"], participant=me)
     t = start_transfer(a, call, "bob")
     tasks(after_s=29)
     assert "transfer_failed" not in a.types()  # not yet

@@ -134,6 +134,15 @@ export class EventFeed {
       }
       this._authLost(reason);
     });
+    // Too many streams for this agent (other tabs, other browsers): the server closed this,
+    // the oldest, one. Reconnecting would close another tab's stream in turn, so this tab
+    // keeps working by polling until it is reloaded.
+    source.addEventListener('stream_replaced', () => {
+      if (this.source !== source) return;
+      this._closeSse();
+      clearTimeout(this.sseRetryTimer);
+      this._startPolling();
+    });
     source.onerror = () => {
       if (this.source !== source) return;
       clearTimeout(this.readyTimer);
@@ -186,9 +195,10 @@ export class EventFeed {
         const { notifications } = await this.api.get(path);
         const items = [...notifications].sort((a, b) => a.id - b.id);
         for (const n of items) {
-          if (n.type === 'session_ended') {
+          if (n.type === 'session_ended' || n.type === 'stream_replaced') {
             // Listed for every session of this agent: here it is always another one (another
-            // browser signing out), since once ours has ended this route answers 401.
+            // browser signing out), since once ours has ended this route answers 401; and
+            // stream closures concern streams, which a polling tab does not have.
             this._advance(n.id);
           } else {
             this._deliver(n.type, { ...n.payload, event_id: n.id, created_at: n.created_at }, n.id);

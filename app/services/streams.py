@@ -1,0 +1,59 @@
+"""Who holds which live event streams, across every process: the per-session and per-agent
+limits (SSE_STREAMS_PER_SESSION, SSE_STREAMS_PER_AGENT).
+
+A stream is a row while it is open. Opening one beyond a limit closes the agent's oldest: the
+newest tab is the one the agent is looking at, and a stream whose process died (its row left
+behind) is always among the oldest, so it is the first to go. The streams to close are named in a
+`stream_replaced` event, which reaches them through the same dispatcher as every other event,
+whatever process they are on.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from app.db import Database
+from app.events import emit
+from app.models import Agent, EventStream, utcnow
+
+
+class StreamRegistry:
+    def __init__(self, db: Database, per_session: int, per_agent: int, session_lifetime_s: int):
+        self.db = db
+        self.per_session = per_session
+        self.per_agent = per_agent
+        self.stale_after = timedelta(seconds=session_lifetime_s)
+
+    def open(self, agent_id: str, session_id: str) -> str:
+        stream_id = secrets.token_hex(8)
+        now = utcnow()
+        with self.db.transaction() as s:
+            # One open at a time per agent, so two tabs opening together both count each other.
+            s.get(Agent, agent_id, with_for_update=True)
+            # No stream outlives its session: anything older was left by a process that died.
+            s.execute(delete(EventStream).where(EventStream.agent_id == agent_id, EventStream.opened_at < now - self.stale_after))
+            older = s.execute(
+                select(EventStream.id, EventStream.session_id)
+                .where(EventStream.agent_id == agent_id)
+                .order_by(EventStream.opened_at.desc(), EventStream.id)
+            ).all()
+            s.add(EventStream(id=stream_id, agent_id=agent_id, session_id=session_id, opened_at=now))
+            # The new stream counts first; then the others, newest first.
+            victims, kept, same_session = [], 1, 1
+            for other_id, other_session in older:
+                mine = other_session == session_id
+                if kept >= self.per_agent or (mine and same_session >= self.per_session):
+                    victims.append(other_id)
+                    continue
+                kept += 1
+                same_session += mine
+            if victims:
+                s.execute(delete(EventStream).where(EventStream.id.in_(victims)))
+                emit(s, "stream_replaced", {"stream_ids": victims, "reason": "too_many_streams"}, audiences=[agent_id], call_id=None)
+        return stream_id
+
+    def close(self, stream_id: str) -> None:
+        with self.db.transaction() as s:
+            s.execute(delete(EventStream).where(EventStream.id == stream_id))
