@@ -126,7 +126,10 @@ def register_cli(app: Flask) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: runner.request_stop())
         click.echo(f"Worker {runner.holder}: {runner.threads} task threads, hold audio {'off' if no_hold_audio else 'on'}.")
-        runner.run_forever()
+        try:
+            runner.run_forever()
+        finally:
+            svc.close()  # LiveKit's HTTP session and the database pool, closed rather than collected
         click.echo("Worker stopped.")
 
     tasks = AppGroup("tasks", help="Inspect and retry the worker's tasks.")

@@ -23,17 +23,28 @@ class _LostRace(Exception):
     pass
 
 
+# Free agents tried per assignment. On PostgreSQL the one found is locked until the transaction
+# ends, so it must be one: locking more would hide free agents from the arrivals beside it.
+CANDIDATES = 1
+
+
 def claim_available_agent(s: Session, call_id: str, exclude: tuple[str, ...] = ()) -> str | None:
     """The longest-idle available agent, now holding `call_id`; None if nobody is free."""
     # An agent a transfer is ringing for is about to take that call: do not hand them another.
     awaited = select(Transfer.to_agent_id).where(Transfer.to_agent_id.is_not(None), Transfer.status.in_(["pending", "ringing"]))
-    candidates = s.scalars(
+    query = (
         select(Agent.id)
         .where(Agent.presence == "available", Agent.disabled_at.is_(None), Agent.active_call_id.is_(None), Agent.id.not_in(exclude or ("",)), Agent.id.not_in(awaited))
         .order_by(Agent.last_assigned_at.asc().nulls_first(), Agent.id)
-        .limit(25)
+        .limit(CANDIDATES)
     )
-    for agent_id in list(candidates):
+    if s.get_bind().dialect.name == "postgresql":
+        # Concurrent arrivals must not all read the same longest-idle agents and then queue on
+        # the first one's row lock (each waiting for the other's commit, and giving up on the
+        # agent once it is taken): each locks the longest-idle free agent nobody else holds.
+        # SQLite has one writer at a time, so it needs nothing of the kind.
+        query = query.with_for_update(skip_locked=True, of=Agent)
+    for agent_id in list(s.scalars(query)):
         if claim_agent(s, agent_id, call_id):
             return agent_id
     return None

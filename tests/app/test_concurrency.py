@@ -96,3 +96,21 @@ def test_two_new_calls_never_get_the_same_agent(app, make_agent):
     assert codes == [201] * 4
     assigned = [r.json["agent_id"] for r in results]
     assert assigned.count("solo") == 1 and assigned.count(None) == 3
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_callers_arriving_together_each_get_a_free_agent(app, make_agent):
+    """Found by the load run: concurrent arrivals read the same longest-idle agents, queued on the
+    first one's row lock, and gave up once it was taken, so callers waited while agents idled."""
+    # More callers than the 25 agents the old code read per arrival, and agents to spare.
+    agents = [make_agent(f"agent{i:02d}") for i in range(40)]
+    clients = [app.test_client() for _ in range(32)]
+    codes, results = _race(*[
+        (lambda c=c, i=i: c.post("/api/create-call", json={"customer_name": f"Caller {i}"}))
+        for i, c in enumerate(clients)
+    ])
+    assert codes == [201] * 32, codes
+    assigned = [r.json["agent_id"] for r in results]
+    assert None not in assigned, assigned  # nobody sent to the queue while agents were free
+    assert len(set(assigned)) == 32  # and no agent given two callers
+    assert len(agents) - len(set(assigned)) == 8
