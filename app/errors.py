@@ -125,8 +125,8 @@ class TwilioUnavailable(TwilioError):
 def register_error_handlers(app) -> None:
     """Map every failure to a JSON body; imported lazily so this module stays Flask-free."""
     from flask import jsonify
-    from sqlalchemy.exc import OperationalError
-    from werkzeug.exceptions import HTTPException
+    from sqlalchemy.exc import DataError, OperationalError
+    from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
     def render(err: AppError):
         response = jsonify(err.to_dict())
@@ -148,7 +148,17 @@ def register_error_handlers(app) -> None:
             405: "This route does not accept that HTTP method.",
             413: "The request body is too large.",
         }.get(err.code or 500, err.description or "The request could not be handled.")
-        return render(AppError(message, code=code, status=err.code or 500))
+        response = render(AppError(message, code=code, status=err.code or 500))
+        if isinstance(err, MethodNotAllowed) and err.valid_methods:
+            response.headers["Allow"] = ", ".join(err.valid_methods)  # RFC 9110 §15.5.6
+        return response
+
+    @app.errorhandler(DataError)
+    def _unstorable(err: DataError):
+        # A value the database refuses (validation should have caught it): the client's input,
+        # so a 422 that names no internals, and a warning for us to close the gap.
+        log.warning("database refused a value: %s", err.orig if hasattr(err, "orig") else err)
+        return render(ValidationFailed("The request contains a value that cannot be stored.", code="invalid_input"))
 
     @app.errorhandler(OperationalError)
     def _db_down(err: OperationalError):

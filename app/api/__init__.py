@@ -3,4 +3,14 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from app.api import agents, calls, health, notifications, summaries, transfers  # noqa: E402,F401  (routes register on import)
+
+@bp.before_request
+def _refuse_unstorable_url_text():
+    from flask import request
+
+    from app.api.validation import check_request_text
+
+    check_request_text(request.path, request.args)
+
+
+from app.api import agents, calls, health, notifications, openapi, summaries, transfers  # noqa: E402,F401  (routes register on import)

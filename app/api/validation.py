@@ -4,8 +4,9 @@ Unknown fields are rejected rather than ignored, so a client typo (`sesion_id`) 
 instead of a confusing "missing field" or, worse, silently dropped data. Two things valid JSON
 can carry that nothing downstream can handle are refused before anything looks at the body:
 nesting deeper than MAX_DEPTH (a recursive validator or serializer would overflow the stack),
-and lone UTF-16 surrogates (`"\ud800"`: no UTF-8 encoding exists, so the database, the log and
-the LLM client would each fail on them).
+lone UTF-16 surrogates (`"\ud800"`: no UTF-8 encoding exists, so the database, the log and
+the LLM client would each fail on them) and NUL characters (PostgreSQL text cannot store them).
+`check_request_text` does the same for paths and query strings.
 """
 from __future__ import annotations
 
@@ -104,6 +105,9 @@ def _check_text(value, name: str) -> None:
     if isinstance(value, str):
         if any("\ud800" <= ch <= "\udfff" for ch in value):
             raise ValidationFailed(f"Field {name} contains characters that are not valid Unicode (a lone surrogate).", code="invalid_text")
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL (and nothing a person types contains one).
+            raise ValidationFailed(f"Field {name} contains a NUL character.", code="invalid_text")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_text(key, name)
@@ -111,6 +115,14 @@ def _check_text(value, name: str) -> None:
     elif isinstance(value, list):
         for item in value:
             _check_text(item, name)
+
+
+def check_request_text(path: str, args) -> None:
+    """The URL's own text (ids in the path, query values), refused as a body's strings are."""
+    _check_text(path, "path")
+    for key, values in args.lists():
+        _check_text(key, "query")
+        _check_text(values, key)
 
 
 def _kind_name(kind: type) -> str:
