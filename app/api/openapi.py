@@ -1,0 +1,984 @@
+"""The OpenAPI 3.1 description of the JSON API, served at `GET /api/openapi.json`.
+
+Written as code rather than a static file so that it takes its limits and enumerations from the
+modules that enforce them (context and summary lengths, call and transfer states, event types,
+the summary's structured shape), and so each route reads as one call next to its neighbours.
+
+What it covers, and the rule for what it does not:
+- every `/api/...` route: methods, request bodies (required fields, types, `maxLength`,
+  `additionalProperties: false`, because `parse_json` refuses unknown fields), path, query and
+  header parameters, security, and every response with its schema, including the typed error
+  body of each error status the route can answer;
+- the routes outside the JSON API (Twilio's and LiveKit's webhooks, the pages, the hold music),
+  minimally: path, method, content types and statuses, tagged `outside-json-api`;
+- not Flask's `/static/<path:filename>`: a file server whose `filename` may contain slashes,
+  which an OpenAPI path parameter cannot. HEAD and OPTIONS are not listed either: Flask answers
+  them for every route by itself.
+
+tests/contract/test_openapi.py keeps this true against the app's url_map, the error codes raised
+in `app/`, the bodies `parse_json` accepts, and every response of a representative flow;
+tests/e2e/test_schemathesis.py fuzzes the API under gunicorn against it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+
+from flask import current_app, request
+
+from app import MAX_BODY_BYTES, outbox, states
+from app.api import bp
+from app.api.guards import CSRF_HEADER, CUSTOMER_KEY_HEADER
+from app.api.validation import ID
+from app.events import EVENT_TYPES
+from app.services.calls import CUSTOMER_NAME_MAX
+from app.services.summaries import CONTEXT_TEXT_MAX
+from app.summaries.base import TEXT_MAX_CHARS, StructuredSummary
+
+OPENAPI_PATH = "/api/openapi.json"
+# Browsers and tools may cache the document briefly; the ETag makes revalidation free.
+CACHE_CONTROL = "public, max-age=300"
+
+JSON = "application/json"
+STRING = {"type": "string"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+DATE_TIME = {"type": "string", "format": "date-time"}
+NULLABLE_DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _not_blank_pattern() -> str:
+    """At least one character `str.strip()` keeps. Python's whitespace is not JSON Schema's `\\s`
+    (it includes U+001C..U+001F and U+0085, not U+FEFF), so the class is built from `str.isspace`
+    (U+3000 is the last such character; the contract test checks the whole of Unicode)."""
+    spaces = [c for c in map(chr, range(0x3001)) if c.isspace()]
+    ranges: list[list[int]] = []
+    for code in map(ord, spaces):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    parts = "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+    return f"[^{parts}]"
+
+
+# parse_json strips strings, and an empty required field is refused: at least one non-blank
+# character. No string anywhere may contain NUL (PostgreSQL text cannot hold it: 422 invalid_text).
+_BLANK_CLASS = _not_blank_pattern()
+NOT_BLANK = "^[^\\u0000]*" + _BLANK_CLASS[:-1] + "\\u0000][^\\u0000]*$"
+NO_NUL = "^[^\\u0000]*$"
+NO_STORE = {"Cache-Control": {"schema": {"const": "no-store"}}}
+# Event ids in `?since=` and `Last-Event-ID`: ASCII decimal digits, at most 2147483647 (the events
+# table's id column; larger is a 422); empty means "not given".
+EVENT_ID_PATTERN = (
+    "^(|[0-9]{1,9}|0[0-9]{9}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}|2147[0-3][0-9]{5}"
+    "|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])$"
+)
+
+# -- typed errors -------------------------------------------------------------------------------
+# Every error the app answers is `{"error": {"code", "message"}}` (app/errors.py); these are the
+# codes each status can carry through HTTP. tests/contract/test_openapi.py fails when app code
+# raises a code that is neither listed here nor named there as unreachable through HTTP.
+ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
+    400: ("BadRequest", "The body is not a JSON object (or not JSON at all).", ("invalid_json", "bad_request")),
+    401: ("NotAuthenticated", "No valid session (or wrong credentials).", ("not_authenticated", "invalid_credentials")),
+    403: (
+        "Forbidden",
+        "Authenticated, but not allowed: wrong or missing CSRF token or customer key, or not a party to this call or transfer.",
+        ("forbidden", "csrf_failed", "invalid_customer_key"),
+    ),
+    404: ("NotFound", "No such call, transfer, agent or route.", ("not_found",)),
+    405: ("MethodNotAllowed", "The route exists but not with this method.", ("method_not_allowed",)),
+    409: (
+        "Conflict",
+        "Valid, but the call, transfer or agent is not in a state that allows it.",
+        ("invalid_state", "call_ended", "transfer_in_progress", "agent_unavailable", "owner_on_phone", "phone_transfer", "agent_busy", "agent_b_left"),
+    ),
+    413: ("PayloadTooLarge", f"The body is larger than the app accepts ({MAX_BODY_BYTES // 1024} KiB).", ("payload_too_large",)),
+    422: (
+        "ValidationFailed",
+        "The JSON is well formed but a field is missing, unknown, of the wrong type, too long or not acceptable.",
+        ("validation_error", "too_long", "invalid_text", "invalid_input", "invalid_phone_number", "number_not_allowed"),
+    ),
+    429: ("RateLimited", "Too many requests from this address (or agent); `Retry-After` says when to try again.", ("rate_limited",)),
+    500: ("InternalError", "An unexpected failure; nothing was changed.", ("internal_error",)),
+    503: (
+        "ServiceUnavailable",
+        "The database, LiveKit or telephony is unavailable or not configured.",
+        ("db_unavailable", "livekit_unavailable", "livekit_error", "telephony_not_configured"),
+    ),
+}
+
+# What every JSON route can answer, whatever it does: a NUL or lone surrogate in its path or query
+# (422 invalid_text, app.api before_request), an unexpected failure, or the database down.
+ALWAYS = (422, 500, 503)
+# A route whose body goes through parse_json.
+BODY = (400, 413, 422)
+AGENT_READ = (401,)
+AGENT_WRITE = (401, 403)
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(name: str) -> dict:
+    return {"oneOf": [_ref(name), {"type": "null"}]}
+
+
+def _obj(properties: dict, *, optional: tuple[str, ...] = (), description: str | None = None) -> dict:
+    """A closed object whose properties are all required except `optional`."""
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+ERROR_SCHEMA = _obj(
+    {
+        "error": _obj(
+            {
+                "code": {"type": "string", "pattern": "^[a-z][a-z_]*$", "description": "Stable, snake_case; what clients branch on."},
+                "message": {"type": "string", "description": "For people; may change."},
+                "twilio_code": {"type": ["integer", "null"], "description": "Twilio's own error code, on Twilio errors only."},
+            },
+            optional=("twilio_code",),
+        )
+    },
+    description="Every error the app answers.",
+)
+
+
+def _text(max_len: int, *, required: bool = True, description: str | None = None, **extra) -> dict:
+    """A string field as parse_json reads it: stripped, at most `max_len` characters; an optional
+    one may be null or blank, meaning "not given"."""
+    schema: dict = {"type": "string" if required else ["string", "null"], "maxLength": max_len}
+    schema["pattern"] = NOT_BLANK if required else NO_NUL
+    if description:
+        schema["description"] = description
+    schema.update(extra)
+    return schema
+
+
+def _body(properties: dict, *, optional: tuple[str, ...] = (), description: str | None = None, **extra) -> dict:
+    schema = _obj(properties, optional=optional)
+    schema.update(extra)
+    return {
+        "required": True,
+        "description": description or "A JSON object; unknown fields are refused (422).",
+        "content": {JSON: {"schema": schema}},
+    }
+
+
+def _json(schema: dict, description: str, *, headers: dict | None = None, links: dict | None = None) -> dict:
+    response: dict = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    if links:
+        response["links"] = links
+    return response
+
+
+def _errors(*statuses: int) -> dict:
+    return {str(status): {"$ref": f"#/components/responses/{ERRORS[status][0]}"} for status in sorted(set(statuses))}
+
+
+def _op(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    *,
+    security: list[dict],
+    responses: dict,
+    errors: tuple[int, ...] = (),
+    body: dict | None = None,
+    parameters: list[dict] | None = None,
+    description: str | None = None,
+) -> dict:
+    op: dict = {"operationId": operation_id, "summary": summary, "tags": [tag], "security": security}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = parameters
+    if body:
+        op["requestBody"] = body
+    # A response given explicitly (health's 503 is its own report) wins over the shared error.
+    merged = dict(_errors(*errors, *ALWAYS), **responses)
+    op["responses"] = {status: merged[status] for status in sorted(merged)}
+    return op
+
+
+def _path_param(name: str, description: str) -> dict:
+    # Flask's default converter: one non-empty path segment.
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string", "minLength": 1, "pattern": NO_NUL}}
+
+
+SESSION_ID_PARAM = _path_param("session_id", "The call's id (`session_id` from create-call, or from the agent's events).")
+
+PUBLIC: list[dict] = []
+AGENT: list[dict] = [{"agentSession": []}]
+AGENT_CSRF: list[dict] = [{"agentSession": [], "csrfToken": []}]
+CUSTOMER: list[dict] = [{"customerKey": []}]
+CUSTOMER_OR_AGENT: list[dict] = [{"customerKey": []}, {"agentSession": [], "csrfToken": []}]
+
+
+def _session_body(**more) -> dict:
+    return dict({"session_id": _text(ID.max_len, description="The call's id.")}, **more)
+
+
+def _transfer_body(**more) -> dict:
+    return dict({"transfer_id": _text(ID.max_len, description="The transfer's id (`transfer.id`).")}, **more)
+
+
+def _links_from_call() -> dict:
+    """What follows create-call: the customer page polls, the agent joins (token), or the customer
+    hangs up. The rest follows the agent's token."""
+    sid = {"session_id": "$response.body#/session_id"}
+    return {
+        "GetCallStatus": {"operationId": "getCustomerCallStatus", "parameters": sid},
+        "GetToken": {"operationId": "getToken", "requestBody": sid},
+        "EndCall": {"operationId": "endCall", "requestBody": sid},
+    }
+
+
+def _links_from_token() -> dict:
+    """An agent who has joined the call (their token makes a ringing call active) can work on it."""
+    sid = {"session_id": "$response.body#/session_id"}
+    return {
+        "AddContext": {"operationId": "addContext", "requestBody": sid},
+        "GetCall": {"operationId": "getCall", "parameters": sid},
+        "GetSummary": {"operationId": "getSummary", "parameters": sid},
+        "EditSummary": {"operationId": "editSummary", "parameters": sid},
+        "InitiateTransfer": {"operationId": "initiateTransfer", "requestBody": sid},
+        "MicrophoneFailed": {"operationId": "microphoneFailed", "requestBody": sid},
+        "AgentExitRoom": {"operationId": "agentExitRoom", "requestBody": sid},
+        "EndCall": {"operationId": "endCall", "requestBody": sid},
+    }
+
+
+def _links_from_transfer(*targets: str) -> dict:
+    by_body = {"transfer_id": "$response.body#/transfer/id"}
+    names = {
+        "acceptTransfer": "AcceptTransfer",
+        "declineTransfer": "DeclineTransfer",
+        "completeTransfer": "CompleteTransfer",
+        "cancelTransfer": "CancelTransfer",
+    }
+    return {names[t]: {"operationId": t, "requestBody": by_body} for t in targets}
+
+
+# -- the JSON API ---------------------------------------------------------------------------------
+def _api_paths() -> dict:
+    since = {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "description": "Only events after this event id (empty: not given).",
+        "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+    }
+    transfer_answer = _json(_ref("TransferWithToken"), "The transfer, a token for its private transfer room and the LiveKit URL.")
+    return {
+        "/api/login": {
+            "post": _op(
+                "login",
+                "Log an agent in",
+                "agents",
+                security=PUBLIC,
+                description="Starts a session (cookie) and returns the CSRF token to send as `X-CSRF-Token` on every state-changing request. Rate-limited per address and agent id.",
+                body=_body({
+                    "agent_id": _text(ID.max_len, examples=["agent-a"]),
+                    "password": _text(256),
+                }),
+                responses={
+                    "200": _json(
+                        _ref("LoginResult"),
+                        "Logged in; the session cookie is set.",
+                        headers={"Set-Cookie": {"description": "The session cookie (HttpOnly, SameSite=Lax).", "schema": STRING}},
+                    ),
+                },
+                errors=(*BODY, 401, 429),
+            )
+        },
+        "/api/logout": {
+            "post": _op(
+                "logout",
+                "End this session",
+                "agents",
+                security=AGENT_CSRF,
+                description="No body is read.",
+                responses={"200": _json(_obj({"ok": {"const": True}}), "Logged out; the session is revoked.")},
+                errors=AGENT_WRITE,
+            )
+        },
+        "/api/me": {
+            "get": _op(
+                "getMe",
+                "The logged-in agent, to restore a dashboard",
+                "agents",
+                security=AGENT,
+                responses={"200": _json(_ref("Me"), "Profile, active call, CSRF token, where to resume events, transfers ringing for this agent.")},
+                errors=AGENT_READ,
+            )
+        },
+        "/api/agents": {
+            "get": _op(
+                "listAgents",
+                "The agent directory with presence",
+                "agents",
+                security=AGENT,
+                responses={"200": _json(_obj({"agents": {"type": "array", "items": _ref("Agent")}}), "Every agent.")},
+                errors=AGENT_READ,
+            )
+        },
+        "/api/presence": {
+            "post": _op(
+                "setPresence",
+                "Set the agent's presence",
+                "agents",
+                security=AGENT_CSRF,
+                body=_body({"status": {"type": "string", "maxLength": 16, "enum": ["available", "away"]}}),
+                responses={"200": _json(_obj({"agent": _ref("Agent")}), "The agent, with the new presence.")},
+                errors=(*AGENT_WRITE, *BODY),
+            )
+        },
+        "/api/create-call": {
+            "post": _op(
+                "createCall",
+                "A web customer starts a call",
+                "calls",
+                security=PUBLIC,
+                description="Creates the call and its LiveKit room and assigns an available agent (or queues the call). Rate-limited per address. Keep `customer_key`: it is the customer's credential (`X-Customer-Key`) for this call.",
+                body=_body({"customer_name": _text(CUSTOMER_NAME_MAX, examples=["Jane Doe"])}),
+                responses={
+                    "201": _json(_ref("CreatedCall"), "The call, the customer's LiveKit token and key.", links=_links_from_call()),
+                },
+                errors=(*BODY, 429),
+            )
+        },
+        "/api/calls/{session_id}/status": {
+            "get": _op(
+                "getCustomerCallStatus",
+                "The web customer's view of their call",
+                "calls",
+                security=CUSTOMER,
+                description="A missing or wrong `X-Customer-Key` is 403 `invalid_customer_key` (404 if there is no such call).",
+                parameters=[SESSION_ID_PARAM],
+                responses={"200": _json(_ref("CustomerCallStatus"), "What the customer page shows.")},
+                errors=(403, 404),
+            )
+        },
+        "/api/add-context": {
+            "post": _op(
+                "addContext",
+                "Add a note to the call's context",
+                "calls",
+                security=AGENT_CSRF,
+                description="Only the agent in the call. Card numbers and national ids are redacted before storing.",
+                body=_body(_session_body(text=_text(CONTEXT_TEXT_MAX))),
+                responses={"201": _json(_obj({"entry": _ref("ContextEntry")}), "The stored (redacted) entry.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/token": {
+            "post": _op(
+                "getToken",
+                "A fresh LiveKit token for the caller's current room",
+                "calls",
+                security=CUSTOMER_OR_AGENT,
+                description="With `X-Customer-Key` the web customer's token for their call room; otherwise the agent's, for the room they belong in now (the call room, or the transfer room during a consult). An agent owning a ringing call makes it active by this.",
+                body=_body(_session_body()),
+                responses={"200": _json(_ref("RoomToken"), "The room and a token for it.", links=_links_from_token())},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/microphone-failed": {
+            "post": _op(
+                "microphoneFailed",
+                "The agent's browser cannot capture audio",
+                "calls",
+                security=AGENT_CSRF,
+                description="The agent is set away and leaves the call: the caller goes to the next agent (or to a briefed Agent B); an Agent B whose microphone fails declines the transfer.",
+                body=_body(_session_body(error=_text(200, description="The browser's error, for the agent's own notification."))),
+                responses={"200": _json(_ref("CallDeparture"), "What happened to the call.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/agent-exit-room": {
+            "post": _op(
+                "agentExitRoom",
+                "The agent leaves the customer's room",
+                "calls",
+                security=AGENT_CSRF,
+                description="The owner leaving hands the call on (to a briefed Agent B, or back to the queue); leaving again after completing a transfer is a no-op.",
+                body=_body(_session_body()),
+                responses={"200": _json(_ref("CallDeparture"), "What happened to the call.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/end-call": {
+            "post": _op(
+                "endCall",
+                "End the call (customer or the agent handling it)",
+                "calls",
+                security=CUSTOMER_OR_AGENT,
+                body=_body(_session_body()),
+                responses={"200": _json(_obj({"call": _ref("Call")}), "The ended call.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/calls": {
+            "get": _op(
+                "listCalls",
+                "The agent's calls (newest 50) and the queue length",
+                "calls",
+                security=AGENT,
+                responses={"200": _json(_obj({"calls": {"type": "array", "items": _ref("Call")}, "queued": {"type": "integer", "minimum": 0}}), "Calls the agent handles, is in, or transferred.")},
+                errors=AGENT_READ,
+            )
+        },
+        "/api/calls/{session_id}": {
+            "get": _op(
+                "getCall",
+                "A call with its context, summary, transfers and timeline",
+                "calls",
+                security=AGENT,
+                description="Only while the agent is part of the call (owner, in it, or a party of its open transfer).",
+                parameters=[SESSION_ID_PARAM],
+                responses={"200": _json(_obj({"call": _ref("CallDetail")}), "The call.")},
+                errors=(*AGENT_READ, 403, 404),
+            )
+        },
+        "/api/calls/{session_id}/summary": {
+            "get": _op(
+                "getSummary",
+                "The current summary and every version",
+                "summaries",
+                security=AGENT,
+                parameters=[SESSION_ID_PARAM],
+                responses={"200": _json(_obj({"summary": _nullable("Summary"), "history": {"type": "array", "items": _ref("SummaryVersion")}}), "`summary` is what Agent B would be handed now (null before any); `history` is newest first.")},
+                errors=(*AGENT_READ, 403, 404),
+            ),
+            "put": _op(
+                "editSummary",
+                "Agent A edits the summary Agent B will see and hear",
+                "summaries",
+                security=AGENT_CSRF,
+                parameters=[SESSION_ID_PARAM],
+                description="Exactly one of `text` (free text) or `structured` (the structured summary); a blank `text` counts as not given.",
+                body=_body(
+                    {"text": _text(TEXT_MAX_CHARS, required=False), "structured": {"oneOf": [_ref("StructuredSummaryInput"), {"type": "null"}]}},
+                    optional=("text", "structured"),
+                    oneOf=[
+                        {"required": ["text"], "properties": {"text": {"type": "string", "pattern": NOT_BLANK}}},
+                        {"required": ["structured"], "properties": {"structured": {"type": "object"}}},
+                    ],
+                ),
+                responses={"200": _json(_obj({"summary": _ref("Summary")}), "The new (edited) version.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            ),
+        },
+        "/api/initiate-transfer": {
+            "post": _op(
+                "initiateTransfer",
+                "Agent A starts a warm transfer",
+                "transfers",
+                security=AGENT_CSRF,
+                description="To a dashboard agent (`to_agent_id`; an offline agent with a phone is dialled) or a phone number (`to_phone`, international form, checked with libphonenumber and normalised to E.164; premium-rate and similar numbers are refused). Exactly one of the two; a blank one counts as not given. The customer is put on hold and Agent A gets a token for the private transfer room.",
+                body=_body(
+                    _session_body(
+                        to_agent_id=_text(ID.max_len, required=False, examples=["agent-b"]),
+                        to_phone=_text(20, required=False, examples=["+14155550100"]),
+                    ),
+                    optional=("to_agent_id", "to_phone"),
+                    oneOf=[
+                        {"required": ["to_agent_id"], "properties": {"to_agent_id": {"type": "string", "pattern": NOT_BLANK}}},
+                        {"required": ["to_phone"], "properties": {"to_phone": {"type": "string", "pattern": NOT_BLANK}}},
+                    ],
+                ),
+                responses={
+                    "201": dict(transfer_answer, links=_links_from_transfer("acceptTransfer", "declineTransfer", "cancelTransfer")),
+                },
+                errors=(*AGENT_WRITE, *BODY, 404, 409, 429),
+            )
+        },
+        "/api/accept-transfer": {
+            "post": _op(
+                "acceptTransfer",
+                "Agent B accepts and joins the transfer room",
+                "transfers",
+                security=AGENT_CSRF,
+                body=_body(_transfer_body()),
+                responses={"200": dict(transfer_answer, links=_links_from_transfer("completeTransfer", "cancelTransfer", "declineTransfer"))},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/decline-transfer": {
+            "post": _op(
+                "declineTransfer",
+                "Agent B declines (before or after the briefing)",
+                "transfers",
+                security=AGENT_CSRF,
+                body=_body(_transfer_body(reason=_text(200, required=False)), optional=("reason",)),
+                responses={"200": _json(_obj({"transfer": _ref("Transfer")}), "The declined transfer.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/complete-transfer": {
+            "post": _op(
+                "completeTransfer",
+                "Agent A hands the customer to Agent B and leaves",
+                "transfers",
+                security=AGENT_CSRF,
+                body=_body(_transfer_body()),
+                responses={"200": _json(_obj({"transfer": _ref("Transfer")}), "The completed transfer.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/cancel-transfer": {
+            "post": _op(
+                "cancelTransfer",
+                "Agent A cancels; the customer is back with Agent A",
+                "transfers",
+                security=AGENT_CSRF,
+                body=_body(_transfer_body()),
+                responses={"200": _json(_obj({"transfer": _ref("Transfer")}), "The cancelled transfer.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/notifications/{agent_id}": {
+            "get": _op(
+                "listNotifications",
+                "Polling fallback: the agent's events, oldest first",
+                "events",
+                security=AGENT,
+                description="Only the logged-in agent's own. Without `since`, from the start of this session. Unknown query parameters are refused (422).",
+                parameters=[_path_param("agent_id", "The logged-in agent's id."), since],
+                responses={"200": _json(_obj({"notifications": {"type": "array", "items": _ref("Event")}}), "Up to a page of events.")},
+                errors=(*AGENT_READ, 403, 422),
+            )
+        },
+        "/api/events": {
+            "get": _op(
+                "streamEvents",
+                "The agent's events as Server-Sent Events",
+                "events",
+                security=AGENT,
+                description="The schema is that of each event. Each is `id:` (event id), `event:` (type) and `data:` (JSON: the payload plus `event_id` and `created_at`). A fresh stream starts with `event: ready`; with `Last-Event-ID` (or `?since=`) it first replays what came after, then sends `ready`. Comments (`: keepalive`) keep it open; `event: session_ended` closes it.",
+                parameters=[
+                    since,
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "description": "Resume after this event id (wins over `since`).", "schema": {"type": "string", "pattern": EVENT_ID_PATTERN}},
+                ],
+                responses={
+                    "200": {
+                        "description": "An endless event stream.",
+                        "headers": {"Cache-Control": {"schema": {"const": "no-cache, no-transform"}}},
+                        "content": {"text/event-stream": {"schema": _ref("StreamEvent")}},
+                    },
+                    "503": dict(
+                        _error_response(
+                            "`streams_full`: this process holds as many streams as it may (poll notifications instead; `Retry-After`); or the database is unavailable.",
+                            ("streams_full", "db_unavailable"),
+                        ),
+                        headers={"Retry-After": {"description": "With `streams_full`: seconds before opening a stream again.", "schema": {"type": "integer", "minimum": 0}}},
+                    ),
+                },
+                errors=(*AGENT_READ, 422),
+            )
+        },
+        "/api/health": {
+            "get": _op(
+                "health",
+                "Is the app up and its database usable? (for load balancers; anyone)",
+                "operations",
+                security=PUBLIC,
+                description="Terse and cheap: the database is checked at most once a second per process; nothing else.",
+                responses={
+                    "200": _json(_obj({"status": {"const": "ok"}}), "Up.", headers=NO_STORE),
+                    "503": _json(_obj({"status": {"const": "degraded"}}), "The database is unavailable or needs migrating.", headers=NO_STORE),
+                },
+            )
+        },
+        "/api/health/details": {
+            "get": _op(
+                "healthDetails",
+                "What the app depends on, in detail (agents)",
+                "operations",
+                security=AGENT,
+                description="Database, LiveKit (checked at most every 10 s per process, with the time of the check), the summary provider, telephony, live event streams and the task queue.",
+                responses={"200": _json(_ref("HealthDetails"), "The details (200 even when degraded: `status` says).", headers=NO_STORE)},
+                errors=AGENT_READ,
+            )
+        },
+        OPENAPI_PATH: {
+            "get": _op(
+                "getOpenApi",
+                "This document",
+                "operations",
+                security=PUBLIC,
+                responses={
+                    "200": {
+                        "description": "The OpenAPI description, cacheable (`ETag`, `Cache-Control`).",
+                        "headers": {"ETag": {"schema": STRING}, "Cache-Control": {"schema": {"const": CACHE_CONTROL}}},
+                        "content": {JSON: {"schema": {"type": "object", "required": ["openapi", "info", "paths"]}}},
+                    },
+                    "304": {"description": "Not modified (`If-None-Match` matched the ETag)."},
+                },
+            )
+        },
+    }
+
+
+# -- outside the JSON API -------------------------------------------------------------------------
+def _other_paths() -> dict:
+    twiml = {"text/xml": {"schema": STRING}}
+    error_header = {"X-WT-Error": {"description": "Why the request was refused (or why the apology was played).", "schema": STRING}}
+
+    def twilio(operation_id: str, summary: str, *, transfer: bool = False) -> dict:
+        op: dict = {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["outside-json-api"],
+            "security": [{"twilioSignature": []}],
+            "requestBody": {
+                "required": True,
+                "description": "Twilio's webhook fields (`CallSid`, `CallStatus`, ...), form-encoded; or JSON, signed through `bodySHA256`.",
+                "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}, JSON: {"schema": {"type": "object"}}},
+            },
+            "responses": {
+                "200": {"description": "TwiML. A failure inside the webhook still answers 200 with an apology (Twilio would play its own error otherwise); `X-WT-Error` names it.", "headers": error_header, "content": twiml},
+                "403": {"description": "Bad or missing `X-Twilio-Signature`.", "headers": error_header, "content": twiml},
+                "503": {"description": "Telephony is not configured (`X-WT-Error: telephony_not_configured`).", "headers": error_header, "content": twiml},
+            },
+        }
+        if transfer:
+            op["parameters"] = [_path_param("transfer_id", "The transfer whose phone leg this is.")]
+        return {"post": op}
+
+    def page(operation_id: str, summary: str, media: str) -> dict:
+        return {
+            "get": {
+                "operationId": operation_id,
+                "summary": summary,
+                "tags": ["outside-json-api"],
+                "security": PUBLIC,
+                "responses": {"200": {"description": summary, "content": {media: {"schema": {"type": "string"}}}}},
+            }
+        }
+
+    return {
+        "/": page("customerPage", "The customer page (HTML)", "text/html"),
+        "/agent": page("agentConsole", "The agent console (HTML)", "text/html"),
+        "/agent-b": page("agentBDashboard", "The Agent B dashboard (HTML)", "text/html"),
+        "/media/hold-music.wav": page("holdMusic", "Hold music Twilio plays to queued phone callers", "audio/wav"),
+        "/twilio/voice": twilio("twilioVoice", "Twilio: a call comes in"),
+        "/twilio/dial-action": twilio("twilioDialAction", "Twilio: the caller's bridge into LiveKit ended"),
+        "/twilio/status": twilio("twilioStatus", "Twilio: the caller's call progressed"),
+        "/twilio/transcription": twilio("twilioTranscription", "Twilio: real-time transcription"),
+        "/twilio/transfer/{transfer_id}/answer": twilio("twilioTransferAnswer", "Twilio: Agent B's phone answered", transfer=True),
+        "/twilio/transfer/{transfer_id}/gather": twilio("twilioTransferGather", "Twilio: Agent B pressed a key", transfer=True),
+        "/twilio/transfer/{transfer_id}/status": twilio("twilioTransferStatus", "Twilio: Agent B's leg progressed", transfer=True),
+        "/twilio/transfer/{transfer_id}/bridge": twilio("twilioTransferBridge", "Twilio: Agent B's bridge into LiveKit ended", transfer=True),
+        "/livekit/webhook": {
+            "post": {
+                "operationId": "livekitWebhook",
+                "summary": "LiveKit's webhook (room and participant events)",
+                "tags": ["outside-json-api"],
+                "security": [{"livekitWebhookToken": []}],
+                "requestBody": {"required": True, "content": {"application/webhook+json": {"schema": {"type": "object"}}}},
+                "responses": {
+                    "200": _json(_obj({"event": STRING, "id": STRING, "outcome": {}}), "Handled (or recognised as a duplicate)."),
+                    "400": _error_response("Signed, but not a WebhookEvent.", ("invalid_webhook_body",)),
+                    "401": _error_response("Bad, missing or mismatched signature (livekit-server does not retry 4xx).", ("invalid_webhook_signature",)),
+                    **_errors(500, 503),
+                },
+            }
+        },
+    }
+
+
+# -- shared schemas -------------------------------------------------------------------------------
+def _structured_summary(*, for_response: bool) -> dict:
+    schema = StructuredSummary.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema["properties"].values():
+        prop.pop("title", None)
+    if for_response:
+        # Stored summaries are the model dumped in full: every field is present.
+        schema["required"] = list(schema["properties"])
+        for prop in schema["properties"].values():
+            prop.pop("default", None)
+    return schema
+
+
+def _schemas() -> dict:
+    call_status = {"type": "string", "enum": [str(s) for s in states.CallStatus]}
+    summary_props = {
+        "id": {"type": "integer"},
+        "kind": {"type": "string", "enum": ["draft", "transfer", "edited"]},
+        "text": STRING,
+        "speech": STRING,
+        "structured": _ref("StructuredSummary"),
+        "provider": STRING,
+        "model": NULLABLE_STRING,
+        "degraded": {"type": "boolean"},
+        "degraded_reason": NULLABLE_STRING,
+        "covering_entry_id": {"type": "integer"},
+        "edited_by": NULLABLE_STRING,
+        "created_at": DATE_TIME,
+    }
+    call_props = {
+        "session_id": STRING,
+        "status": call_status,
+        "customer_name": STRING,
+        "room_name": STRING,
+        "agent_id": NULLABLE_STRING,
+        "channel": {"type": "string", "enum": ["web", "phone"]},
+        "caller_number": NULLABLE_STRING,
+        "created_at": DATE_TIME,
+        "assigned_at": NULLABLE_DATE_TIME,
+        "answered_at": NULLABLE_DATE_TIME,
+        "ended_at": NULLABLE_DATE_TIME,
+        "end_reason": NULLABLE_STRING,
+    }
+    agent_props = {
+        "id": STRING,
+        "name": STRING,
+        "presence": {"type": "string", "enum": ["offline", "available", "away"]},
+        "busy": {"type": "boolean"},
+        "has_phone": {"type": "boolean"},
+    }
+    return {
+        "Error": ERROR_SCHEMA,
+        "Agent": _obj(agent_props),
+        "Me": _obj(
+            {
+                "agent": _obj(dict(agent_props, active_call_id=NULLABLE_STRING)),
+                "csrf_token": STRING,
+                "last_event_id": {"type": "integer", "minimum": 0},
+                "pending_transfers": {"type": "array", "items": _ref("PendingTransfer")},
+            }
+        ),
+        "LoginResult": _obj({"agent": _obj({"id": STRING, "name": STRING}), "csrf_token": STRING}),
+        "PendingTransfer": _obj(
+            {
+                "transfer_id": STRING,
+                "session_id": STRING,
+                "transfer_room": STRING,
+                "customer_name": STRING,
+                "from_agent_id": STRING,
+                "from_agent_name": STRING,
+                "requested_at": DATE_TIME,
+                "summary": _nullable("Summary"),
+            }
+        ),
+        "CreatedCall": _obj(
+            {
+                "session_id": STRING,
+                "room_name": STRING,
+                "token": {"type": "string", "description": "The customer's LiveKit token for `room_name`."},
+                "livekit_url": STRING,
+                "customer_key": {"type": "string", "description": "The customer's credential for this call: send it as `X-Customer-Key`."},
+                "agent_id": {"type": ["string", "null"], "description": "The agent assigned, or null when the call is queued."},
+                "status": call_status,
+            }
+        ),
+        "CustomerCallStatus": _obj(
+            {
+                "session_id": STRING,
+                "status": call_status,
+                "agent_name": NULLABLE_STRING,
+                "on_hold": {"type": "boolean"},
+                "end_reason": NULLABLE_STRING,
+            }
+        ),
+        "RoomToken": _obj(
+            {
+                "session_id": STRING,
+                "room_name": STRING,
+                "token": STRING,
+                "role": {"type": "string", "enum": ["customer", "owner", "leaving", "agent_a", "agent_b"]},
+                "livekit_url": STRING,
+            }
+        ),
+        "CallDeparture": _obj(
+            {
+                "session_id": STRING,
+                "status": call_status,
+                "outcome": {"type": "string", "enum": ["left", "requeued", "handed_over", "declined"]},
+            }
+        ),
+        "Call": _obj(call_props),
+        "CallDetail": _obj(
+            dict(
+                call_props,
+                context={"type": "array", "items": _ref("ContextEntry")},
+                summary=_nullable("Summary"),
+                transfers={"type": "array", "items": _ref("Transfer")},
+                timeline={"type": "array", "items": _ref("Event")},
+            )
+        ),
+        "ContextEntry": _obj(
+            {
+                "id": {"type": "integer"},
+                "author": {"type": "string", "description": "An agent id, `customer` or `system`."},
+                "source": {"type": "string", "enum": ["note", "transcript", "system"]},
+                "text": STRING,
+                "created_at": DATE_TIME,
+            }
+        ),
+        "Summary": _obj(summary_props),
+        "SummaryVersion": _obj(dict(summary_props, supersedes_id={"type": ["integer", "null"]})),
+        "StructuredSummary": _structured_summary(for_response=True),
+        "StructuredSummaryInput": _structured_summary(for_response=False),
+        "Transfer": _obj(
+            {
+                "id": STRING,
+                "session_id": STRING,
+                "status": {"type": "string", "enum": [str(s) for s in states.TransferStatus]},
+                "transfer_room": STRING,
+                "from_agent_id": STRING,
+                "to_agent_id": NULLABLE_STRING,
+                "to_phone": NULLABLE_STRING,
+                "reason": NULLABLE_STRING,
+                "reason_code": NULLABLE_STRING,
+                "error_code": NULLABLE_STRING,
+                "leg_status": NULLABLE_STRING,
+                "requested_at": DATE_TIME,
+                "answered_at": NULLABLE_DATE_TIME,
+                "bridged_at": NULLABLE_DATE_TIME,
+                "handed_over_at": NULLABLE_DATE_TIME,
+                "ended_at": NULLABLE_DATE_TIME,
+                "summary": _nullable("Summary"),
+            }
+        ),
+        "TransferWithToken": _obj({"transfer": _ref("Transfer"), "token": STRING, "livekit_url": STRING}),
+        "Event": _obj(
+            {
+                "id": {"type": "integer"},
+                "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+                "payload": {"type": "object", "description": "Depends on `type` (see the README's event list); carries `session_id` for a call's events."},
+                "created_at": DATE_TIME,
+            }
+        ),
+        "StreamEvent": _obj(
+            {
+                "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event id (what `Last-Event-ID` resumes from)."},
+                "event": {"type": "string", "enum": sorted(EVENT_TYPES | {"ready"})},
+                "data": {"type": "string", "contentMediaType": JSON, "description": "JSON: the event's payload, with `event_id` and `created_at`."},
+                "retry": {"type": "integer", "minimum": 0},
+            },
+            optional=("id", "retry"),
+            description="One Server-Sent Event, as its fields.",
+        ),
+        "HealthDetails": _obj(
+            {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "db": _obj(
+                    {
+                        "status": {"type": "string", "enum": ["ok", "needs_migration", "unavailable"]},
+                        "backend": {"type": "string", "enum": ["sqlite", "postgresql"]},
+                        "missing_migrations": {"type": "array", "items": {"type": "integer"}},
+                        "error": {"type": "string", "description": "The exception's class name."},
+                    },
+                    optional=("error",),
+                ),
+                "livekit": _obj(
+                    {"status": {"type": "string", "enum": ["ok", "unavailable"]}, "url": STRING, "checked_at": DATE_TIME, "error": STRING},
+                    optional=("error",),
+                ),
+                "llm": _obj({"provider": STRING, "model": NULLABLE_STRING}),
+                "telephony": _obj({"configured": {"type": "boolean"}, "message": NULLABLE_STRING}),
+                "sse_subscribers": {"type": "integer", "minimum": 0},
+                "tasks": {
+                    "oneOf": [
+                        _obj({state: {"type": "integer", "minimum": 0} for state in (outbox.PENDING, outbox.RUNNING, outbox.FAILED)}),
+                        {"type": "null"},
+                    ],
+                    "description": "Tasks by state; null while the database is unavailable.",
+                },
+            }
+        ),
+    }
+
+
+def _error_response(description: str, codes: tuple[str, ...]) -> dict:
+    """The error body with `code` narrowed to what this status (or route) can carry."""
+    schema = copy.deepcopy(ERROR_SCHEMA)
+    schema["properties"]["error"]["properties"]["code"] = {"type": "string", "enum": list(codes)}
+    return _json(schema, description)
+
+
+def _error_responses() -> dict:
+    responses = {}
+    for status, (name, description, codes) in ERRORS.items():
+        response = _error_response(description, codes)
+        if status == 429:
+            response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+        if status == 405:
+            # RFC 9110 §15.5.6: a 405 must say which methods the route has.
+            response["headers"] = {"Allow": {"description": "The route's methods.", "required": True, "schema": STRING}}
+        responses[name] = response
+    return responses
+
+
+@lru_cache(maxsize=4)
+def _document(cookie_name: str) -> str:
+    spec = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Warm Transfer",
+            "version": "1",
+            "description": (
+                "The JSON API of the warm-transfer contact center (README, *JSON API*). Every error is "
+                "`{\"error\": {\"code\", \"message\"}}`; each status's response lists the codes it carries. "
+                "Agents log in (`POST /api/login`: session cookie + `csrf_token`) and send `X-CSRF-Token` on "
+                "every state-changing request; web customers use the `customer_key` from create-call in "
+                "`X-Customer-Key`.\n\nRoutes outside the JSON API (Twilio's and LiveKit's webhooks, the pages, "
+                "the hold music) are listed minimally under the tag `outside-json-api`. Not listed: Flask's "
+                "static files (`/static/<path:filename>`: a path with slashes, which an OpenAPI path parameter "
+                "cannot be), and HEAD/OPTIONS, which Flask answers for every route."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "agents", "description": "Sessions, presence and the directory."},
+            {"name": "calls", "description": "Web calls, tokens, context, leaving and ending."},
+            {"name": "transfers", "description": "Warm transfers: Agent A starts, completes or cancels; Agent B accepts or declines."},
+            {"name": "summaries", "description": "The summary Agent B is handed."},
+            {"name": "events", "description": "Notifications: SSE and the polling fallback."},
+            {"name": "operations", "description": "Health and this document."},
+            {"name": "outside-json-api", "description": "Webhooks, pages and media: listed for completeness, not JSON API."},
+        ],
+        "paths": dict(_api_paths(), **_other_paths()),
+        "components": {
+            "schemas": _schemas(),
+            "responses": _error_responses(),
+            "headers": {"RetryAfter": {"description": "Seconds until the rate-limit window resets.", "required": True, "schema": {"type": "integer", "minimum": 0}}},
+            "securitySchemes": {
+                "agentSession": {"type": "apiKey", "in": "cookie", "name": cookie_name, "description": "The session cookie `POST /api/login` sets."},
+                "csrfToken": {"type": "apiKey", "in": "header", "name": CSRF_HEADER, "description": "The `csrf_token` from login (or `GET /api/me`); required on every agent POST/PUT."},
+                "customerKey": {"type": "apiKey", "in": "header", "name": CUSTOMER_KEY_HEADER, "description": "The `customer_key` create-call returned, for that call only."},
+                "twilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature", "description": "Twilio's HMAC of the URL and fields."},
+                "livekitWebhookToken": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "LiveKit's signed JWT (raw, no `Bearer`), covering the body's sha256."},
+            },
+        },
+    }
+    return json.dumps(spec, separators=(",", ":"))
+
+
+def build_spec(cookie_name: str = "wt_session") -> dict:
+    """The document as a fresh dict (callers may change their copy)."""
+    return json.loads(_document(cookie_name))
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    response = current_app.response_class(_document(current_app.config["SESSION_COOKIE_NAME"]), mimetype=JSON)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    response.add_etag()
+    return response.make_conditional(request)
