@@ -9,11 +9,12 @@ import logging
 import sys
 from datetime import timedelta
 
-from flask import Flask
+from flask import Flask, g
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import PROJECT_ROOT, load_dotenv_for_development, load_settings
+from app.db_deadline import end_budget, start_budget
 from app.errors import ConfigError, register_error_handlers
 
 MAX_BODY_BYTES = 64 * 1024
@@ -74,6 +75,20 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     from app.livekit_webhooks import bp as livekit_bp
 
     app.register_blueprint(livekit_bp)
+
+    if services is not None:
+        budget_s = services.settings.DB_REQUEST_BUDGET_S
+
+        @app.before_request
+        def _db_budget():
+            # All of this request's database exchanges share one deadline (app.db_deadline).
+            g.wt_db_budget = start_budget(budget_s)
+
+        @app.teardown_request
+        def _db_budget_end(_exc):
+            token = g.pop("wt_db_budget", None)
+            if token is not None:
+                end_budget(token)
 
     @app.before_request
     def _start_dispatcher():

@@ -55,6 +55,12 @@ class Settings:
     API_HOST: str = "0.0.0.0"
     API_PORT: int = 8000
     DATABASE_URL: str = ""
+    # PostgreSQL waits, seconds (docs/architecture.md, "Database timeouts"): connecting; any one
+    # exchange with the server (also the server's statement_timeout); and all of one web
+    # request's exchanges together, so a slow database makes requests fail fast.
+    DB_CONNECT_TIMEOUT_S: float = 5.0
+    DB_TIMEOUT_S: float = 10.0
+    DB_REQUEST_BUDGET_S: float = 6.0
     PUBLIC_BASE_URL: str = ""
     TRUST_PROXY: int = 0
     SESSION_COOKIE_SECURE: bool = False
@@ -292,6 +298,10 @@ def _validate(s: Settings) -> list[str]:
     check(0 <= s.CUSTOMER_RECONNECT_GRACE_S <= 600, "CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
     check(10 <= s.CUSTOMER_JOIN_TIMEOUT_S <= 600, "CUSTOMER_JOIN_TIMEOUT_S must be between 10 and 600 seconds")
     check(10 <= s.HANDOVER_JOIN_TIMEOUT_S <= 600, "HANDOVER_JOIN_TIMEOUT_S must be between 10 and 600 seconds")
+    check(1 <= s.DB_CONNECT_TIMEOUT_S <= 60, "DB_CONNECT_TIMEOUT_S must be between 1 and 60 seconds")
+    check(0.5 <= s.DB_TIMEOUT_S <= 300, "DB_TIMEOUT_S must be between 0.5 and 300 seconds")
+    # Twilio waits 15 s for a webhook's answer: a request's database time must leave room.
+    check(0.5 <= s.DB_REQUEST_BUDGET_S <= 12, "DB_REQUEST_BUDGET_S must be between 0.5 and 12 seconds (Twilio waits 15 s for a webhook)")
     check(0 < s.TWILIO_TIMEOUT_S <= 60, "TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
     check(5 <= s.LIVEKIT_SIP_RINGING_TIMEOUT_S <= 86400, "LIVEKIT_SIP_RINGING_TIMEOUT_S must be between 5 and 86400 seconds")
     check(not (s.TWILIO_SIP_EDGE and s.TWILIO_SIP_EDGE not in SIP_EDGES), f"TWILIO_SIP_EDGE must be one of {', '.join(SIP_EDGES)}")

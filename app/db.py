@@ -12,9 +12,10 @@ import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from sqlalchemy import Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db_deadline import connect_args, connection_class
 from app.event_ids import events_autoincrement
 from app.models import Base, SchemaMigration
 
@@ -41,16 +42,30 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+def _postgres_engine(url: str, connection_cls, args: dict, pool_timeout_s: float) -> Engine:
+    engine = create_engine(
+        url, pool_size=10, max_overflow=30, pool_timeout=pool_timeout_s, pool_pre_ping=True, pool_recycle=1800, connect_args=args
+    )
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect, _record, cargs, cparams):
+        return connection_cls.connect(*cargs, **cparams)  # bounded waits (app.db_deadline)
+
+    return engine
+
+
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, connect_timeout_s: float = 5.0, exchange_timeout_s: float = 10.0):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.is_postgres = url.startswith("postgresql")
+        self._connection_cls = connection_class(exchange_timeout_s)
+        self._connect_args = connect_args(connect_timeout_s=connect_timeout_s, exchange_timeout_s=exchange_timeout_s)
         if self.is_sqlite:
             self.engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
         else:
-            self.engine = create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True, pool_recycle=1800)
+            self.engine = _postgres_engine(url, self._connection_cls, self._connect_args, pool_timeout_s=connect_timeout_s)
             self.read_engine = self.engine
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
@@ -72,6 +87,11 @@ class Database:
     def reading(self) -> Iterator[Session]:
         with self._read() as session, session.begin():
             yield session
+
+    def listener(self):
+        """A separate autocommit PostgreSQL connection for LISTEN, with the same bounds."""
+        conninfo = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        return self._connection_cls.connect(conninfo, autocommit=True, **self._connect_args)
 
     def ping(self) -> None:
         with self.read_engine.connect() as conn:

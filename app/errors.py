@@ -125,7 +125,8 @@ class TwilioUnavailable(TwilioError):
 def register_error_handlers(app) -> None:
     """Map every failure to a JSON body; imported lazily so this module stays Flask-free."""
     from flask import jsonify
-    from sqlalchemy.exc import DataError, OperationalError
+    from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as SQLTimeoutError
     from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
     def render(err: AppError):
@@ -164,6 +165,20 @@ def register_error_handlers(app) -> None:
     def _db_down(err: OperationalError):
         log.error("database error: %s", err.orig if hasattr(err, "orig") else err)
         return render(DatabaseUnavailable("The database is unavailable; nothing was changed. Try again shortly."))
+
+    @app.errorhandler(DBAPIError)
+    def _db_failed(err: DBAPIError):
+        # A connection that died mid-statement can surface as another DBAPI class than
+        # OperationalError (psycopg raises InterfaceError or ProgrammingError on a closed
+        # socket); SQLAlchemy marks those as invalidated. Anything else is a real bug: a 500.
+        if err.connection_invalidated:
+            return _db_down(err)
+        return _unexpected(err)
+
+    @app.errorhandler(SQLTimeoutError)
+    def _pool_exhausted(err: SQLTimeoutError):
+        # No pooled connection became free within the connect timeout: the database is too slow.
+        return _db_down(err)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

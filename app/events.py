@@ -26,7 +26,7 @@ from typing import Iterable
 
 from sqlalchemy import event as sa_event
 import psycopg
-from sqlalchemy import delete, func, make_url, or_, select, text
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.db import Database
@@ -287,8 +287,7 @@ class Dispatcher:
         (the poll still catches anything a dropped listener connection missed)."""
         try:
             if listener is None or listener.closed:
-                conninfo = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-                listener = psycopg.connect(conninfo, autocommit=True)
+                listener = self.db.listener()
                 listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
             for _ in listener.notifies(timeout=self.poll_interval, stop_after=1):
                 break

@@ -70,7 +70,7 @@ def build_services(
     # Telephony settings first: a malformed one stops start-up before anything is opened.
     twilio = TwilioGateway.from_config(settings, twilio_client) if settings.telephony_configured else None
     phone_legs = PhoneLegs.from_config(settings, twilio)
-    db = Database(settings.DATABASE_URL)
+    db = Database(settings.DATABASE_URL, connect_timeout_s=settings.DB_CONNECT_TIMEOUT_S, exchange_timeout_s=settings.DB_TIMEOUT_S)
     livekit = livekit or LiveKitGateway.from_config(settings)
     summarizer = Summarizer(summary_provider or build_provider(settings))
     summaries = SummaryStore(

@@ -32,7 +32,7 @@ from datetime import timedelta
 import numpy as np
 import psycopg
 from livekit import rtc
-from sqlalchemy import and_, delete, exists, make_url, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.audio import FRAME_SAMPLES, SAMPLE_RATE, HoldAudio, HoldAudioError, build_hold_audio
@@ -308,10 +308,9 @@ class HoldPlayer:
 
     # -- PostgreSQL: wake on any state change ------------------------------------------------------
     def _listen(self) -> None:
-        conninfo = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
         while not self._stop.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
+                with self.db.listener() as conn:
                     conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):

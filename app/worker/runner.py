@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import psycopg
-from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from app import outbox
@@ -171,6 +170,10 @@ class Worker:
     def _run_logged(self, task: outbox.Claimed) -> None:
         try:
             self.execute(task)
+        except SQLAlchemyError as err:
+            # The database failed while the outcome was being recorded: the task stays claimed
+            # until its lease passes, then runs again (handlers are idempotent).
+            log.warning("task %s (%s): outcome not recorded, it will run again after its lease: %s", task.id, task.kind, err)
         except Exception:  # the runner itself must survive anything a task does
             log.exception("task %s (%s) crashed the runner", task.id, task.kind)
         finally:
@@ -189,10 +192,9 @@ class Worker:
 
     def _listen(self) -> None:
         """PostgreSQL: LISTEN for enqueues committed anywhere, so tasks start at once."""
-        conninfo = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
         while not self._stop.is_set():
             try:
-                self._listener = psycopg.connect(conninfo, autocommit=True)
+                self._listener = self.db.listener()
                 self._listener.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
                 while not self._stop.is_set():
                     for _ in self._listener.notifies(timeout=1.0, stop_after=1):
