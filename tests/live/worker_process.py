@@ -16,23 +16,10 @@ import signal
 import sys
 from pathlib import Path
 
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from tests.doubles.twilio_rebased import RebasedHttpClient
 from tests.e2e.server import ChildProcess
-
-TWILIO_API = "https://api.twilio.com"
-
-
-class RebasedHttpClient(TwilioHttpClient):
-    def __init__(self, base: str, **kwargs):
-        super().__init__(**kwargs)
-        self.base = base.rstrip("/")
-
-    def request(self, method, url, *args, **kwargs):
-        if url.startswith(TWILIO_API):
-            url = self.base + url[len(TWILIO_API):]
-        return super().request(method, url, *args, **kwargs)
 
 
 def main(config_path: str, twilio_base: str) -> int:

@@ -1,0 +1,1 @@
+"""Fault suite: the app under gunicorn on PostgreSQL with each dependency broken mid-transfer."""
