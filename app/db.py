@@ -65,7 +65,7 @@ class Database:
             self.engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
         else:
-            self.engine = _postgres_engine(url, self._connection_cls, self._connect_args, pool_timeout_s=connect_timeout_s)
+            self.engine = _postgres_engine(url, self._connection_cls, self._connect_args, pool_timeout_s=exchange_timeout_s)
             self.read_engine = self.engine
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)

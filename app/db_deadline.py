@@ -9,9 +9,11 @@ for as long as TCP does — minutes, and with keepalives off, forever. Three bou
   `_WaitTimeout`), which this connection class always passes. The connection is then in an
   unknown state, so it is closed, and SQLAlchemy sees a disconnect (a 503 `db_unavailable` to
   the client; the worker retries the task);
-- within a web request all exchanges together get DB_REQUEST_BUDGET_S (`request_budget`), so a
-  request answers in bounded time however many statements it makes — a degraded database makes
-  requests fail fast rather than pile up on gunicorn's threads;
+- within a web request all waits on the database together get DB_REQUEST_BUDGET_S
+  (`request_budget`), so a request answers in bounded time however many statements it makes — a
+  degraded database makes requests fail fast rather than pile up on gunicorn's threads. Only
+  time spent waiting on the database counts: a busy machine, where a thread waits for the CPU,
+  or a request waiting on LiveKit is not a database fault and is not cut short;
 - connecting gives up after DB_CONNECT_TIMEOUT_S (libpq `connect_timeout`), a dead peer is
   noticed by TCP keepalives and `tcp_user_timeout`, and the server itself stops a statement
   after DB_TIMEOUT_S (`statement_timeout`) and drops a transaction left idle by a dead client.
@@ -27,29 +29,38 @@ from typing import Iterator
 import psycopg
 from psycopg import errors as pg_errors
 
-_deadline: ContextVar[float | None] = ContextVar("wt_db_deadline", default=None)
+class Budget:
+    """Seconds of database waiting one request has left (exchanges and connects together)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, seconds: float):
+        self.left = seconds
+
+
+_budget: ContextVar[Budget | None] = ContextVar("wt_db_budget", default=None)
 
 
 @contextmanager
-def request_budget(seconds: float) -> Iterator[None]:
-    """All database exchanges in this block (this thread's context) end within `seconds`."""
-    token = _deadline.set(time.monotonic() + seconds)
+def request_budget(seconds: float) -> Iterator[Budget]:
+    """All database waits in this block (this thread's context) add up to at most `seconds`."""
+    token = _budget.set(Budget(seconds))
     try:
-        yield
+        yield token.var.get()
     finally:
-        _deadline.reset(token)
+        _budget.reset(token)
 
 
 def start_budget(seconds: float):
     """The same, for code that cannot use a with-block (Flask's before/teardown request)."""
-    return _deadline.set(time.monotonic() + seconds)
+    return _budget.set(Budget(seconds))
 
 
 def end_budget(token) -> None:
     try:
-        _deadline.reset(token)
+        _budget.reset(token)
     except ValueError:  # set in another context (should not happen): clear it all the same
-        _deadline.set(None)
+        _budget.set(None)
 
 
 def connection_class(exchange_timeout_s: float) -> type[psycopg.Connection]:
@@ -61,20 +72,25 @@ def connection_class(exchange_timeout_s: float) -> type[psycopg.Connection]:
             # Connecting counts against the request's budget too (a pre-ping that fails makes
             # SQLAlchemy reconnect at once). psycopg, like libpq, waits at least 2 s
             # (conninfo.timeout_from_conninfo), so a connection may overrun the budget by that.
-            deadline = _deadline.get()
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise psycopg.OperationalError("no time left in this request to connect to the database")
-                kwargs["connect_timeout"] = max(2, min(int(kwargs.get("connect_timeout") or 2), math.ceil(left)))
-            return super().connect(conninfo, **kwargs)
+            budget = _budget.get()
+            if budget is None:
+                return super().connect(conninfo, **kwargs)
+            if budget.left <= 0:
+                raise psycopg.OperationalError("no time left in this request to connect to the database")
+            kwargs["connect_timeout"] = max(2, min(int(kwargs.get("connect_timeout") or 2), math.ceil(budget.left)))
+            started = time.monotonic()
+            try:
+                return super().connect(conninfo, **kwargs)
+            finally:
+                budget.left -= time.monotonic() - started
 
         def wait(self, gen, interval: float = 0.1, timeout: float | None = None):
             limit = exchange_timeout_s
-            deadline = _deadline.get()
-            if deadline is not None:
-                limit = min(limit, deadline - time.monotonic())
+            budget = _budget.get()
+            if budget is not None:
+                limit = min(limit, budget.left)
             ours = timeout is None or limit < timeout
+            started = time.monotonic()
             try:
                 return super().wait(gen, interval=interval, timeout=max(limit, 0.001) if ours else timeout)
             except pg_errors._WaitTimeout:
@@ -83,6 +99,9 @@ def connection_class(exchange_timeout_s: float) -> type[psycopg.Connection]:
                 # Mid-exchange, the protocol state is unknown: the connection cannot be reused.
                 self.pgconn.finish()
                 raise psycopg.OperationalError(f"the database did not answer within {max(limit, 0):.1f} s") from None
+            finally:
+                if budget is not None:
+                    budget.left -= time.monotonic() - started
 
     return DeadlineConnection
 

@@ -177,7 +177,7 @@ def register_error_handlers(app) -> None:
 
     @app.errorhandler(SQLTimeoutError)
     def _pool_exhausted(err: SQLTimeoutError):
-        # No pooled connection became free within the connect timeout: the database is too slow.
+        # No pooled connection became free within DB_TIMEOUT_S: every one is busy on a slow database.
         return _db_down(err)
 
     @app.errorhandler(Exception)
