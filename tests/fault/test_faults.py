@@ -112,8 +112,6 @@ def new_customer(run: Run) -> Http:
     return Http(run.stack, run)
 
 
-# -- LiveKit -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode", MODES)
 def transfer_again_and_complete(run: Run, c) -> dict:
     """Agent A back with the customer, then a fresh transfer to Agent B, accepted and completed."""
     cid = c.call.id
@@ -126,6 +124,8 @@ def transfer_again_and_complete(run: Run, c) -> dict:
     return t2
 
 
+# -- LiveKit -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
 def test_livekit_fails_mid_transfer(run: Run, mode: str):
     """LiveKit goes away while Agent B's dashboard rings. What needs no LiveKit goes on (accept,
     context, complete: tokens are minted locally, room changes are retried tasks); what needs a
