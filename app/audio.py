@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 import io
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf

@@ -9,8 +9,8 @@ Reads use a second engine with ordinary deferred transactions so they never take
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, select, text
 from sqlalchemy.orm import Session, sessionmaker

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
 
 import psycopg
 from psycopg import errors as pg_errors
+
 
 class Budget:
     """Seconds of database waiting one request has left (exchanges and connects together)."""

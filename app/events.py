@@ -20,13 +20,13 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event as sa_event
 import psycopg
 from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from app.db import Database
@@ -121,7 +121,7 @@ def timeline(session: Session, call_id: str) -> list[dict]:
 
 def prune_events(db: Database, retention_days: int, batch: int = 5000) -> int:
     """Delete events older than the retention period (they are also each call's timeline)."""
-    cutoff = datetime.now(timezone.utc) - timedelta(days=retention_days)
+    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
     deleted = 0
     while True:
         with db.transaction() as s:
@@ -164,7 +164,7 @@ class Subscription:
         return items
 
 
-_local_dispatchers: "list[Dispatcher]" = []
+_local_dispatchers: list[Dispatcher] = []
 
 
 def close_local_streams() -> None:
@@ -282,7 +282,7 @@ class Dispatcher:
         if listener is not None:
             listener.close()
 
-    def _wait_for_notify(self, listener: "psycopg.Connection | None") -> "psycopg.Connection | None":
+    def _wait_for_notify(self, listener: psycopg.Connection | None) -> psycopg.Connection | None:
         """PostgreSQL: sleep until a commit anywhere sends NOTIFY, or the poll interval passes
         (the poll still catches anything a dropped listener connection missed)."""
         try:

@@ -18,9 +18,9 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy import event as sa_event

@@ -17,8 +17,8 @@ import json
 import logging
 import random
 from collections import deque
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -87,7 +87,7 @@ def _generate(services, auth: AuthContext, last_event_id: int | None, sub, strea
         return True
 
     def expired() -> bool:
-        return auth.expires_at <= datetime.now(timezone.utc)
+        return auth.expires_at <= datetime.now(UTC)
 
     yield "retry: 2000\n\n"
     if last_event_id is None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import responses
 
+from app import create_app
 from bench.common import percentile
 from tests.aio import run_async
 from tests.live.app_env import B_PHONE, HOLD_HZ, AppHost, app_config, new_trunk_password, provision_output, remove_our_sip_objects, start_env
@@ -33,7 +34,6 @@ from tests.live.participant import RATE
 from tests.live.rig import Rig
 from tests.live.test_hold_audio_live import phone_after
 from tests.live.test_warm_transfer_live import A_HZ, B_HZ, CUSTOMER_HZ
-from app import create_app
 
 SIP_TONES = {"customer": CUSTOMER_HZ, "agent_b": B_HZ}
 WINDOW_S = 0.02  # 20 ms resolution for the gap

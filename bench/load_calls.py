@@ -47,6 +47,7 @@ Without BENCH_DATABASE_URL the same run goes to SQLite. A default run takes abou
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -58,7 +59,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -336,7 +337,7 @@ def add_transcript(run: Run, rec: CallRecord, rng: random.Random, seq: int) -> N
     mark = marker(rng)
     params = dict(caller_params(rec, "in-progress"), TranscriptionEvent="transcription-content", Final="true",
                   Track="inbound_track", TranscriptionSid="GT" + uuid.uuid4().hex, SequenceId=str(seq),
-                  TranscriptionData='{"transcript": "I am calling about parcel %s that came broken", "confidence": 0.93}' % mark)
+                  TranscriptionData=json.dumps({"transcript": f"I am calling about parcel {mark} that came broken", "confidence": 0.93}))
     r = run.twilio.post("twilio /transcription", "/twilio/transcription", params)
     if r.status == 200:
         rec.transcript_markers.append(mark)
@@ -645,7 +646,6 @@ def _stream_logins(http: Http, dashboards: dict[str, Login], streams: int, per_s
 def _wait_drained(services, timeout: float) -> tuple[float, Counter, dict]:
     """Until no task but the periodic jobs is pending or running (timers included). Also returns
     what was left when the calls ended: kind -> (count, seconds until the last one is due)."""
-    from datetime import timezone
 
     from sqlalchemy import func, select
 
@@ -655,8 +655,8 @@ def _wait_drained(services, timeout: float) -> tuple[float, Counter, dict]:
     with services.db.reading() as s:
         rows = s.execute(select(Task.kind, func.count(), func.max(Task.due_at)).where(
             Task.state.in_(["pending", "running"]), ~Task.kind.like("periodic.%")).group_by(Task.kind)).all()
-    now = datetime.now(timezone.utc)
-    at_end = {kind: (n, (due.replace(tzinfo=due.tzinfo or timezone.utc) - now).total_seconds()) for kind, n, due in rows}
+    now = datetime.now(UTC)
+    at_end = {kind: (n, (due.replace(tzinfo=due.tzinfo or UTC) - now).total_seconds()) for kind, n, due in rows}
     while True:
         with services.db.reading() as s:
             rows = s.execute(
@@ -1040,7 +1040,7 @@ def _print(report: Report, run_: Run, stats: Stats, opts: Options, agents_n: int
         if values:
             out("  " + describe(kind, values))
     statuses = Counter()
-    for label, counts in stats.statuses.items():
+    for counts in stats.statuses.values():
         for status, n in counts.items():
             statuses[status] += n
     out(f"responses by status: {dict(sorted(statuses.items()))}; connection retries: {stats.retries}")

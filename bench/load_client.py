@@ -65,7 +65,7 @@ class Stats:
             if len(target) < limit:
                 target.append(text)
 
-    def unexpected_answer(self, label: str, answer: "Answer", context: str) -> None:
+    def unexpected_answer(self, label: str, answer: Answer, context: str) -> None:
         with self._lock:
             self.unexpected_count[(label, answer.status)] += 1
         body = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)

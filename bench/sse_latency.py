@@ -100,8 +100,8 @@ def main() -> None:
         for t in threads:
             t.join(timeout=args.poll_interval * 3 + 30)
 
-        sse = [r - s for s, r in zip(sent, sse_got)]
-        polled = [r - s for s, r in zip(sent, poll_got)]
+        sse = [r - s for s, r in zip(sent, sse_got, strict=False)]
+        polled = [r - s for s, r in zip(sent, poll_got, strict=False)]
         idle.close()
         print(f"server: gunicorn gthread, 2 workers; db: {env['DATABASE_URL'].split(':')[0]}; idle SSE subscribers: {connected} of {args.idle}")
         print(describe("SSE push (this design)", sse))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 def run_async(make_coro: Callable[[], Awaitable[Any]], timeout: float = 300.0) -> Any:

@@ -94,7 +94,7 @@ class SSEReader:
         import threading
 
         self._chunks = chunks
-        self._queue: "queue.Queue[dict]" = queue.Queue()
+        self._queue: queue.Queue[dict] = queue.Queue()
         self.comments = 0
         self._buffer = ""
         self._thread = threading.Thread(target=self._pump, daemon=True)

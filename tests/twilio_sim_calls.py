@@ -9,7 +9,7 @@ import secrets
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
@@ -41,7 +41,7 @@ def synchronized(method):
 class SipLeg:
     """A `<Dial><Sip>` the app asked for."""
 
-    call: "SimCall"
+    call: SimCall
     uri: str
     username: str | None
     password: str | None
@@ -110,7 +110,7 @@ class Step:
 
 @dataclass
 class SimCall:
-    sim: "TwilioSim"
+    sim: TwilioSim
     sid: str
     direction: str  # inbound | outbound-api
     from_: str
@@ -146,7 +146,7 @@ class SimCall:
     def kinds(self) -> list[str]:
         return [s.kind for s in self.steps]
 
-    def press(self, *keys: str | None) -> "SimCall":
+    def press(self, *keys: str | None) -> SimCall:
         """Script the next Gathers: a digit string each, or None for silence."""
         self.digits.extend(keys)
         return self
@@ -180,12 +180,12 @@ class SimCall:
 
     # -- outbound leg progress (Agent B's phone) -------------------------------------------------
     @synchronized
-    def ring(self) -> "SimCall":
+    def ring(self) -> SimCall:
         self.sim._progress(self, "ringing")
         return self
 
     @synchronized
-    def answer(self, answered_by: str | None = "human", *, hang_up_while_listening: bool = False) -> "SimCall":
+    def answer(self, answered_by: str | None = "human", *, hang_up_while_listening: bool = False) -> SimCall:
         """Picked up: the in-progress callback is queued and the answer URL is fetched and run.
         `hang_up_while_listening`: the `<Say>`s are heard, then they hang up before any key."""
         self.sim._progress(self, "in-progress")
@@ -199,7 +199,7 @@ class SimCall:
         return self
 
     @synchronized
-    def finish(self, status: str, **extra) -> "SimCall":
+    def finish(self, status: str, **extra) -> SimCall:
         """Ends unanswered or answered: busy, no-answer, failed (with ErrorCode...), completed."""
         self.sim._end(self, status, extra)
         return self
@@ -225,4 +225,4 @@ class SimCall:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()

@@ -9,7 +9,6 @@ from app.errors import Forbidden, ValidationFailed
 from app.events import fetch_for_audience
 from app.sse import EventStreamResponse
 
-
 MAX_EVENT_ID = 2**31 - 1
 
 

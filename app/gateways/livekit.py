@@ -17,9 +17,10 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import jwt
@@ -137,7 +138,7 @@ class LiveKitGateway:
             warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
     @classmethod
-    def from_config(cls, settings, api_factory: Callable[[], Any] | None = None) -> "LiveKitGateway":
+    def from_config(cls, settings, api_factory: Callable[[], Any] | None = None) -> LiveKitGateway:
         return cls(
             http_url=settings.LIVEKIT_HTTP_URL,
             ws_url=settings.LIVEKIT_WS_URL,
@@ -177,7 +178,7 @@ class LiveKitGateway:
                     f"LiveKit at {self.http_url} failed to {what} ({err.code}: {err.message or 'no message'})."
                 ) from err
             raise LiveKitFailed(f"LiveKit refused to {what}: {err.code} {err.message}".strip(), code="livekit_error") from err
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, OSError) as err:
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
             raise LiveKitUnavailable(
                 f"LiveKit at {self.http_url} is unreachable (could not {what}: {type(err).__name__}). "
                 "Check LIVEKIT_HTTP_URL and that the server is running."

@@ -153,7 +153,7 @@ class SipProvisioner:
         self.answer_timeout_s = answer_timeout_s
 
     @classmethod
-    def from_config(cls, settings, gateway: LiveKitGateway) -> "SipProvisioner":
+    def from_config(cls, settings, gateway: LiveKitGateway) -> SipProvisioner:
         return cls(
             gateway, username=settings.LIVEKIT_SIP_USERNAME, password=settings.LIVEKIT_SIP_PASSWORD,
             ringing_timeout_s=settings.LIVEKIT_SIP_RINGING_TIMEOUT_S, answer_timeout_s=settings.AGENT_ANSWER_TIMEOUT_S,

@@ -9,7 +9,8 @@ by TWILIO_TIMEOUT_S; callers make them outside database transactions.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -70,7 +71,7 @@ class TwilioGateway:
         self._validator = RequestValidator(auth_token)
 
     @classmethod
-    def from_config(cls, settings, client: Any = None) -> "TwilioGateway":
+    def from_config(cls, settings, client: Any = None) -> TwilioGateway:
         return cls(
             account_sid=settings.TWILIO_ACCOUNT_SID,
             auth_token=settings.TWILIO_AUTH_TOKEN,

@@ -14,11 +14,11 @@ from app.events import Dispatcher
 from app.gateways.livekit import LiveKitGateway
 from app.gateways.twilio import TwilioGateway
 from app.ratelimit import RateLimiter
+from app.services.agent_departures import AgentDepartures
 from app.services.agents import AgentService
 from app.services.arrivals import Arrivals
 from app.services.calls import CallService
 from app.services.drafts import DraftRefresher
-from app.services.agent_departures import AgentDepartures
 from app.services.livekit_events import LiveKitEvents
 from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers

@@ -21,8 +21,8 @@ from app.db import Database
 from app.errors import Conflict, NotAuthenticated, NotFound, RateLimited, ValidationFailed
 from app.events import emit, newest_event_id
 from app.models import Agent, AgentSession, Call, Summary, Transfer, utcnow
-from app.services.phone_numbers import dialable
 from app.serializers import summary_dict
+from app.services.phone_numbers import dialable
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 PASSWORD_MIN = 8

@@ -20,8 +20,8 @@ from app.gateways.livekit import LiveKitGateway, agent_identity
 from app.models import Agent, Call, ContextEntry, Transfer, utcnow
 from app.repo import agents_in_call, load_call, new_id, open_transfer, release_agent, transition
 from app.serializers import call_dict, entry_dict, transfer_dict
-from app.services.agents import hash_secret
 from app.services import effects
+from app.services.agents import hash_secret
 from app.services.phone_legs import PhoneLegs
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore

@@ -43,9 +43,9 @@ from app.events import emit
 from app.gateways.livekit import CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX, LiveKitGateway, customer_identity
 from app.models import Agent, Call, LiveKitWebhookEvent, Transfer, utcnow
 from app.repo import agents_in_call, claim_agent, load_call, open_transfer, transition
+from app.services import effects
 from app.services.agent_departures import AgentDepartures
 from app.services.calls import CallService
-from app.services import effects
 from app.services.participants import Who, identify, newer_session, since_ms
 from app.services.phone_legs import PhoneLegs
 from app.services.routing import drain_queue
@@ -164,11 +164,10 @@ class LiveKitEvents:
                 # Agent A during their own consult: the customer is on hold, and the token Agent A
                 # already holds for this room must not let them listen in (or be heard).
                 return EVICTED
-        if who.role == "agent" and who.agent_id == call.agent_id:
-            if transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):
-                emit(s, "call_active", {"agent_id": call.agent_id}, audiences=[call.agent_id], call_id=call.id)
-                effects.arm_customer_join(s, call, utcnow())
-                return "call active"
+        if who.role == "agent" and who.agent_id == call.agent_id and transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):
+            emit(s, "call_active", {"agent_id": call.agent_id}, audiences=[call.agent_id], call_id=call.id)
+            effects.arm_customer_join(s, call, utcnow())
+            return "call active"
         if who.role == "agent" and s.scalar(select(Agent.active_call_id).where(Agent.id == who.agent_id)) != call.id:
             return EVICTED  # e.g. Agent A after handing over, rejoining with a still-valid token
         if who.role == "agent":

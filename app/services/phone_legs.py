@@ -49,7 +49,7 @@ class PhoneLegs:
         self.own_number = settings.TWILIO_PHONE_NUMBER
 
     @classmethod
-    def from_config(cls, settings, gateway: TwilioGateway | None) -> "PhoneLegs":
+    def from_config(cls, settings, gateway: TwilioGateway | None) -> PhoneLegs:
         """Voice and SIP trunk from the environment; a malformed one stops start-up (ConfigError)
         instead of failing on a live call."""
         try:

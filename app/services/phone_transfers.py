@@ -35,9 +35,9 @@ from app.repo import claim_agent, load_call, load_transfer, require_transition
 from app.services import effects
 from app.services.calls import CallService
 from app.services.phone_legs import PhoneLegs, leg_answered
+from app.services.routing import drain_queue
 from app.services.sip_diagnostics import bridge_failure_reason
 from app.services.summaries import SummaryStore
-from app.services.routing import drain_queue
 from app.services.transfer_rules import end_transfer, owner_left
 from app.services.twilio_urls import WebhookUrls
 

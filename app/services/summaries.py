@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from app import states
 from app.db import Database
@@ -91,7 +89,7 @@ class SummaryStore:
         if not earlier:
             return redact(text)
         *rewritten, clean = redact_across([e.text for e in earlier] + [text])
-        for entry, new_text in zip(earlier, rewritten):
+        for entry, new_text in zip(earlier, rewritten, strict=True):
             if new_text != entry.text:
                 if self.store_raw and entry.raw_text is None:
                     entry.raw_text = entry.text  # stored unchanged, so this was what was said

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,9 +32,9 @@ from app.gateways.livekit import LiveKitGateway
 from app.models import Call, ContextEntry
 from app.repo import agents_in_call, load_call, open_transfer
 from app.serializers import entry_dict
-from app.services.phone_numbers import caller_id
 from app.services.calls import CallService
 from app.services.phone_legs import PhoneLegs
+from app.services.phone_numbers import caller_id
 from app.services.routing import drain_queue
 from app.services.sip_diagnostics import bridge_failure_reason
 from app.services.summaries import CONTEXT_TEXT_MAX, SummaryStore

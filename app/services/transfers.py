@@ -18,11 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import states
+from app.config import parse_rate
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, TelephonyNotConfigured, ValidationFailed
 from app.events import emit
 from app.gateways.livekit import LiveKitGateway, agent_identity
 from app.models import Agent, Call, Transfer, utcnow
+from app.ratelimit import RateLimiter
 from app.repo import (
     claim_agent,
     load_call,
@@ -33,10 +35,8 @@ from app.repo import (
     require_transition,
 )
 from app.serializers import summary_dict
-from app.services.phone_numbers import dialable
-from app.config import parse_rate
-from app.ratelimit import RateLimiter
 from app.services import effects
+from app.services.phone_numbers import dialable
 from app.services.routing import drain_queue
 from app.services.summaries import SummaryStore
 from app.services.transfer_rules import end_transfer
@@ -58,7 +58,7 @@ class TransferService:
         livekit: LiveKitGateway,
         summaries: SummaryStore,
         settings,
-        phone: "PhoneTransfers | None" = None,
+        phone: PhoneTransfers | None = None,
         limiter: RateLimiter | None = None,
     ):
         self.db = db

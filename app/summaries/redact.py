@@ -15,7 +15,8 @@ Redacting an order number by mistake is the lesser harm.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
+from itertools import pairwise
 
 # Keywords start after neither a word character nor "]" (rather than at \b): a marker that took
 # the place of digits glued to a word ("4111…exp09/27") must not give a second pass a word
@@ -112,7 +113,7 @@ def redact_across(parts: Sequence[str]) -> list[str]:
                 b -= 1
             if a < b:
                 shares[k].append((a - lo, b - lo, marker if end <= hi else _REDACTED))
-    return [redact(_apply(p, share)) for p, share in zip(pre, shares)]
+    return [redact(_apply(p, share)) for p, share in zip(pre, shares, strict=True)]
 
 
 def _keyword_numbers(text: str) -> str:
@@ -234,7 +235,7 @@ def _ssn_at(text: str, run: list[_Group], i: int, before) -> tuple[int, str] | N
         len(three) == 3
         and [len(g.digits) for g in three] == [3, 2, 4]
         and not any(g.spoken for g in three)
-        and all(_ssn_sep(text[a.end : b.start]) for a, b in zip(three, three[1:]))
+        and all(_ssn_sep(text[a.end : b.start]) for a, b in pairwise(three))
     ):
         digits = "".join(g.digits for g in three)
         return (i + 2, "[SSN redacted]") if _ssn_plausible(digits) else None

@@ -62,11 +62,11 @@ class _Session:
     call_id: str
     room: str
     reason: str
-    future: "asyncio.Future | None" = None
-    stop: "asyncio.Event | None" = None
+    future: asyncio.Future | None = None
+    stop: asyncio.Event | None = None
     started: float = field(default_factory=time.monotonic)
     agent_heard: bool = False  # an agent was heard in the room: this wait is over
-    rescan: "object | None" = None  # look at who is in the room again (after the reason changed)
+    rescan: object | None = None  # look at who is in the room again (after the reason changed)
 
 
 class HoldPlayer:
@@ -110,7 +110,7 @@ class HoldPlayer:
             if session.future is not None:
                 try:
                     session.future.result(timeout=5)
-                except Exception as err:  # leaving during shutdown: logged, nothing else to do
+                except Exception as err:  # noqa: BLE001 - whatever the session raised, shutdown goes on; logged
                     log.warning("hold audio for call %s did not stop cleanly: %s", session.call_id, err)
         self._release(list(self._sessions))
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -75,7 +75,7 @@ class Worker:
             self.hold = HoldPlayer(services, self.holder)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         """Run in background threads of this process (tests, the live rig)."""
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="task")
         outbox.add_local_waker(self._wake.set)

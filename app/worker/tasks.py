@@ -8,9 +8,9 @@ they were armed for and raise `NotYet` while their deadline is ahead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from app import outbox
 from app.errors import LiveKitFailed, TelephonyNotConfigured, TwilioError

@@ -57,9 +57,8 @@ def test_one_exchange_is_bounded_without_a_budget(database_url):
     db = Database(database_url, exchange_timeout_s=1.0)
     try:
         started = time.monotonic()
-        with pytest.raises(OperationalError, match="did not answer"):
-            with db.engine.connect() as conn:
-                conn.execute(text("SELECT pg_sleep(30)"))
+        with pytest.raises(OperationalError, match="did not answer"), db.engine.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(30)"))
         assert time.monotonic() - started < 20
         with db.engine.connect() as conn:  # the broken connection was not handed out again
             assert conn.execute(text("SELECT 1")).scalar() == 1
@@ -72,10 +71,9 @@ def test_the_budget_covers_all_exchanges_together(database_url):
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))  # a pooled connection, so no connect below
-        with pytest.raises(OperationalError, match="did not answer"):
-            with request_budget(1.0), db.engine.connect() as conn:
-                for _ in range(10):  # each alone fits in the budget; together they do not
-                    conn.execute(text("SELECT pg_sleep(0.4)"))
+        with pytest.raises(OperationalError, match="did not answer"), request_budget(1.0), db.engine.connect() as conn:
+            for _ in range(10):  # each alone fits in the budget; together they do not
+                conn.execute(text("SELECT pg_sleep(0.4)"))
     finally:
         db.dispose()
 
@@ -83,9 +81,8 @@ def test_the_budget_covers_all_exchanges_together(database_url):
 def test_no_connection_is_started_without_time_left(database_url):
     db = Database(database_url)
     try:
-        with pytest.raises(OperationalError, match="no time left"):
-            with request_budget(0), db.engine.connect():
-                pass
-                pass
+        with pytest.raises(OperationalError, match="no time left"), request_budget(0), db.engine.connect():
+            pass
+            pass
     finally:
         db.dispose()

@@ -69,8 +69,9 @@ def test_a_full_process_answers_more_streams_with_503_and_keeps_its_threads(make
     assert r.status_code == 503 and r.json["error"]["code"] == "streams_full"
     assert int(r.headers["Retry-After"]) > 0
     # Refused before anything was written: no stream row for cat.
-    from app.models import EventStream
     from sqlalchemy import select
+
+    from app.models import EventStream
 
     with svc.db.reading() as s:
         assert list(s.scalars(select(EventStream.agent_id).where(EventStream.agent_id == "cat"))) == []

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.models import Call, ContextEntry, Event
-from tests.support import stored_call, call_status, start_call
+from tests.support import call_status, start_call, stored_call
 from tests.telephony_fixtures import agent_on
 
 

@@ -81,8 +81,8 @@ def test_accept_versus_cancel(app, client, make_agent):
         call = start_call(client, a)
         t = start_transfer(a, call, b.id)
         codes, _ = _race(
-            lambda: b.post("/api/accept-transfer", {"transfer_id": t["id"]}),
-            lambda: a.post("/api/cancel-transfer", {"transfer_id": t["id"]}),
+            lambda b=b, t=t: b.post("/api/accept-transfer", {"transfer_id": t["id"]}),
+            lambda a=a, t=t: a.post("/api/cancel-transfer", {"transfer_id": t["id"]}),
         )
         assert codes in ([200, 200], [409, 200]), codes
         assert a.get(f"/api/calls/{call['session_id']}").json["call"]["transfers"][0]["status"] == "cancelled"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import os
 import random
+
 import pytest
 from sqlalchemy import select
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -124,7 +124,7 @@ def test_a_client_too_slow_to_keep_up_is_disconnected_to_catch_up_from_the_datab
     chunks = iter(r.response)
     sub = next(iter(services.dispatcher._subs["bob"]))
     for i in range(3):  # more than the queue holds, before the client reads anything
-        sub.push(events.Delivered(i + 1, "bob", None, "context_added", {"n": i}, datetime.now(timezone.utc)))
+        sub.push(events.Delivered(i + 1, "bob", None, "context_added", {"n": i}, datetime.now(UTC)))
     body = "".join(c.decode() if isinstance(c, bytes) else c for c in chunks)
     assert "reconnect to catch up" in body  # the stream ended; EventSource reconnects with Last-Event-ID
 
@@ -146,7 +146,7 @@ def test_old_events_are_pruned(client, make_agent, services):
     start_call(client, make_agent("alice"))
     assert prune_events(services.db, 90) == 0  # nothing old yet
     with services.db.transaction() as s:
-        s.execute(update(Event).values(created_at=datetime.now(timezone.utc) - timedelta(days=91)))
+        s.execute(update(Event).values(created_at=datetime.now(UTC) - timedelta(days=91)))
     assert prune_events(services.db, 90) > 0
     with services.db.reading() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 0

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tests.doubles.openai_compat import OpenAICompatibleDouble
 from app import outbox
-from tests.support import run_tasks, AgentClient, start_call, start_transfer
+from tests.doubles.openai_compat import OpenAICompatibleDouble
+from tests.support import AgentClient, run_tasks, start_call, start_transfer
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app import outbox
 from app.models import Call, ContextEntry
-from tests.support import call_status, run_tasks
+from tests.support import call_status
 from tests.telephony_fixtures import PUBLIC, SIP_HOST, SIP_PASSWORD, SIP_USER, TELEPHONY, agent_on, app, last, make_sim, rest, sim, types  # noqa: F401
 
 

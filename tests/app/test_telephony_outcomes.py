@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from app import outbox
-from tests.support import call_status, run_tasks
+from tests.support import call_status
 from tests.telephony_fixtures import B_PHONE, app, dial_b, last, phone_call_with_context, rest, sim, transfer_row, types  # noqa: F401
 
 

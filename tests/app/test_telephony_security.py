@@ -5,11 +5,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from twilio.request_validator import RequestValidator
 
 from app.errors import ConfigError
 from tests.support import start_call, start_transfer
 from tests.telephony_fixtures import ACCOUNT_SID, PUBLIC, TELEPHONY, agent_on, app, make_sim, rest, sim  # noqa: F401
-from twilio.request_validator import RequestValidator
 
 ROUTES = [
     "/twilio/voice",

@@ -1,12 +1,11 @@
 """Phone Agent B through the Twilio simulator: dialled, briefed by TTS, accepts, takes the caller."""
 from __future__ import annotations
 
+from livekit.protocol import models
 from sqlalchemy import select
 
-from app.models import Agent, Call
 from app.events import timeline as call_timeline
-from livekit.protocol import models
-
+from app.models import Agent, Call
 from tests.support import call_status, grants_of, run_tasks, stored_call
 from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
     ACCOUNT_SID,

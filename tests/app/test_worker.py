@@ -3,8 +3,8 @@ fire on their own; a task that cannot succeed is visible and can be retried."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 import time
+from datetime import timedelta
 
 from sqlalchemy import update
 

@@ -10,8 +10,9 @@ a sleep.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from playwright.sync_api import Page, expect
 

@@ -11,7 +11,6 @@ from livekit import api as lk
 from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.gateways.livekit import LiveKitGateway, agent_identity, customer_identity
 
-
 _open: list[LiveKitGateway] = []
 
 

@@ -245,9 +245,14 @@ def _raised_codes() -> set[tuple[int, str, str]]:
                     status = kwargs["status"].value
                 found.add((status, code, rel))
             # The generic handler's mapping of werkzeug statuses: `codes = {404: "not_found", ...}`.
-            if rel == "app/errors.py" and isinstance(node, ast.Dict) and node.keys and all(isinstance(k, ast.Constant) and isinstance(k.value, int) for k in node.keys):
-                if all(isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value.islower() and " " not in v.value for v in node.values):
-                    found |= {(k.value, v.value, rel) for k, v in zip(node.keys, node.values)}
+            if (
+                rel == "app/errors.py"
+                and isinstance(node, ast.Dict)
+                and node.keys
+                and all(isinstance(k, ast.Constant) and isinstance(k.value, int) for k in node.keys)
+                and all(isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value.islower() and " " not in v.value for v in node.values)
+            ):
+                found |= {(k.value, v.value, rel) for k, v in zip(node.keys, node.values, strict=True)}
     # The generic handler's fallback code, for any other werkzeug status.
     found.add((0, "http_error", "app/errors.py"))
     return found

@@ -22,7 +22,9 @@ from http.server import ThreadingHTTPServer
 
 from google.protobuf.json_format import MessageToJson
 from livekit import api as lk
-from livekit.protocol import models, room as room_proto, webhook as webhook_proto
+from livekit.protocol import models
+from livekit.protocol import room as room_proto
+from livekit.protocol import webhook as webhook_proto
 
 from tests.doubles.http import DoubleHandler
 
@@ -93,7 +95,7 @@ class LiveKitTwirpDouble:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "LiveKitTwirpDouble":
+    def start(self) -> LiveKitTwirpDouble:
         self._thread.start()
         return self
 

@@ -10,8 +10,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
-from typing import Callable
 
 from tests.doubles.http import DoubleHandler
 

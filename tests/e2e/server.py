@@ -41,8 +41,9 @@ class ChildProcess:
         raise NotImplementedError
 
     def start(self, timeout: float = 30.0):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # The child keeps its own copy of the descriptor; ours is closed once it has started.
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.proc.poll() is not None:

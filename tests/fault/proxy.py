@@ -34,7 +34,7 @@ class ProxyStats:
     delayed_chunks: int = 0  # chunks held back while slow
     failed_upstream: int = 0  # the target itself refused the connection
 
-    def snapshot(self) -> "ProxyStats":
+    def snapshot(self) -> ProxyStats:
         return ProxyStats(**vars(self))
 
 

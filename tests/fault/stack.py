@@ -23,9 +23,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -137,7 +137,7 @@ def typed_problem(answer: Answer) -> str | None:
 class Http:
     """One browser: a cookie jar, and every request it makes recorded as an Answer."""
 
-    def __init__(self, stack: "Stack", run: "Run"):
+    def __init__(self, stack: Stack, run: Run):
         self.stack, self.run = stack, run
         self.session = requests.Session()
         self.headers: dict[str, str] = {}
@@ -467,7 +467,7 @@ class Stack:
         self.proxies["twilio"] = FaultProxy("twilio", "127.0.0.1", urlsplit(self.twilio_http.base).port)
         self.worker = FaultWorker(self.env, workdir / "worker.log", f"http://{self.proxies['twilio'].address}")
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         started = time.monotonic()
         self.server.start(timeout=60)
         self.worker.start(timeout=60)
@@ -652,7 +652,7 @@ class Run:
         self.lk_join(transfer["transfer_room"], f"agent-{a.id}")
         return transfer
 
-    def consult(self, *, phone: bool = False) -> "Consult":
+    def consult(self, *, phone: bool = False) -> Consult:
         """A call, answered; context; a transfer ringing Agent B (dashboard, or their phone)."""
         self.step_aside()
         a = self.agent("a")
@@ -702,7 +702,7 @@ class Run:
         except AssertionError as err:
             self.problem(f"a Twilio status callback was not answered with 200: {err}")
 
-    def answer_by_phone(self, consult: "Consult") -> None:
+    def answer_by_phone(self, consult: Consult) -> None:
         """Agent B picks up, hears the summary, presses 1: bridged into the transfer room."""
         consult.leg.press("1").answer("human")
         self.deliver()

@@ -49,13 +49,13 @@ def listen(env: LiveEnv, freqs: list[float], participants: dict[str, tuple[ToneP
         return await asyncio.gather(*(p.record(identity, LISTEN_S, TIMEOUT_S) for p, identity in participants.values()))
 
     reports = {}
-    for name, samples in zip(participants, env.loop.run(record_all(), TIMEOUT_S + 5)):
+    for name, samples in zip(participants, env.loop.run(record_all(), TIMEOUT_S + 5), strict=True):
         reports[name] = analyse(samples, RATE, freqs)
     for name, leg in phones.items():
         env.wait_until(leg.recording.ready, TIMEOUT_S, f"the {name} phone's recording started")
         rate = leg.recording.rate
         end = marks[name] + int(LISTEN_S * rate)
-        env.wait_until(lambda: leg.recording.length() >= end, TIMEOUT_S, f"{LISTEN_S:g}s recorded by the {name} phone")
+        env.wait_until(lambda leg=leg, end=end: leg.recording.length() >= end, TIMEOUT_S, f"{LISTEN_S:g}s recorded by the {name} phone")
         reports[name] = analyse(leg.recording.samples()[marks[name] + int(SKIP_S * rate):end], rate, freqs)
     for name, report in reports.items():
         print(f"[heard] {name}: {report}")  # shown with -s, and with a failing test's output

@@ -8,7 +8,7 @@ test can ask "what did this agent hear from that participant?".
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from livekit import rtc
@@ -119,7 +119,7 @@ class ToneParticipant:
                 await self._changed.wait()
         try:
             return await asyncio.wait_for(_wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"participant {self.room.local_participant.identity}: "
                                  f"no {what} after {timeout:.0f}s") from None
 

@@ -65,7 +65,7 @@ class Binaries:
     livekit_sip: Path
 
     @classmethod
-    def locate(cls) -> "Binaries":
+    def locate(cls) -> Binaries:
         v = read_versions()
         cache = cache_dir()
         return cls(
@@ -293,7 +293,7 @@ class Rig:
     @classmethod
     def start(cls, workdir: Path, *, webhook_urls: list[str] | None = None,
               api_key: str = "devkey", api_secret: str = "secret",
-              binaries: Binaries | None = None) -> "Rig":
+              binaries: Binaries | None = None) -> Rig:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         binaries = binaries or Binaries.locate()
@@ -343,7 +343,7 @@ class Rig:
         each ManagedProcess.forced_kill."""
         return {p.name: p.stop() for p in reversed(self.processes)}
 
-    def __enter__(self) -> "Rig":
+    def __enter__(self) -> Rig:
         return self
 
     def __exit__(self, *exc: object) -> None:

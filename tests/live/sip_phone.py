@@ -67,7 +67,7 @@ class SipPhone:
     @classmethod
     def dial(cls, uri: str, *, username: str, password: str, play_wav: Path, record_wav: Path,
              log_path: Path, headers: dict[str, str] | None = None, from_user: str = "customer",
-             python: str = sys.executable) -> "SipPhone":
+             python: str = sys.executable) -> SipPhone:
         bare_uri, uri_headers = split_uri_headers(uri)
         config = {
             "uri": bare_uri,

@@ -13,14 +13,13 @@ import time
 import pytest
 from sqlalchemy import select
 
+from app import create_app
 from app.models import Call
+from tests.aio import run_async
 from tests.live.app_env import HOLD_HZ, app_config, new_trunk_password, provision_output, remove_our_sip_objects
 from tests.live.audio import assert_hears
 from tests.live.listening import listen, remote, sip_role
 from tests.live.test_warm_transfer_live import A_HZ, B_HZ, CUSTOMER_HZ, phone_caller
-from tests.aio import run_async
-
-from app import create_app
 
 pytestmark = pytest.mark.live
 

@@ -12,8 +12,16 @@ import pytest
 import soundfile as sf
 
 from app.audio import (
-    FRAME_SAMPLES, SAMPLE_RATE, TELEPHONY_RATE, HoldAudio, HoldAudioError, build_hold_audio,
-    default_loop, load_clip, resample, wav_bytes,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    TELEPHONY_RATE,
+    HoldAudio,
+    HoldAudioError,
+    build_hold_audio,
+    default_loop,
+    load_clip,
+    resample,
+    wav_bytes,
 )
 
 FULL_SCALE = 32768.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -135,7 +136,7 @@ def test_kept_lines_stay_in_call_order_with_a_note_in_every_gap():
     ctx = select_context(call(300, IDENTIFIER_LINES), BUDGET)
     numbers = [int(line.split(".", 1)[0]) for line in ctx.lines if not line.startswith("[…")]
     assert numbers == sorted(numbers)
-    for prev, line in zip(ctx.lines, ctx.lines[1:]):
+    for prev, line in pairwise(ctx.lines):
         if not line.startswith("[…") and not prev.startswith("[…"):
             assert int(line.split(".")[0]) == int(prev.split(".")[0]) + 1
 

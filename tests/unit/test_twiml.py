@@ -12,12 +12,12 @@ import xml.etree.ElementTree as ET
 from urllib.parse import parse_qsl
 
 import pytest
+from twilio.twiml.voice_response import VoiceResponse
 
 import twiml
 from twiml import agent as agent_module
 from twiml.common import TWIML_RESPONSE_MAX_BYTES
 from twiml.sip import add_sip_dial
-from twilio.twiml.voice_response import VoiceResponse
 
 VOICE = twiml.Voice("Polly.Joanna", "en-US")
 TRUNK = twiml.SipTrunk(host="lk-sip.example.com", username="twilio", password="s3cr&t\"<pw>")
