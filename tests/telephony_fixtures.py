@@ -11,8 +11,8 @@ import responses
 from sqlalchemy import select
 
 from app.models import Call, Transfer
+from tests.doubles.twilio_sim import TwilioSim
 from tests.support import AgentClient, run_tasks
-from tests.twilio_sim import TwilioSim
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "sim-auth-token-0123456789abcdef"

@@ -38,11 +38,11 @@ from app.db import migrate
 from app.models import Agent, Call, Summary, Task, Transfer
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble
 from tests.doubles.openai_compat import OpenAICompatibleDouble
+from tests.doubles.twilio_http import TwilioHttp
+from tests.doubles.twilio_sim import RecordingSipLegs, SimCall, SipLeg, TwilioSim
 from tests.e2e.server import ChildProcess, GunicornServer
 from tests.fault.proxy import FaultProxy
-from tests.live.twilio_http import TwilioHttp
 from tests.support import parse_sse
-from tests.twilio_sim import RecordingSipLegs, SimCall, SipLeg, TwilioSim
 
 # -- settings of the app under test ------------------------------------------------------------
 ACCOUNT_SID = "AC" + "f" * 32

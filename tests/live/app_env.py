@@ -28,12 +28,12 @@ from app.db import migrate
 from app.gateways.livekit_sip import is_ours
 from app.worker import Worker
 from tests.aio import LoopThread
+from tests.doubles.twilio_sim import TwilioSim
 from tests.live.audio import tone, write_wav
 from tests.live.participant import ToneParticipant
 from tests.live.rig import LOOPBACK, Rig
 from tests.live.sip_legs import LiveSipLegs
 from tests.support import AgentClient
-from tests.twilio_sim import TwilioSim
 
 ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "live-sim-auth-token-0123456789ab"

@@ -22,9 +22,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.doubles.twilio_sim_calls import SipLeg
 from tests.live.audio import GrowingWav, write_tone_wav
 from tests.live.sip_phone import PhoneError, SipPhone
-from tests.twilio_sim_calls import SipLeg
 
 ANSWER_TIMEOUT_S = 20.0
 ROLE_HEADER = "X-WT-Role"

@@ -4,7 +4,7 @@
 
 It is `flask --app app worker` with two test-only differences: settings come from a JSON file
 (the live app's own, same database), and Twilio's REST API is the simulator's HTTP front
-(tests/live/twilio_http.py) instead of api.twilio.com: the twilio library's HTTP client is
+(tests/doubles/twilio_http.py) instead of api.twilio.com: the twilio library's HTTP client is
 given a base URL to send its requests to, everything else (paths, form fields, auth, error
 parsing) is the real library's.
 """

@@ -1,5 +1,5 @@
 """The simulator's calls: a `SimCall` per phone call (what was said, pressed and dialled) and
-the `SipLegs` hook that `<Dial><Sip>` goes through. See `tests/twilio_sim.py`."""
+the `SipLegs` hook that `<Dial><Sip>` goes through. See `tests/doubles/twilio_sim.py`."""
 from __future__ import annotations
 
 import functools
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
 if TYPE_CHECKING:
-    from tests.twilio_sim import TwilioSim
+    from tests.doubles.twilio_sim import TwilioSim
 
 FINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 

@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from tests.twilio_sim_calls import FINAL, RecordingSipLegs, SimCall, SipLeg, SipLegs, Step, _now, new_sid, synchronized
-from tests.twilio_sim_rest import API, RestRequest, TwilioRest
+from tests.doubles.twilio_sim_calls import FINAL, RecordingSipLegs, SimCall, SipLeg, SipLegs, Step, _now, new_sid, synchronized
+from tests.doubles.twilio_sim_rest import API, RestRequest, TwilioRest
 
 __all__ = ["API", "FINAL", "RecordingSipLegs", "RestRequest", "SimCall", "SipLeg", "SipLegs", "Step", "TwilioSim", "new_sid"]
 

@@ -14,7 +14,7 @@ from http.server import ThreadingHTTPServer
 from types import SimpleNamespace
 
 from tests.doubles.http import DoubleHandler
-from tests.twilio_sim import TwilioSim
+from tests.doubles.twilio_sim import TwilioSim
 
 LOOPBACK = "127.0.0.1"
 

@@ -1,6 +1,6 @@
 """The simulator's side of Twilio's REST API, answered through `responses`: calls.create makes an
 outbound `SimCall`, calls(sid).update redirects, cancels or hangs one up; failures are
-scriptable. Mixed into `TwilioSim`; see `tests/twilio_sim.py`."""
+scriptable. Mixed into `TwilioSim`; see `tests/doubles/twilio_sim.py`."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import requests
 
-from tests.twilio_sim_calls import SimCall, new_sid, synchronized
+from tests.doubles.twilio_sim_calls import SimCall, new_sid, synchronized
 
 API = "https://api.twilio.com/2010-04-01"
 
