@@ -1,8 +1,13 @@
-"""Shared fixtures: a LiveKit Twirp double, a database per backend, and a fresh app per test.
+"""Shared fixtures: a LiveKit Twirp double, a database per backend, and a fresh app per test;
+for telephony tests, Twilio's REST API (`rest`) and the Twilio simulator (`sim`).
 
 App tests run once against SQLite and once against PostgreSQL when TEST_DATABASE_URL points at a
 server (`make test` always provides one; WT_REQUIRE_POSTGRES=1 makes its absence an error rather
 than a silently shorter run).
+
+A module marked `pytestmark = pytest.mark.telephony` gets the telephony-enabled app as `app`
+(Twilio and LiveKit SIP configured with `tests.telephony.TELEPHONY`, built after `rest`), so
+`client`, `services` and `make_agent` all use it there.
 """
 from __future__ import annotations
 
@@ -11,18 +16,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import responses
 from sqlalchemy import text
 
 from app import create_app
 from app.db import migrate
 from app.models import Base
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble
+from tests.doubles.twilio_sim import TwilioSim
 from tests.support import AgentClient, run_tasks
+from tests.telephony import TELEPHONY, make_sim
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 if os.environ.get("WT_REQUIRE_POSTGRES") == "1" and not TEST_DATABASE_URL:
     raise pytest.UsageError("WT_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "telephony: the module's `app` has Twilio and LiveKit SIP configured, Twilio's REST API answered by `rest`")
 
 
 # Opt-in (WT_OPENAPI_RECORD=1): every response the Flask test client returns, in every test, is
@@ -121,8 +133,26 @@ def make_app(config, livekit_double):
 
 
 @pytest.fixture
-def app(make_app):
-    return make_app()
+def rest():
+    """Twilio's REST API. A request nothing here answers fails (never the internet)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def app(request, make_app):
+    """The app under test; with the `telephony` marker, built with TELEPHONY after `rest`, so
+    nothing a telephony test does can reach the real Twilio."""
+    if request.node.get_closest_marker("telephony") is None:
+        return make_app()
+    request.getfixturevalue("rest")
+    return make_app(**TELEPHONY)
+
+
+@pytest.fixture
+def sim(app, rest) -> TwilioSim:
+    """The Twilio simulator, posting its webhooks to `app` and answering its REST calls via `rest`."""
+    return make_sim(app, rest)
 
 
 @pytest.fixture

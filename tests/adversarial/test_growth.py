@@ -17,7 +17,7 @@ from app.models import AgentSession, Call, ContextEntry, Event, Summary, Transfe
 from app.worker.runner import ensure_periodic
 from tests.doubles.openai_compat import DEFAULT_SUMMARY, OpenAICompatibleDouble
 from tests.support import run_tasks, start_call, start_transfer
-from tests.telephony_fixtures import agent_on
+from tests.telephony import agent_on
 
 
 @pytest.fixture

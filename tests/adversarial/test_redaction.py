@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from app.models import Call, ContextEntry, utcnow
 from app.services.summaries import SPLIT_WINDOW_S
 from tests.support import start_call, start_transfer
-from tests.telephony_fixtures import TELEPHONY, agent_on, make_sim, rest  # noqa: F401
+from tests.telephony import TELEPHONY, agent_on, make_sim
 
 CARD = "4111111111111111"
 SSN = "123456789"

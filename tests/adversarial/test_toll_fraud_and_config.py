@@ -15,7 +15,7 @@ from app.errors import ConfigError
 from app.models import Call
 from tests.app.test_telephony_transfers import _agent_with_phone_caller
 from tests.e2e.server import ROOT
-from tests.telephony_fixtures import TELEPHONY, agent_on, make_sim, rest  # noqa: F401 (rest: a fixture)
+from tests.telephony import TELEPHONY, agent_on, make_sim
 
 # The review's numbers: US premium-rate, international networks (satellite), and a UK 09 number
 # (one digit too long to exist, so refused as invalid), plus a real-length UK premium-rate one.

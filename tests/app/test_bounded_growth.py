@@ -15,7 +15,7 @@ from app.models import Agent, AgentSession, Base, Call, Event, SchemaMigration, 
 from app.services import effects, retention
 from app.services.health import HealthMonitor
 from tests.support import run_tasks, start_call, start_transfer
-from tests.telephony_fixtures import agent_on
+from tests.telephony import agent_on
 
 
 def _drafts(services, sid: str) -> list[Summary]:

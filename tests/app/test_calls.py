@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app import create_app
 from app.models import Call, ContextEntry, Event
 from tests.support import call_status, start_call, stored_call
-from tests.telephony_fixtures import agent_on
+from tests.telephony import agent_on
 
 
 def test_calls_queue_until_an_agent_is_available_then_go_oldest_first(client, make_agent):

@@ -2,13 +2,15 @@
 (the audio itself is proven on the live rig: tests/live/test_hold_audio_live.py)."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, update
 
 from app import outbox
 from app.models import Call, Transfer, utcnow
 from app.worker.hold import HoldPlayer
 from tests.support import start_call, start_transfer, stored_call
-from tests.telephony_fixtures import app, rest, sim  # noqa: F401
+
+pytestmark = pytest.mark.telephony  # `app` is the telephony-enabled app (tests/conftest.py)
 
 
 def wanted(services) -> dict[str, str]:

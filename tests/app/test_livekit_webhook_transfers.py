@@ -6,21 +6,16 @@ X-WT-* headers; their identities here are LiveKit SIP's usual `sip_…` ones, wh
 never rely on."""
 from __future__ import annotations
 
+import pytest
 from livekit.protocol import models
 from sqlalchemy import select
 
 from app.models import Call, Transfer
 from tests.app.test_livekit_webhook import join, leave, row, send
 from tests.support import call_status, run_tasks, start_call, start_transfer, stored_call
-from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
-    B_PHONE,
-    app,
-    dial_b,
-    last,
-    phone_call_with_context,
-    rest,
-    sim,
-)
+from tests.telephony import B_PHONE, dial_b, last, phone_call_with_context
+
+pytestmark = pytest.mark.telephony  # `app` is the telephony-enabled app (tests/conftest.py)
 
 SIP = models.ParticipantInfo.Kind.SIP
 

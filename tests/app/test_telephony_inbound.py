@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from sqlalchemy import func, select
 
 from app import outbox
 from app.models import Call, ContextEntry
 from tests.support import call_status
-from tests.telephony_fixtures import PUBLIC, SIP_HOST, SIP_PASSWORD, SIP_USER, TELEPHONY, agent_on, app, last, make_sim, rest, sim, types  # noqa: F401
+from tests.telephony import PUBLIC, SIP_HOST, SIP_PASSWORD, SIP_USER, TELEPHONY, agent_on, last, make_sim, types
+
+pytestmark = pytest.mark.telephony  # `app` is the telephony-enabled app (tests/conftest.py)
 
 
 def _call_row(services, sid: str) -> Call:

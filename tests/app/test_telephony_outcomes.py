@@ -5,7 +5,9 @@ import pytest
 
 from app import outbox
 from tests.support import call_status
-from tests.telephony_fixtures import B_PHONE, app, dial_b, last, phone_call_with_context, rest, sim, transfer_row, types  # noqa: F401
+from tests.telephony import B_PHONE, dial_b, last, phone_call_with_context, transfer_row, types
+
+pytestmark = pytest.mark.telephony  # `app` is the telephony-enabled app (tests/conftest.py)
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from twilio.request_validator import RequestValidator
 
 from app.errors import ConfigError
 from tests.support import start_call, start_transfer
-from tests.telephony_fixtures import ACCOUNT_SID, PUBLIC, TELEPHONY, agent_on, app, make_sim, rest, sim  # noqa: F401
+from tests.telephony import ACCOUNT_SID, PUBLIC, TELEPHONY, agent_on, make_sim
+
+pytestmark = pytest.mark.telephony  # `app` is the telephony-enabled app (tests/conftest.py)
 
 ROUTES = [
     "/twilio/voice",

@@ -1,13 +1,14 @@
 """Phone Agent B through the Twilio simulator: dialled, briefed by TTS, accepts, takes the caller."""
 from __future__ import annotations
 
+import pytest
 from livekit.protocol import models
 from sqlalchemy import select
 
 from app.events import timeline as call_timeline
 from app.models import Agent, Call
 from tests.support import call_status, grants_of, run_tasks, stored_call
-from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
+from tests.telephony import (
     ACCOUNT_SID,
     B_PHONE,
     NUMBER,
@@ -15,16 +16,15 @@ from tests.telephony_fixtures import (  # noqa: F401  (app, rest, sim: fixtures)
     SIP_HOST,
     TELEPHONY,
     agent_on,
-    app,
     dial_b,
     last,
     make_sim,
     phone_call_with_context,
-    rest,
-    sim,
     transfer_row,
     types,
 )
+
+pytestmark = pytest.mark.telephony  # `app` is the telephony-enabled app (tests/conftest.py)
 
 SIP = models.ParticipantInfo.Kind.SIP
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import xml.etree.ElementTree as ET
 
+import pytest
 from livekit.protocol import models
 from sqlalchemy import select
 
@@ -19,7 +20,9 @@ from app.models import Call
 from app.worker import Worker
 from tests.app.test_livekit_webhook import join, send
 from tests.support import run_tasks
-from tests.telephony_fixtures import app, dial_b, phone_call_with_context, rest, sim  # noqa: F401
+from tests.telephony import dial_b, phone_call_with_context
+
+pytestmark = pytest.mark.telephony  # `app` is the telephony-enabled app (tests/conftest.py)
 
 LIVENESS_S = 30.0  # only a bound for a hung test; the webhooks answer in milliseconds
 

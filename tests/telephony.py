@@ -1,13 +1,13 @@
-"""Fixtures for telephony tests: an app with Twilio and LiveKit SIP configured, the Twilio REST
-API answered by `responses`, and the Twilio simulator wired to both.
+"""Helpers for telephony tests: the settings of an app with Twilio and LiveKit SIP configured,
+the Twilio simulator wired to it, and the steps those tests share.
 
-Import the fixtures by name into a test module. Importing `app` overrides conftest's `app`, so
-`client`, `services` and `make_agent` all use the telephony-enabled app.
+The fixtures live in tests/conftest.py: `rest` (Twilio's REST API answered by `responses`), `sim`
+(the simulator), and `app`, which is the telephony-enabled app (built with `TELEPHONY`, after
+`rest`) in a module marked `pytestmark = pytest.mark.telephony`, so `client`, `services` and
+`make_agent` all use it there.
 """
 from __future__ import annotations
 
-import pytest
-import responses
 from sqlalchemy import select
 
 from app.models import Call, Transfer
@@ -35,19 +35,6 @@ TELEPHONY = {
 }
 
 
-@pytest.fixture
-def rest():
-    """Twilio's REST API. A request nothing here answers fails (never the internet)."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def app(make_app, rest):
-    """Depends on `rest`, so nothing a telephony test does can reach the real Twilio."""
-    return make_app(**TELEPHONY)
-
-
 def agent_on(application, agent_id: str, name: str | None = None, *, phone: str | None = None) -> AgentClient:
     """A logged-in agent of an app built in the test itself (make_agent serves `app`)."""
     password = f"pw-{agent_id}-123456"
@@ -68,11 +55,6 @@ def make_sim(app, rest, *, public: str = PUBLIC) -> TwilioSim:
     )
     sim.install(rest)
     return sim
-
-
-@pytest.fixture
-def sim(app, rest):
-    return make_sim(app, rest)
 
 
 def types(agent: AgentClient) -> list[str]:
