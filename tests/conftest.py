@@ -1,5 +1,6 @@
 """Shared fixtures: a LiveKit Twirp double, a database per backend, and a fresh app per test;
-for telephony tests, Twilio's REST API (`rest`) and the Twilio simulator (`sim`).
+for telephony tests, Twilio's REST API (`rest`) and the Twilio simulator (`sim`); for the live and
+browser suites, the session's HTTP endpoint of the app (`app_host`).
 
 App tests run once against SQLite and once against PostgreSQL when TEST_DATABASE_URL points at a
 server (`make test` always provides one; WT_REQUIRE_POSTGRES=1 makes its absence an error rather
@@ -183,3 +184,14 @@ def make_agent(app, services):
         return agent
 
     return make
+
+
+@pytest.fixture(scope="session")
+def app_host():
+    """Where livekit-server sends webhooks to the app, for the whole session (the live and browser
+    suites): each test swaps its own app in behind it (see tests/live/app_env.py)."""
+    from tests.live.app_env import AppHost  # the live rig's modules (livekit rtc), only when used
+
+    host = AppHost()
+    yield host
+    host.stop()

@@ -37,7 +37,6 @@ from app.repo import agents_in_call, load_call
 from app.serializers import entry_dict
 from app.services.effects import CUSTOMER_GRACE_TIMER
 from app.worker import Worker
-from tests.live.app_env import AppHost
 from tests.live.rig import Binaries, LiveKitServer, PortAllocator, RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,13 +66,6 @@ def pytest_configure(config):
 
 
 # -- services ------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def app_host():
-    host = AppHost()
-    yield host
-    host.stop()
-
-
 @pytest.fixture(scope="session")
 def livekit(tmp_path_factory, app_host):
     """A real livekit-server (with its Redis) for the whole session, on loopback, sending its

@@ -95,14 +95,6 @@ def webhook_sink():
 
 
 @pytest.fixture(scope="session")
-def app_host():
-    """Where livekit-server sends webhooks to the app (see tests/live/app_env.py)."""
-    host = AppHost()
-    yield host
-    host.stop()
-
-
-@pytest.fixture(scope="session")
 def live_rig(tmp_path_factory: pytest.TempPathFactory, webhook_sink: WebhookSink, app_host: AppHost):
     """One rig for the session: start-up is paid once; each test provisions what it needs."""
     workdir: Path = tmp_path_factory.mktemp("rig")
