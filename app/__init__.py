@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import PROJECT_ROOT, load_dotenv_for_development, load_settings
+from app.current import install
 from app.db_deadline import end_budget, start_budget
 from app.errors import ConfigError, register_error_handlers
 
@@ -60,7 +61,7 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
             if not checking:
                 raise
             app.extensions["wt_config_error"] = str(err)
-    app.extensions["wt"] = services
+    install(app, services)
 
     register_error_handlers(app)
     from app.api import bp as api_bp

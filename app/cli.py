@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app import outbox
+from app.current import services
 from app.db import migrate
 from app.errors import AppError, ConfigError
 from app.gateways.livekit_sip import SipProvisioner
@@ -30,15 +31,11 @@ def summary_input_from_json(raw: dict) -> SummaryInput:
     return SummaryInput(raw["customer_name"], tuple(lines))
 
 
-def _services():
-    return current_app.extensions["wt"]
-
-
 def register_cli(app: Flask) -> None:
     @app.cli.command("init-db")
     def init_db():
         """Create or migrate the schema (idempotent; the Procfile's release step)."""
-        applied = migrate(_services().db)
+        applied = migrate(services().db)
         click.echo("Applied: " + ", ".join(applied) if applied else "Schema is up to date.")
 
     @app.cli.command("summarize")
@@ -48,7 +45,7 @@ def register_cli(app: Flask) -> None:
 
         FILE holds {"customer_name": ..., "entries": [{"author": ..., "text": ...}]} ("-" = stdin).
         """
-        svc = _services()
+        svc = services()
         try:
             data = summary_input_from_json(json.load(file))
         except (ValueError, KeyError, TypeError) as err:
@@ -71,7 +68,7 @@ def register_cli(app: Flask) -> None:
     @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
     def provision_sip(dry_run):
         """Create or update the LiveKit SIP inbound trunk and callee dispatch rule (idempotent)."""
-        svc = _services()
+        svc = services()
         try:
             provisioner = SipProvisioner.from_config(svc.settings, svc.livekit)
             plan = provisioner.plan()
@@ -117,7 +114,7 @@ def register_cli(app: Flask) -> None:
 
         from app.worker import Worker
 
-        svc = _services()
+        svc = services()
         migrate(svc.db)
         try:
             runner = Worker(svc, hold_audio=not no_hold_audio)
@@ -142,7 +139,7 @@ def register_cli(app: Flask) -> None:
     @click.option("--limit", default=50, show_default=True)
     def tasks_list(state, limit):
         """The newest tasks (id, state, kind, attempts, due, last error)."""
-        svc = _services()
+        svc = services()
         counts = outbox.counts(svc.db)
         click.echo("Tasks: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
         for t in outbox.list_tasks(svc.db, state=state, limit=limit):
@@ -156,7 +153,7 @@ def register_cli(app: Flask) -> None:
         """Put failed tasks back to pending with fresh attempts."""
         if not task_ids and not all_failed:
             raise click.ClickException("Give task ids, or --all-failed.")
-        count = outbox.retry_failed(_services().db, None if all_failed else list(task_ids))
+        count = outbox.retry_failed(services().db, None if all_failed else list(task_ids))
         click.echo(f"{count} task(s) queued again.")
 
     agents = AppGroup("agents", help="Manage agent accounts.")
@@ -172,7 +169,7 @@ def register_cli(app: Flask) -> None:
     def add(agent_id, name, password, phone):
         """Create an agent account."""
         try:
-            agent = _services().agents.add(agent_id, name, password, phone)
+            agent = services().agents.add(agent_id, name, password, phone)
         except AppError as err:
             raise click.ClickException(err.message) from err
         click.echo(f"Created agent {agent.id} ({agent.name}).")
@@ -180,7 +177,7 @@ def register_cli(app: Flask) -> None:
     @agents.command("list")
     def list_():
         """List agents with presence and current call."""
-        rows = _services().agents.all()
+        rows = services().agents.all()
         if not rows:
             click.echo("No agents yet. Add one with: flask --app app agents add ID --name NAME")
         for a in rows:
@@ -198,7 +195,7 @@ def register_cli(app: Flask) -> None:
     @click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True, help="Prompted if omitted.")
     def set_password(agent_id, password):
         """Give an agent a new password; every session they have ends."""
-        _admin(_services().agents.set_password, agent_id, password)
+        _admin(services().agents.set_password, agent_id, password)
         click.echo(f"Password of {agent_id} changed; their open sessions have ended.")
 
     @agents.command("disable")
@@ -206,27 +203,27 @@ def register_cli(app: Flask) -> None:
     def disable(agent_id):
         """Stop an account signing in or getting calls; its sessions end now. A call it is on
         goes on until handed over or ended."""
-        _admin(_services().agents.disable, agent_id)
+        _admin(services().agents.disable, agent_id)
         click.echo(f"{agent_id} disabled; their open sessions have ended.")
 
     @agents.command("enable")
     @click.argument("agent_id")
     def enable(agent_id):
         """Let a disabled account sign in again."""
-        _admin(_services().agents.enable, agent_id)
+        _admin(services().agents.enable, agent_id)
         click.echo(f"{agent_id} enabled.")
 
     @agents.command("revoke-sessions")
     @click.argument("agent_id")
     def revoke_sessions(agent_id):
         """Sign an agent out everywhere (a lost laptop, a shared screen)."""
-        count = _admin(_services().agents.revoke_sessions, agent_id)
+        count = _admin(services().agents.revoke_sessions, agent_id)
         click.echo(f"{count} session(s) of {agent_id} ended.")
 
     @agents.command("demo")
     def demo():
         """Create two demo agents with random passwords, only if no agent exists yet."""
-        svc = _services()
+        svc = services()
         if svc.agents.count():
             click.echo("Agents already exist; no demo agents created.")
             return

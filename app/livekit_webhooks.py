@@ -7,13 +7,15 @@ is a 503, which it does retry, and the event id makes that retry safe.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
+
+from app.current import services
 
 bp = Blueprint("livekit", __name__, url_prefix="/livekit")
 
 
 @bp.post("/webhook")
 def webhook():
-    services = current_app.extensions["wt"]
-    event = services.livekit.verify_webhook(request.get_data(as_text=True), request.headers.get("Authorization", ""))
-    return jsonify(event=event.event, id=event.id, outcome=services.livekit_events.handle(event))
+    svc = services()
+    event = svc.livekit.verify_webhook(request.get_data(as_text=True), request.headers.get("Authorization", ""))
+    return jsonify(event=event.event, id=event.id, outcome=svc.livekit_events.handle(event))

@@ -250,7 +250,9 @@ class EventStream(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     agent_id: Mapped[str] = mapped_column(String(64), index=True)
-    session_id: Mapped[str] = mapped_column(String(64))
+    # The agent's login (AgentSession.id). The column keeps its first name; the attribute says
+    # what it holds, apart from the API's session_id, which names a call.
+    login_id: Mapped[str] = mapped_column("session_id", String(64))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -15,11 +15,12 @@ import logging
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, render_template
 
 from app.api.guards import current_agent
 from app.audio import HoldAudioError, build_hold_audio, wav_bytes
 from app.config import PROJECT_ROOT
+from app.current import services
 from app.services.twilio_urls import HOLD_MUSIC_PATH
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def content_security_policy(ws_url: str) -> str:
 
 
 def _page(template: str, **context) -> Response:
-    settings = current_app.extensions["wt"].settings
+    settings = services().settings
     response = Response(render_template(template, **context), mimetype="text/html")
     response.headers["Content-Security-Policy"] = content_security_policy(settings.LIVEKIT_WS_URL)
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -106,7 +107,7 @@ def _hold_music_wav(path: str) -> bytes:
 
 @bp.get(HOLD_MUSIC_PATH)
 def hold_music():
-    settings = current_app.extensions["wt"].settings
+    settings = services().settings
     response = Response(_hold_music_wav(settings.HOLD_AUDIO_FILE), mimetype="audio/wav")
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response

@@ -48,7 +48,7 @@ class EventStreamResponse:
         # reach us, and a full process refuses here, before any row is written.
         self.sub = services.dispatcher.subscribe(auth.agent_id)
         try:
-            self.stream_id = services.streams.open(auth.agent_id, auth.session_id)
+            self.stream_id = services.streams.open(auth.agent_id, auth.login_id)
         except Exception:
             services.dispatcher.unsubscribe(self.sub)
             raise
@@ -121,9 +121,9 @@ def _generate(services, auth: AuthContext, last_event_id: int | None, sub, strea
             continue
         for item in sub.drain():
             if item.type == "session_ended":
-                # No session_ref: every session of the agent ended (password changed, account
+                # No session_ref: every login of the agent ended (password changed, account
                 # disabled, sessions revoked by an operator).
-                if item.payload.get("session_ref") in (None, auth.session_ref):
+                if item.payload.get("session_ref") in (None, auth.login_ref):
                     yield frame(item)
                     return
                 continue  # another tab's session of the same agent

@@ -17,12 +17,13 @@ import json
 import logging
 from functools import wraps
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 import twiml
 from app.api.validation import MAX_DEPTH, nesting_depth
+from app.current import services
 from app.errors import AppError, BadRequest
 from app.services import twilio_urls as paths
 from app.services.sip_diagnostics import parse_sip_code
@@ -35,10 +36,6 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 ERROR_HEADER = "X-WT-Error"
 
 
-def _services():
-    return current_app.extensions["wt"]
-
-
 def _xml(document: VoiceResponse, status: int = 200, headers: dict | None = None) -> Response:
     return Response(str(document), status=status, mimetype="text/xml", headers=headers)
 
@@ -48,7 +45,7 @@ def _params() -> dict[str, str]:
 
 
 def _urls() -> WebhookUrls:
-    return WebhookUrls(_services().settings.PUBLIC_BASE_URL or request.url_root)
+    return WebhookUrls(services().settings.PUBLIC_BASE_URL or request.url_root)
 
 
 def _signed_urls(settings) -> list[str]:
@@ -82,7 +79,7 @@ def _read_params() -> tuple[object, dict[str, str]]:
 def twilio_webhook(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
-        svc = _services()
+        svc = services()
         gateway = svc.twilio
         if gateway is None:
             log.warning("Twilio webhook %s refused: TWILIO_* is not configured", request.path)
@@ -101,7 +98,7 @@ def twilio_webhook(view):
 @bp.errorhandler(Exception)
 def _webhook_failed(err: Exception):
     """Registered on this blueprint, so it wins over the app's JSON handlers for these routes."""
-    voice = _services().phone_legs.voice
+    voice = services().phone_legs.voice
     # Always 200: Twilio does not execute TwiML that comes with a 4xx or 5xx, it plays its own
     # "application error" instead. The caller should hear our apology; the header says why.
     if isinstance(err, AppError) and err.status < 500:
@@ -128,7 +125,7 @@ def _require(name: str) -> str:
 @twilio_webhook
 def voice():
     after_hold = request.args.get(paths.HELD_FLAG) == "1"
-    response = _services().telephony.inbound(_require("CallSid"), _params().get("From", ""), _urls(), after_hold=after_hold)
+    response = services().telephony.inbound(_require("CallSid"), _params().get("From", ""), _urls(), after_hold=after_hold)
     return _xml(response)
 
 
@@ -136,7 +133,7 @@ def voice():
 @twilio_webhook
 def dial_action():
     p = _params()
-    response = _services().telephony.dial_ended(
+    response = services().telephony.dial_ended(
         _require("CallSid"), p.get("CallStatus", ""), p.get("DialCallStatus", ""), _urls(), sip_code=parse_sip_code(p.get("DialSipResponseCode"))
     )
     return _xml(response)
@@ -146,7 +143,7 @@ def dial_action():
 @twilio_webhook
 def status():
     p = _params()
-    _services().telephony.call_progress(
+    services().telephony.call_progress(
         _require("CallSid"), p.get("CallStatus", ""), error_code=p.get("ErrorCode") or None, sip_code=parse_sip_code(p.get("SipResponseCode"))
     )
     return _xml(VoiceResponse())
@@ -155,7 +152,7 @@ def status():
 @bp.post(paths.TRANSCRIPTION)
 @twilio_webhook
 def transcription():
-    _services().telephony.transcribed(_params())
+    services().telephony.transcribed(_params())
     return _xml(VoiceResponse())
 
 
@@ -164,20 +161,20 @@ def transcription():
 @twilio_webhook
 def transfer_answer(transfer_id: str):
     answered_by = _params().get("AnsweredBy") or None
-    return _xml(_services().phone.answer(transfer_id, _require("CallSid"), answered_by, _urls()))
+    return _xml(services().phone_transfers.answer(transfer_id, _require("CallSid"), answered_by, _urls()))
 
 
 @bp.post(paths.TRANSFER_GATHER)
 @twilio_webhook
 def transfer_gather(transfer_id: str):
-    return _xml(_services().phone.gather(transfer_id, _require("CallSid"), _params().get("Digits"), _urls()))
+    return _xml(services().phone_transfers.gather(transfer_id, _require("CallSid"), _params().get("Digits"), _urls()))
 
 
 @bp.post(paths.TRANSFER_STATUS)
 @twilio_webhook
 def transfer_status(transfer_id: str):
     p = _params()
-    _services().phone.leg_progress(
+    services().phone_transfers.leg_progress(
         transfer_id,
         _require("CallSid"),
         p.get("CallStatus", ""),
@@ -192,7 +189,7 @@ def transfer_status(transfer_id: str):
 @twilio_webhook
 def transfer_bridge(transfer_id: str):
     p = _params()
-    response = _services().phone.bridge_ended(
+    response = services().phone_transfers.bridge_ended(
         transfer_id,
         _require("CallSid"),
         p.get("DialCallStatus", ""),

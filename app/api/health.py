@@ -10,7 +10,8 @@ from __future__ import annotations
 from flask import current_app, jsonify
 
 from app.api import bp
-from app.api.guards import agent_required, services
+from app.api.guards import agent_required
+from app.current import services
 from app.services.health import HealthMonitor
 
 

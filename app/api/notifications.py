@@ -1,12 +1,12 @@
 """Notifications for agents: the polling route (as in the original) and the SSE stream."""
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 
 from app.api import bp
-from app.api.guards import agent_required, require_agent, services
-from app.errors import Forbidden, ValidationFailed
-from app.events import fetch_for_audience
+from app.api.guards import agent_required
+from app.current import services
+from app.errors import ValidationFailed
 from app.sse import EventStreamResponse
 
 MAX_EVENT_ID = 2**31 - 1
@@ -25,27 +25,20 @@ def _event_id(raw: str | None, name: str) -> int | None:
 @bp.get("/notifications/<agent_id>")
 @agent_required
 def notifications(agent_id: str):
-    auth = require_agent()
-    if agent_id != auth.agent_id:
-        raise Forbidden("You can only read your own notifications.")
     unknown = sorted(set(request.args) - {"since"})
     if unknown:
         raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")
     since = _event_id(request.args.get("since"), "since")
-    svc = services()
-    after = auth.first_event_id if since is None else since
-    items = fetch_for_audience(svc.db, agent_id, after, svc.settings.NOTIFICATIONS_PAGE_SIZE)
-    return jsonify(notifications=[i.as_notification() for i in items])
+    return jsonify(notifications=services().notifications.page(g.agent, agent_id, since))
 
 
 @bp.get("/events")
 @agent_required
 def events():
-    auth = require_agent()
     last = _event_id(request.headers.get("Last-Event-ID"), "Last-Event-ID")
     if last is None:
         last = _event_id(request.args.get("since"), "since")
-    stream = EventStreamResponse(services(), auth, last)
+    stream = EventStreamResponse(services(), g.agent, last)
     return Response(
         stream,
         mimetype="text/event-stream",

@@ -1,6 +1,8 @@
-"""Agents: accounts, login sessions, CSRF tokens and presence.
+"""Agents: accounts, logins (sign-in sessions), CSRF tokens and presence.
 
-Sessions live in the database (only a random secret travels in the signed cookie), so logout and
+A login is the agent's sign-in session (an `AgentSession` row), not a call: the API's
+`session_id` names a call, so in code a login is `login_id`/`login_ref` to keep the two apart.
+Logins live in the database (only a random secret travels in the signed cookie), so logout and
 expiry take effect on every worker at once and survive restarts. Presence is `available` from
 login until logout or "away"; an agent is busy while `active_call_id` is set.
 """
@@ -21,8 +23,10 @@ from app.db import Database
 from app.errors import Conflict, NotAuthenticated, NotFound, RateLimited, ValidationFailed
 from app.events import emit, newest_event_id
 from app.models import Agent, AgentSession, Call, Summary, Transfer, utcnow
-from app.serializers import summary_dict
+from app.ratelimit import RateLimiter
+from app.serializers import agent_dict, summary_dict
 from app.services.phone_numbers import dialable
+from app.services.routing import drain_queue
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 PASSWORD_MIN = 8
@@ -43,23 +47,43 @@ class LoginResult:
 class AuthContext:
     agent_id: str
     agent_name: str
-    session_id: str
+    login_id: str  # the AgentSession's id (the hash of the cookie's secret)
     csrf_token: str
     first_event_id: int
     expires_at: datetime
 
     @property
-    def session_ref(self) -> str:
-        """A public handle for this session (events name it; the id itself stays secret)."""
-        return self.session_id[:16]
+    def login_ref(self) -> str:
+        """A public handle for this login (the `session_ended` event names it as `session_ref`;
+        the id itself stays secret)."""
+        return self.login_id[:16]
 
     def csrf_ok(self, header_value: str | None) -> bool:
         return bool(header_value) and hmac.compare_digest(header_value, self.csrf_token)
 
 
+@dataclass(frozen=True)
+class SignInLimits:
+    """(count, seconds) windows: sign-in attempts per client address, failures per agent id."""
+
+    per_address: tuple[int, int]
+    failures_per_agent: tuple[int, int]
+
+
 class AgentService:
-    def __init__(self, db: Database, session_lifetime_s: int, hash_method: str = "scrypt", login_concurrency: int = 4):
+    def __init__(
+        self,
+        db: Database,
+        session_lifetime_s: int,
+        hash_method: str = "scrypt",
+        login_concurrency: int = 4,
+        *,
+        limiter: RateLimiter | None = None,
+        sign_in_limits: SignInLimits | None = None,
+    ):
         self.db = db
+        self.limiter = limiter
+        self.sign_in_limits = sign_in_limits
         self.session_lifetime = timedelta(seconds=session_lifetime_s)
         self.hash_method = hash_method
         # A password check costs real CPU and memory (scrypt: ~140 ms, 32 MiB): at most this many
@@ -177,11 +201,43 @@ class AgentService:
         with self.db.reading() as s:
             return newest_event_id(s)
 
+    def me(self, auth: AuthContext) -> dict:
+        """What a (restored) dashboard starts from: who is signed in, the event id to stream or
+        poll from, and any transfer already ringing for them."""
+        agent = self.get(auth.agent_id)
+        return {
+            "agent": dict(agent_dict(agent), active_call_id=agent.active_call_id),
+            "csrf_token": auth.csrf_token,
+            "last_event_id": self.newest_event_id(),
+            "pending_transfers": self.pending_transfers(auth.agent_id),
+        }
+
     def count(self) -> int:
         with self.db.reading() as s:
             return s.scalar(select(func.count()).select_from(Agent)) or 0
 
-    # -- sessions --------------------------------------------------------------------------
+    # -- logins ----------------------------------------------------------------------------
+    def sign_in(self, agent_id: str, password: str, client_address: str) -> LoginResult:
+        """`login` behind its limits: attempts per address are counted first, and an agent id
+        with too many recent failures is refused before any password is checked (only failures
+        count against it, so its owner is not locked out by their own sign-ins). The agent is
+        available afterwards, so waiting callers are routed."""
+        limits = self.sign_in_limits
+        fail_key = f"login-failed:{agent_id}"
+        if self.limiter is not None and limits is not None:
+            count, window = limits.per_address
+            self.limiter.hit(f"login:{client_address}", count, window, "sign-in attempts")
+            failures, fail_window = limits.failures_per_agent
+            self.limiter.check(fail_key, failures, fail_window, "failed sign-ins", "for this agent id")
+        try:
+            result = self.login(agent_id, password)
+        except NotAuthenticated:
+            if self.limiter is not None and limits is not None:
+                self.limiter.add(fail_key, fail_window, failures)
+            raise
+        drain_queue(self.db)
+        return result
+
     def login(self, agent_id: str, password: str) -> LoginResult:
         if not self._checks.acquire(blocking=False):
             raise RateLimited("Too many sign-ins are being checked right now; try again in a moment.", 1)
@@ -235,9 +291,9 @@ class AgentService:
     def logout(self, auth: AuthContext) -> None:
         with self.db.transaction() as s:
             now = utcnow()
-            s.execute(update(AgentSession).where(AgentSession.id == auth.session_id).values(revoked_at=now))
-            # Open SSE streams of this session end when they see this (no per-stream DB polling).
-            emit(s, "session_ended", {"session_ref": auth.session_ref, "reason": "logged_out"}, audiences=[auth.agent_id], call_id=None)
+            s.execute(update(AgentSession).where(AgentSession.id == auth.login_id).values(revoked_at=now))
+            # Open SSE streams of this login end when they see this (no per-stream DB polling).
+            emit(s, "session_ended", {"session_ref": auth.login_ref, "reason": "logged_out"}, audiences=[auth.agent_id], call_id=None)
             if not self._has_live_session(s, auth.agent_id, now):
                 s.execute(update(Agent).where(Agent.id == auth.agent_id).values(presence="offline"))
 
@@ -257,7 +313,10 @@ class AgentService:
             raise ValidationFailed("status must be 'available' or 'away'.")
         with self.db.transaction() as s:
             s.execute(update(Agent).where(Agent.id == agent_id).values(presence=status))
-            return s.get(Agent, agent_id, populate_existing=True)
+            agent = s.get(Agent, agent_id, populate_existing=True)
+        if agent.presence == "available":
+            drain_queue(self.db)  # an agent back from away takes the oldest waiting caller
+        return agent
 
     def expire_stale_presence(self) -> int:
         """Agents whose every session has ended are offline: never route a call to a ghost."""

@@ -8,6 +8,7 @@ participants removed, Agent B's phone leg ended) is a task written in the same t
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -18,10 +19,11 @@ from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.events import emit, timeline
 from app.gateways.livekit import LiveKitGateway, agent_identity
 from app.models import Agent, Call, ContextEntry, Transfer, utcnow
+from app.ratelimit import RateLimiter
 from app.repo import agents_in_call, load_call, new_id, open_transfer, release_agent, transition
 from app.serializers import call_dict, entry_dict, transfer_dict
-from app.services import effects
-from app.services.agents import hash_secret
+from app.services import call_list, effects
+from app.services.agents import AuthContext, hash_secret
 from app.services.phone_legs import PhoneLegs
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore
@@ -37,6 +39,26 @@ class RoomGrant:
     role: str
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, on the routes a web customer and an agent share (token, end-call): the customer
+    when they sent their key (even an empty one), else the signed-in agent."""
+
+    agent: AuthContext | None = None
+    customer_key: str | None = None
+
+    @property
+    def is_customer(self) -> bool:
+        return self.customer_key is not None
+
+
+@dataclass(frozen=True)
+class WebCall:
+    call: Call
+    token: str
+    customer_key: str  # the customer's credential for this call; only its hash is stored
+
+
 def clean_customer_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
@@ -47,11 +69,22 @@ def clean_customer_name(name: str) -> str:
 
 
 class CallService:
-    def __init__(self, db: Database, livekit: LiveKitGateway, summaries: SummaryStore, legs: PhoneLegs | None = None):
+    def __init__(
+        self,
+        db: Database,
+        livekit: LiveKitGateway,
+        summaries: SummaryStore,
+        legs: PhoneLegs | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        create_call_rate: tuple[int, int] | None = None,
+    ):
         self.db = db
         self.livekit = livekit
         self.summaries = summaries
         self.legs = legs  # Agent B's phone legs, torn down or moved when the call changes
+        self.limiter = limiter
+        self.create_call_rate = create_call_rate  # (calls, seconds) per client address
 
     # -- creation --------------------------------------------------------------------------
     def open_call(self, *, channel: str, customer_name: str, first_note: str, room_now: bool, **columns) -> str:
@@ -82,7 +115,13 @@ class CallService:
             raise
         return call_id
 
-    def create_web_call(self, customer_name: str, customer_key: str) -> tuple[Call, str]:
+    def create_web_call(self, customer_name: str, client_address: str) -> WebCall:
+        """A web customer starts a call: limited per address (counted before anything is made),
+        with a fresh key that is their credential for this call alone."""
+        if self.limiter is not None and self.create_call_rate is not None:
+            count, window = self.create_call_rate
+            self.limiter.hit(f"create-call:{client_address}", count, window, "new calls")
+        customer_key = secrets.token_urlsafe(24)
         name = clean_customer_name(customer_name)
         call_id = self.open_call(
             channel="web", customer_name=name, first_note=f"Call started with customer {name}", room_now=True,
@@ -91,7 +130,7 @@ class CallService:
         with self.db.reading() as s:
             call = load_call(s, call_id)
         token = self.livekit.customer_token(call.id, call.room_name, call.customer_name)
-        return call, token
+        return WebCall(call, token, customer_key)
 
     # -- context ---------------------------------------------------------------------------
     def add_context(self, agent_id: str, call_id: str, text: str) -> ContextEntry:
@@ -119,6 +158,19 @@ class CallService:
             raise Forbidden("The customer key does not match this call.", code="invalid_customer_key")
         return call
 
+    def customer_status(self, call_id: str, customer_key: str | None) -> dict:
+        """The web customer's view of their own call: what their page should show."""
+        call = self.customer_call(call_id, customer_key)
+        with self.db.reading() as s:
+            agent_name = s.scalar(select(Agent.name).where(Agent.id == call.agent_id)) if call.agent_id else None
+        return {
+            "session_id": call.id,
+            "status": call.status,
+            "agent_name": agent_name,
+            "on_hold": call.status == "on_hold",
+            "end_reason": call.end_reason,
+        }
+
     @staticmethod
     def can_view(s, agent_id: str, call: Call) -> bool:
         """Only while part of it: the owner, an agent in the call, or a party of its open transfer.
@@ -145,7 +197,25 @@ class CallService:
                 timeline=timeline(s, call.id),
             )
 
+    def list_calls(self, agent_id: str) -> dict:
+        # Only calls the agent took part in (app.services.call_list says which, and why).
+        return call_list.list_calls(self.db, agent_id)
+
+    def summary(self, agent_id: str, call_id: str) -> dict:
+        """The call's current summary and its history, for an agent who may view the call."""
+        with self.db.reading() as s:
+            call = load_call(s, call_id)
+            if not self.can_view(s, agent_id, call):
+                raise Forbidden("You are not part of this call.")
+            return {"summary": self.summaries.current_dict(s, call.id), "history": self.summaries.history(s, call.id)}
+
     # -- rooms and tokens ------------------------------------------------------------------
+    def room_for(self, caller: Caller, call_id: str) -> RoomGrant:
+        """The room `caller` belongs in for this call, with a token for it."""
+        if caller.is_customer:
+            return self.customer_room(self.customer_call(call_id, caller.customer_key))
+        return self.agent_room(caller.agent.agent_id, caller.agent.agent_name, call_id)
+
     def agent_room(self, agent_id: str, agent_name: str, call_id: str) -> RoomGrant:
         """The room this agent belongs in right now, with a fresh token for it."""
         with self.db.transaction() as s:
@@ -237,6 +307,13 @@ class CallService:
             )
             is not None
         )
+
+    def end_for(self, caller: Caller, call_id: str) -> Call:
+        """The customer hangs up (their key must match the call), or the owning agent ends it."""
+        if caller.is_customer:
+            call = self.customer_call(call_id, caller.customer_key)
+            return self.end_call(call.id, by_agent=None, reason="customer_hung_up")
+        return self.end_call(call_id, by_agent=caller.agent.agent_id, reason="agent_ended")
 
     def end_call(self, call_id: str, *, by_agent: str | None, reason: str) -> Call:
         with self.db.transaction() as s:

@@ -26,7 +26,7 @@ class StreamRegistry:
         self.per_agent = per_agent
         self.stale_after = timedelta(seconds=session_lifetime_s)
 
-    def open(self, agent_id: str, session_id: str) -> str:
+    def open(self, agent_id: str, login_id: str) -> str:
         stream_id = secrets.token_hex(8)
         now = utcnow()
         with self.db.transaction() as s:
@@ -35,20 +35,20 @@ class StreamRegistry:
             # No stream outlives its session: anything older was left by a process that died.
             s.execute(delete(EventStream).where(EventStream.agent_id == agent_id, EventStream.opened_at < now - self.stale_after))
             older = s.execute(
-                select(EventStream.id, EventStream.session_id)
+                select(EventStream.id, EventStream.login_id)
                 .where(EventStream.agent_id == agent_id)
                 .order_by(EventStream.opened_at.desc(), EventStream.id)
             ).all()
-            s.add(EventStream(id=stream_id, agent_id=agent_id, session_id=session_id, opened_at=now))
+            s.add(EventStream(id=stream_id, agent_id=agent_id, login_id=login_id, opened_at=now))
             # The new stream counts first; then the others, newest first.
-            victims, kept, same_session = [], 1, 1
-            for other_id, other_session in older:
-                mine = other_session == session_id
-                if kept >= self.per_agent or (mine and same_session >= self.per_session):
+            victims, kept, same_login = [], 1, 1
+            for other_id, other_login in older:
+                mine = other_login == login_id
+                if kept >= self.per_agent or (mine and same_login >= self.per_session):
                     victims.append(other_id)
                     continue
                 kept += 1
-                same_session += mine
+                same_login += mine
             if victims:
                 s.execute(delete(EventStream).where(EventStream.id.in_(victims)))
                 emit(s, "stream_replaced", {"stream_ids": victims, "reason": "too_many_streams"}, audiences=[agent_id], call_id=None)

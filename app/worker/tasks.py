@@ -128,11 +128,11 @@ def update_leg(ctx: TaskContext, p: dict) -> None:
             raise
         # The leg has ended already: for a teardown that is the goal; a move has lost Agent B.
         if action.purpose == "move_into_call":
-            services.phone.move_failed(action.transfer_id)
+            services.phone_transfers.move_failed(action.transfer_id)
 
 
 def dial_agent_b(ctx: TaskContext, p: dict) -> None:
-    ctx.services.phone.dial(p["transfer_id"], attempt=ctx.attempt)
+    ctx.services.phone_transfers.dial(p["transfer_id"], attempt=ctx.attempt)
 
 
 def redirect_caller(ctx: TaskContext, p: dict) -> None:
