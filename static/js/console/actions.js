@@ -1,11 +1,11 @@
 // What the agent does: sign in/out, presence, context, summary edits, transfers, leaving and
-// ending calls. Each action calls the API, shows the server's message when it refuses, and
-// lets the console reconcile with the server afterwards.
+// ending calls. Each action calls the API, shows the server's message when it refuses, records
+// what the server answered in the state (store.dispatch), and has the sync layer reconcile with
+// the server afterwards. The forms' own fields and errors are handled here.
 
 import { ApiError } from '../lib/api.js';
 import { busy, byId, show } from '../lib/dom.js';
-import { derivePhaseFor } from './phase.js';
-import { renderAgentOptions } from './render.js';
+import { nameOf } from './state.js';
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 const AGENTS_REFRESH_MS = 15000;
@@ -17,14 +17,22 @@ function fieldError(id, message) {
 }
 
 export class Actions {
-  /** @param {object} c  the console controller */
-  constructor(c) {
-    this.c = c;
+  /**
+   * @param {object} deps
+   * @param {import('../lib/api.js').Api} deps.api
+   * @param {import('./state.js').Store} deps.store
+   * @param {import('./sync.js').Sync} deps.sync
+   * @param {import('./room.js').RoomLink} deps.room
+   * @param {import('./session.js').Session} deps.session
+   * @param {import('./notify.js').Notifier} deps.notify
+   */
+  constructor({ api, store, sync, room, session, notify }) {
+    Object.assign(this, { api, store, sync, room, session, notify });
     const on = (id, fn) => byId(id).addEventListener('click', (e) => busy(e.currentTarget, () => this.guard(fn)));
 
     byId('login-form').addEventListener('submit', (e) => { e.preventDefault(); busy(byId('login-submit'), () => this.login()); });
     byId('logout').addEventListener('click', (e) => busy(e.currentTarget, () => this.guard(() => this.logout())));
-    document.getElementById('reset')?.addEventListener('click', (e) => busy(e.currentTarget, () => c.reset()));
+    document.getElementById('reset')?.addEventListener('click', (e) => busy(e.currentTarget, () => session.reset()));
     for (const radio of document.querySelectorAll('input[name="presence"]')) {
       radio.addEventListener('change', () => this.guard(() => this.setPresence(radio.value)));
     }
@@ -47,8 +55,8 @@ export class Actions {
     on('cancel-transfer', () => this.cancelTransfer());
 
     on('accept-transfer', () => this.acceptTransfer());
-    on('decline-transfer', () => this.declineTransfer(this.c.incoming?.transfer_id, byId('decline-reason').value.trim()));
-    on('bow-out', () => this.declineTransfer(this.c.view.transfer?.id, 'Declined after the briefing.'));
+    on('decline-transfer', () => this.declineTransfer(this.state.incoming?.transfer_id, byId('decline-reason').value.trim()));
+    on('bow-out', () => this.declineTransfer(this.state.view.transfer?.id, 'Declined after the briefing.'));
     on('leave-call', () => this.leaveCall());
     byId('end-call').addEventListener('click', () => { show(byId('end-confirm')); byId('end-confirm-no').focus(); });
     byId('end-confirm-no').addEventListener('click', () => { show(byId('end-confirm'), false); byId('end-call').focus(); });
@@ -57,12 +65,16 @@ export class Actions {
     // Keep the transfer target list fresh while with a customer. A failed background refresh is
     // not worth an alert (the list is refreshed again, and on demand); an ended session is.
     setInterval(() => {
-      if (this.c.view.phase !== 'with-customer') return;
+      if (this.state.view.phase !== 'with-customer') return;
       this.loadAgents().catch((err) => {
-        if (err instanceof ApiError && err.status === 401) this.c.signedOut('Your session has ended. Sign in again.');
+        if (err instanceof ApiError && err.status === 401) session.signedOut('Your session has ended. Sign in again.');
         else console.warn('refreshing the agent list failed', err);
       });
     }, AGENTS_REFRESH_MS);
+  }
+
+  get state() {
+    return this.store.state;
   }
 
   /** Run an action; an API refusal becomes a visible alert instead of an unhandled rejection. */
@@ -71,11 +83,11 @@ export class Actions {
       return await fn();
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
-        await this.c.signedOut('Your session has ended. Sign in again.');
+        await this.session.signedOut('Your session has ended. Sign in again.');
         return undefined;
       }
-      this.c.alert(err instanceof ApiError ? err.message : `Something went wrong: ${err.message ?? err}`, { sticky: true });
-      this.c.reconcile();
+      this.notify.alert(err instanceof ApiError ? err.message : `Something went wrong: ${err.message ?? err}`, { sticky: true });
+      this.sync.reconcile();
       return undefined;
     }
   }
@@ -97,8 +109,8 @@ export class Actions {
       return;
     }
     try {
-      const res = await this.c.api.post('/api/login', { agent_id: agentId, password });
-      this.c.csrf = res.csrf_token;
+      const res = await this.api.post('/api/login', { agent_id: agentId, password });
+      this.store.dispatch({ type: 'csrf', csrf: res.csrf_token });
     } catch (err) {
       fieldError('login-error', err.message);
       byId('login-password').focus();
@@ -107,31 +119,21 @@ export class Actions {
     byId('login-password').value = '';
     fieldError('login-error', null);
     // /api/me says where this session's events start and what is already ringing for us.
-    await this.c.init();
+    await this.session.init();
   }
 
-  async logout() {
-    // Signing out ends this session's event stream too (session_ended): that is expected here.
-    this.c.signingOut = true;
-    try {
-      await this.c.api.post('/api/logout');
-      await this.c.signedOut('You are signed out.');
-    } finally {
-      this.c.signingOut = false;
-    }
+  logout() {
+    return this.session.logout();
   }
 
   async setPresence(status) {
-    const { agent } = await this.c.api.post('/api/presence', { status });
-    this.c.me = { ...this.c.me, ...agent };
-    this.c.notice(status === 'available' ? 'You are available for calls and transfers.' : 'You are away: no new calls or transfers will be routed to you.');
-    this.c.render();
+    const { agent } = await this.api.post('/api/presence', { status });
+    this.notify.notice(status === 'available' ? 'You are available for calls and transfers.' : 'You are away: no new calls or transfers will be routed to you.');
+    this.store.dispatch({ type: 'presence', agent });
   }
 
-  async loadAgents() {
-    const { agents } = await this.c.api.get('/api/agents');
-    this.c.agents = agents;
-    renderAgentOptions(byId('transfer-agent'), agents, this.c.me?.id);
+  loadAgents() {
+    return this.sync.loadAgents();
   }
 
   // -- context and summary --------------------------------------------------------------------
@@ -144,9 +146,8 @@ export class Actions {
       return;
     }
     try {
-      const { entry } = await this.c.api.post('/api/add-context', { session_id: this.c.call.session_id, text });
-      this.c.entries.set(entry.id, entry);
-      this.c.renderContext();
+      const { entry } = await this.api.post('/api/add-context', { session_id: this.state.call.session_id, text });
+      this.store.dispatch({ type: 'contextAdded', entry });
       textarea.value = '';
       fieldError('context-error', null);
     } catch (err) {
@@ -160,9 +161,9 @@ export class Actions {
 
   async editSummary() {
     const message = byId('summary-message');
-    const sessionId = this.c.call.session_id;
+    const sessionId = this.state.call.session_id;
     try {
-      const body = await this.c.api.get(`/api/calls/${encodeURIComponent(sessionId)}/summary`);
+      const body = await this.api.get(`/api/calls/${encodeURIComponent(sessionId)}/summary`);
       const summary = body.summary ?? null;
       byId('summary-text').value = summary?.text ?? '';
       message.textContent = summary ? '' : 'There is no summary yet; what you write here becomes the summary.';
@@ -184,10 +185,10 @@ export class Actions {
       return;
     }
     try {
-      await this.c.api.put(`/api/calls/${encodeURIComponent(this.c.call.session_id)}/summary`, { text });
+      await this.api.put(`/api/calls/${encodeURIComponent(this.state.call.session_id)}/summary`, { text });
       this.closeSummaryEditor();
       message.textContent = 'Summary saved. This is what the next agent will see.';
-      this.c.reconcile();
+      this.sync.reconcile();
     } catch (err) {
       message.textContent = this.summaryUnavailable(err)
         ? `Saving the summary is not available on this server (it answered ${err.status}: ${err.message}). Your text was not saved.`
@@ -210,7 +211,7 @@ export class Actions {
 
   async initiateTransfer() {
     const kind = document.querySelector('input[name="target-kind"]:checked')?.value ?? 'agent';
-    const body = { session_id: this.c.call.session_id };
+    const body = { session_id: this.state.call.session_id };
     if (kind === 'agent') {
       body.to_agent_id = byId('transfer-agent').value;
       if (!body.to_agent_id) {
@@ -229,78 +230,74 @@ export class Actions {
     fieldError('transfer-error', null);
     let res;
     try {
-      res = await this.c.api.post('/api/initiate-transfer', body);
+      res = await this.api.post('/api/initiate-transfer', body);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status === 401) throw err;
       fieldError('transfer-error', `The transfer did not start: ${err.message}`);
       if (err.code === 'agent_unavailable') await this.loadAgents();
       return;
     }
-    const c = this.c;
-    c.pendingGrant = { room_name: res.transfer.transfer_room, token: res.token, livekit_url: res.livekit_url };
-    c.call.transfers.push(res.transfer);
-    c.view = derivePhaseFor(c);
-    c.notice(`Transfer started to ${res.transfer.to_agent_id ? c.nameOf(res.transfer.to_agent_id) : res.transfer.to_phone}.`);
-    c.render();
-    await c.reconcile();
+    const { transfer } = res;
+    this.room.offerGrant(res);
+    this.notify.notice(`Transfer started to ${transfer.to_agent_id ? nameOf(this.state, transfer.to_agent_id) : transfer.to_phone}.`);
+    this.store.dispatch({ type: 'transferStarted', transfer });
+    await this.sync.reconcile();
   }
 
   async completeTransfer() {
-    const t = this.c.view.transfer;
+    const t = this.state.view.transfer;
     if (!t) return;
-    await this.c.api.post('/api/complete-transfer', { transfer_id: t.id });
-    await this.c.reconcile();
+    await this.api.post('/api/complete-transfer', { transfer_id: t.id });
+    await this.sync.reconcile();
   }
 
   async cancelTransfer() {
-    const t = this.c.view.transfer;
+    const t = this.state.view.transfer;
     if (!t) return;
-    await this.c.api.post('/api/cancel-transfer', { transfer_id: t.id });
-    this.c.notice('Transfer cancelled. Back with the customer.');
-    await this.c.reconcile();
+    await this.api.post('/api/cancel-transfer', { transfer_id: t.id });
+    this.notify.notice('Transfer cancelled. Back with the customer.');
+    await this.sync.reconcile();
   }
 
   // -- transfers (Agent B) --------------------------------------------------------------------
   async acceptTransfer() {
-    const inc = this.c.incoming;
+    const inc = this.state.incoming;
     if (!inc) return;
     let res;
     try {
-      res = await this.c.api.post('/api/accept-transfer', { transfer_id: inc.transfer_id });
+      res = await this.api.post('/api/accept-transfer', { transfer_id: inc.transfer_id });
     } catch (err) {
       if (!(err instanceof ApiError) || err.status === 401) throw err;
-      this.c.incoming = null;
-      this.c.alert(`This transfer can no longer be accepted: ${err.message}`, { sticky: true });
-      this.c.render();
-      await this.c.reconcile();
+      this.store.dispatch({ type: 'incomingDone', render: true });
+      this.notify.alert(`This transfer can no longer be accepted: ${err.message}`, { sticky: true });
+      await this.sync.reconcile();
       return;
     }
-    this.c.pendingGrant = { room_name: res.transfer.transfer_room, token: res.token, livekit_url: res.livekit_url };
-    this.c.incoming = null;
-    this.c.notice(`Accepted the transfer of ${inc.customer_name}. Briefing with ${inc.from_agent_name}.`);
-    await this.c.reconcile();
+    this.room.offerGrant(res);
+    this.store.dispatch({ type: 'incomingDone' });
+    this.notify.notice(`Accepted the transfer of ${inc.customer_name}. Briefing with ${inc.from_agent_name}.`);
+    await this.sync.reconcile();
   }
 
   async declineTransfer(transferId, reason) {
     if (!transferId) return;
-    await this.c.api.post('/api/decline-transfer', reason ? { transfer_id: transferId, reason } : { transfer_id: transferId });
-    if (this.c.incoming?.transfer_id === transferId) this.c.incoming = null;
+    await this.api.post('/api/decline-transfer', reason ? { transfer_id: transferId, reason } : { transfer_id: transferId });
     byId('decline-reason').value = '';
-    this.c.notice('You declined the transfer.');
-    this.c.render();
-    await this.c.reconcile();
+    this.notify.notice('You declined the transfer.');
+    this.store.dispatch({ type: 'incomingDone', transferId, render: true });
+    await this.sync.reconcile();
   }
 
   // -- leaving --------------------------------------------------------------------------------
   async leaveCall() {
-    await this.c.api.post('/api/agent-exit-room', { session_id: this.c.call.session_id });
-    this.c.notice('You left the call.');
-    await this.c.reconcile();
+    await this.api.post('/api/agent-exit-room', { session_id: this.state.call.session_id });
+    this.notify.notice('You left the call.');
+    await this.sync.reconcile();
   }
 
   async endCall() {
     show(byId('end-confirm'), false);
-    await this.c.api.post('/api/end-call', { session_id: this.c.call.session_id });
-    await this.c.reconcile();
+    await this.api.post('/api/end-call', { session_id: this.state.call.session_id });
+    await this.sync.reconcile();
   }
 }

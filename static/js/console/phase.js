@@ -19,7 +19,3 @@ export function derivePhase(call, me) {
   if (call.agent_id === me) return { phase: 'with-customer', transfer: null, room: call.room_name };
   return { phase: 'handed-off', transfer: null, room: null };
 }
-
-export function derivePhaseFor(c) {
-  return derivePhase(c.call, c.me?.id);
-}
