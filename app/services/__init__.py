@@ -29,7 +29,7 @@ from app.services.summaries import SummaryStore
 from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
 from app.summaries.base import SummaryProvider
-from app.summaries.service import Summarizer, build_provider
+from app.summaries.summarizer import Summarizer, build_provider
 
 
 @dataclass

@@ -21,7 +21,7 @@ from app.serializers import summary_dict
 from app.services import effects
 from app.summaries.base import ContextLine, StructuredSummary, SummaryInput, SummaryResult, finish, render_speech_from_text
 from app.summaries.redact import mentions_digits, redact, redact_across
-from app.summaries.service import Summarizer
+from app.summaries.summarizer import Summarizer
 
 CONTEXT_TEXT_MAX = 2000
 # A number split across transcript utterances is looked for in the new utterance and the same

@@ -17,7 +17,7 @@ from app.errors import ConfigError
 from app.summaries import llm
 from app.summaries.base import ContextLine, ProviderError, StructuredSummary, SummaryInput
 from app.summaries.prompt import build_messages, summary_json_schema
-from app.summaries.service import Summarizer, build_provider
+from app.summaries.summarizer import Summarizer, build_provider
 
 DATA = SummaryInput(
     customer_name="Dana Whitfield",
