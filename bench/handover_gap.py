@@ -32,10 +32,8 @@ from tests.live.app_env import B_PHONE, HOLD_HZ, AppHost, app_config, new_trunk_
 from tests.live.audio import heard_from, heard_until
 from tests.live.participant import RATE
 from tests.live.rig import Rig
-from tests.live.test_hold_audio_live import phone_after
-from tests.live.test_warm_transfer_live import A_HZ, B_HZ, CUSTOMER_HZ
+from tests.live.steps import A_HZ, B_HZ, SIP_TONES, phone_after
 
-SIP_TONES = {"customer": CUSTOMER_HZ, "agent_b": B_HZ}
 WINDOW_S = 0.02  # 20 ms resolution for the gap
 TONE_LEVEL = 300.0
 

@@ -32,6 +32,8 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 if os.environ.get("WT_REQUIRE_POSTGRES") == "1" and not TEST_DATABASE_URL:
     raise pytest.UsageError("WT_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+# Steps moved out of the live test modules keep pytest's detailed assertion messages.
+pytest.register_assert_rewrite("tests.live.steps")
 
 
 def pytest_configure(config):

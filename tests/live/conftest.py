@@ -21,6 +21,7 @@ from app import create_app
 from tests.aio import run_async
 from tests.live.app_env import AppHost, app_config, new_trunk_password, provision_output, remove_our_sip_objects, start_env
 from tests.live.rig import LOOPBACK, Rig
+from tests.live.steps import SIP_TONES
 
 
 @dataclass
@@ -112,8 +113,6 @@ def live_rig(tmp_path_factory: pytest.TempPathFactory, webhook_sink: WebhookSink
     assert not forced, f"rig services needed SIGKILL to stop: {forced}; exit codes {codes}"
 
 
-# Each leg plays its own tone; the agents' LiveKit participants play theirs (see the tests).
-SIP_TONES = {"customer": 440.0, "agent_b": 1650.0}
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Listening windows for the live scenarios: who heard which tone over the same stretch of time.
 
 Every party sends its own tone: the phone customer and Agent B's phone (SIP legs, see
-conftest.SIP_TONES) and the agents in the browser (LiveKit participants). A window is taken
+steps.SIP_TONES) and the agents in the browser (LiveKit participants). A window is taken
 at the same time from each hearer: the next LISTEN_S seconds a participant receives from a
 given remote participant, and the next LISTEN_S seconds each phone records (minus SKIP_S at
 the start, which may predate a track that was only just subscribed).

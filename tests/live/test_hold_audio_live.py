@@ -7,8 +7,6 @@ the hold audio and neither agent" is a statement about frequencies in what they 
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from app.models import Call
@@ -16,11 +14,10 @@ from tests.live.app_env import HOLD_HZ
 from tests.live.audio import analyse, assert_hears, heard_from, heard_until
 from tests.live.listening import by_identity, listen, remote
 from tests.live.participant import RATE
-from tests.live.test_warm_transfer_live import A_HZ, B_HZ, CUSTOMER_HZ, answer, phone_caller
+from tests.live.steps import A_HZ, B_HZ, CUSTOMER_HZ, WEB_HZ, answer, consult_with_dashboard_b, phone_after, phone_caller
 
 pytestmark = pytest.mark.live
 
-WEB_HZ = 523.0  # the web customer's own tone
 TONES = [CUSTOMER_HZ, WEB_HZ, A_HZ, B_HZ, HOLD_HZ]
 AFTER_S = 3.0  # how much of what the customer hears after an agent is back is examined
 GONE_WITHIN_S = 1.0
@@ -28,32 +25,6 @@ GONE_WITHIN_S = 1.0
 
 def others(*heard: float) -> list[float]:
     return [f for f in TONES if f not in heard]
-
-
-def consult_with_dashboard_b(env, a, call_id: str, agent_a):
-    """Agent A transfers to dashboard Bob; A moves to the transfer room, Bob accepts and joins."""
-    b = env.agent("bob", "Bob Baker")
-    r = a.post("/api/initiate-transfer", {"session_id": call_id, "to_agent_id": "bob"})
-    assert r.status_code == 201, r.get_data(as_text=True)
-    transfer = r.json["transfer"]
-    env.leave(agent_a)
-    agent_a = env.join(A_HZ, r.json["token"])
-    accepted = b.post("/api/accept-transfer", {"transfer_id": transfer["id"]})
-    assert accepted.status_code == 200, accepted.get_data(as_text=True)
-    agent_b = env.join(B_HZ, accepted.json["token"])
-    remote(env, agent_a, by_identity("agent-bob"), "Bob in the consult")
-    return b, transfer, agent_a, agent_b
-
-
-def phone_after(leg, mark: int, seconds: float):
-    """What the phone recorded from sample `mark` on, `seconds` of it (waits for it)."""
-    rate = leg.recording.rate
-    end = mark + int(seconds * rate)
-    deadline = time.monotonic() + seconds + 15
-    while leg.recording.length() < end:
-        assert time.monotonic() < deadline, "the phone stopped recording"
-        time.sleep(0.05)  # the phone records in real time
-    return leg.recording.samples()[mark:end], rate
 
 
 def test_a_phone_customer_hears_hold_audio_in_the_consult_and_it_stops_when_agent_a_is_back(live_env):

@@ -19,7 +19,7 @@ from tests.aio import run_async
 from tests.live.app_env import HOLD_HZ, app_config, new_trunk_password, provision_output, remove_our_sip_objects
 from tests.live.audio import assert_hears
 from tests.live.listening import listen, remote, sip_role
-from tests.live.test_warm_transfer_live import A_HZ, B_HZ, CUSTOMER_HZ, phone_caller
+from tests.live.steps import A_HZ, B_HZ, CUSTOMER_HZ, phone_caller
 
 pytestmark = pytest.mark.live
 

@@ -10,44 +10,20 @@ the app's API only. Audio is judged by frequency (tests/live/audio.py).
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from app.models import Call, Transfer
-from tests.live.app_env import B_PHONE, CALLER, HOLD_HZ
+from tests.live.app_env import B_PHONE, HOLD_HZ
 from tests.live.audio import assert_hears
-from tests.live.conftest import SIP_TONES
 from tests.live.listening import by_identity, listen, remote, sip_role
+from tests.live.steps import A_HZ, B_HZ, CUSTOMER_HZ, answer, phone_caller
 
 pytestmark = pytest.mark.live
 
-CUSTOMER_HZ = SIP_TONES["customer"]
-B_HZ = SIP_TONES["agent_b"]
-A_HZ = 1000.0
 TONES = [CUSTOMER_HZ, A_HZ, B_HZ, HOLD_HZ]
 
 
 def others(*heard: float) -> list[float]:
     return [f for f in TONES if f not in heard]
-
-
-def phone_caller(env):
-    """Alice logs in and the caller dials in over real SIP; the call is assigned to Alice."""
-    a = env.agent("alice", "Alice Archer")
-    caller = env.sim.call_in(CALLER)
-    with env.services.db.reading() as s:
-        call = s.scalar(select(Call).where(Call.twilio_call_sid == caller.sid))
-    customer = env.legs.current("customer")
-    assert customer.room == call.room_name and call.agent_id == "alice"
-    return a, caller, call, customer
-
-
-def answer(env, a, call, customer):
-    """Alice joins the customer's room with a token from the app."""
-    r = a.post("/api/token", {"session_id": call.id})
-    assert r.status_code == 200 and r.json["room_name"] == call.room_name
-    agent_a = env.join(A_HZ, r.json["token"])
-    env.legs.wait_answered(customer)  # livekit-sip answers once someone publishes in the room
-    return agent_a
 
 
 def phone_call_answered_by_a(env):

@@ -21,8 +21,7 @@ from tests.doubles.twilio_http import TwilioHttp
 from tests.live.app_env import AUTH_TOKEN, B_PHONE, HOLD_HZ, app_config
 from tests.live.audio import assert_hears, heard_from
 from tests.live.listening import listen
-from tests.live.test_hold_audio_live import WEB_HZ, consult_with_dashboard_b, phone_after
-from tests.live.test_warm_transfer_live import A_HZ, B_HZ, CUSTOMER_HZ, answer, phone_caller
+from tests.live.steps import A_HZ, B_HZ, CUSTOMER_HZ, WEB_HZ, answer, consult_with_dashboard_b, phone_after, phone_caller
 from tests.live.worker_process import WorkerProcess
 
 pytestmark = [pytest.mark.live, pytest.mark.no_worker]
