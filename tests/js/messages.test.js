@@ -105,3 +105,15 @@ describe('status lines', () => {
     assert.equal(audioText(at('idle', null), false, false), 'Not in a room');
   });
 });
+
+describe('wording covers the wire contract', () => {
+  it('every way a transfer can end has words, not its code', async () => {
+    const { TRANSFER_OPEN_STATUSES, TRANSFER_STATUSES } = await import('../../static/js/lib/protocol.js');
+    const ended = TRANSFER_STATUSES.filter((s) => !TRANSFER_OPEN_STATUSES.includes(s) && s !== 'completed');
+    assert.ok(ended.length >= 7, `expected the ended outcomes, got ${ended}`);
+    for (const outcome of ended) {
+      assert.match(transferEndedAlert({ outcome }, true), /^The transfer was [a-z]/, outcome);
+      assert.doesNotMatch(transferEndedAlert({ outcome }, true), /_/, outcome);
+    }
+  });
+});

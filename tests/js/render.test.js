@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { TRANSFER_STATUSES } from '../../static/js/lib/protocol.js';
 import { transferStatus } from '../../static/js/console/render.js';
 import { callClock } from '../../static/js/console/screen.js';
 import { call, transfer } from './fixtures.js';
@@ -30,6 +31,15 @@ describe('transferStatus (the transfer panel\'s line)', () => {
       assert.deepEqual(transferStatus(transfer({ status }), nameOf), [status, `${label}: transfer to Bob did not happen.`]);
     });
   }
+});
+
+describe('transferStatus labels', () => {
+  it('label every transfer status of the wire contract in words', () => {
+    for (const status of TRANSFER_STATUSES) {
+      const [, text] = transferStatus(transfer({ status }), nameOf);
+      assert.doesNotMatch(text.split(':')[0], /_|^[a-z]/, status);
+    }
+  });
 });
 
 describe('callClock (the call timer)', () => {

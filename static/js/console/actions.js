@@ -5,9 +5,10 @@
 
 import { ApiError } from '../lib/api.js';
 import { busy, byId, show } from '../lib/dom.js';
+import { E164_PATTERN } from '../lib/protocol.js';
 import { nameOf } from './state.js';
 
-const E164 = /^\+[1-9]\d{6,14}$/;
+const E164 = new RegExp(E164_PATTERN);
 const AGENTS_REFRESH_MS = 15000;
 
 function fieldError(id, message) {

@@ -1,6 +1,8 @@
 // What the console says, as pure functions of the server's data: alerts, notices and status
 // lines. Kept apart from the DOM so the wording can be tested.
 
+import { TRANSFER_OUTCOME_TEXT, isTransferRoom } from '../lib/protocol.js';
+
 const ENDED_REASON = {
   customer_hung_up: 'the customer hung up',
   agent_ended: 'ended by the agent',
@@ -21,18 +23,8 @@ export function sessionEndedMessage(reason) {
 }
 
 /** How a transfer ended, inside a sentence ("The transfer was …"). */
-const OUTCOME_WORD = {
-  declined: 'declined',
-  cancelled: 'cancelled',
-  no_answer: 'not answered',
-  busy: 'busy',
-  failed: 'failed',
-  caller_left: 'ended: the caller hung up',
-  agent_a_left: 'ended: Agent A left',
-};
-
 export function outcomeWord(outcome) {
-  return OUTCOME_WORD[outcome] ?? outcome;
+  return TRANSFER_OUTCOME_TEXT[outcome] ?? outcome;
 }
 
 export function newCallAlert({ customer_name: name, caller_number: number }) {
@@ -120,7 +112,7 @@ export function feedText(mode) {
  * @param {boolean} wantRoom  this agent belongs in a room
  */
 export function audioText({ state, roomName, people }, retrying, wantRoom) {
-  const roomKind = roomName?.startsWith('transfer_') ? 'private transfer room' : 'customer room';
+  const roomKind = isTransferRoom(roomName) ? 'private transfer room' : 'customer room';
   switch (state) {
     case 'connecting': return `Connecting to the ${roomKind}…`;
     case 'connected': return `Connected, ${roomKind}${people.length ? `, with ${people.join(', ')}` : ', nobody else here yet'}`;

@@ -1,8 +1,10 @@
 // Which phase an agent is in for a call, and which LiveKit room they belong in: the same rules
 // the server applies in POST /api/token (app/services/calls.py, agent_room).
 
-export const OPEN_TRANSFER = new Set(['pending', 'ringing', 'briefing']);
-const CALL_OVER = new Set(['completed', 'abandoned', 'failed']);
+import { CALL_FINAL_STATUSES, TRANSFER_OPEN_STATUSES } from '../lib/protocol.js';
+
+const OPEN_TRANSFER = new Set(TRANSFER_OPEN_STATUSES);
+const CALL_OVER = new Set(CALL_FINAL_STATUSES);
 
 /**
  * idle          no call

@@ -1,6 +1,7 @@
 // Rendering helpers for the agent console. All text is set with textContent (through h/fill).
 
 import { fill, h, timeOfDay } from '../lib/dom.js';
+import { TRANSFER_STATUS_LABEL } from '../lib/protocol.js';
 
 const SOURCE_LABEL = { note: 'Note', transcript: 'Transcript', system: 'System' };
 
@@ -40,25 +41,11 @@ export function renderSummary(el, summary, emptyText = 'No summary yet. One is p
   el.dataset.summaryId = String(summary.id ?? '');
 }
 
-const OUTCOME_TEXT = {
-  pending: 'Starting…',
-  ringing: 'Ringing',
-  briefing: 'Briefing',
-  completed: 'Completed',
-  cancelled: 'Cancelled',
-  declined: 'Declined',
-  no_answer: 'No answer',
-  busy: 'Busy',
-  failed: 'Failed',
-  caller_left: 'Caller left',
-  agent_a_left: 'Agent A left',
-};
-
 /** [status, text] for the transfer panel's live status line. */
 export function transferStatus(t, nameOf) {
   if (!t) return ['none', ''];
   const target = t.to_agent_id ? nameOf(t.to_agent_id) : t.to_phone;
-  const label = OUTCOME_TEXT[t.status] ?? t.status;
+  const label = TRANSFER_STATUS_LABEL[t.status] ?? t.status;
   switch (t.status) {
     case 'pending':
     case 'ringing':
