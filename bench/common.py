@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 from app import create_app  # noqa: E402
 from app.db import migrate  # noqa: E402
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble  # noqa: E402
-from tests.e2e.server import GunicornServer, WorkerProcess, flask_cli  # noqa: E402
+from tests.harness.server import GunicornServer, WorkerProcess, flask_cli  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -11,7 +11,7 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from app.events import emit
-from tests.e2e.server import GunicornServer, flask_cli
+from tests.harness.server import GunicornServer, flask_cli
 from tests.support import AgentClient, SSEReader
 
 

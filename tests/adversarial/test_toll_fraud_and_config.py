@@ -14,7 +14,7 @@ from app.config import load_settings, settings_problems
 from app.errors import ConfigError
 from app.models import Call
 from tests.app.test_telephony_transfers import _agent_with_phone_caller
-from tests.e2e.server import ROOT
+from tests.harness.server import ROOT
 from tests.telephony import TELEPHONY, agent_on, make_sim
 
 # The review's numbers: US premium-rate, international networks (satellite), and a UK 09 number

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.e2e.server import GunicornServer, WorkerProcess, flask_cli
+from tests.harness.server import GunicornServer, WorkerProcess, flask_cli
 from tests.support import SSEReader, grants_of
 
 pytestmark = pytest.mark.e2e

@@ -35,7 +35,7 @@ import requests
 import schemathesis
 from schemathesis.engine import events
 
-from tests.e2e.server import GunicornServer, WorkerProcess, flask_cli
+from tests.harness.server import GunicornServer, WorkerProcess, flask_cli
 
 pytestmark = pytest.mark.e2e
 

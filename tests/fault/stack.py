@@ -40,8 +40,8 @@ from tests.doubles.livekit_twirp import LiveKitTwirpDouble
 from tests.doubles.openai_compat import OpenAICompatibleDouble
 from tests.doubles.twilio_http import TwilioHttp
 from tests.doubles.twilio_sim import RecordingSipLegs, SimCall, SipLeg, TwilioSim
-from tests.e2e.server import ChildProcess, GunicornServer
 from tests.fault.proxy import FaultProxy
+from tests.harness.server import ChildProcess, GunicornServer
 from tests.support import parse_sse
 
 # -- settings of the app under test ------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from twilio.rest import Client
 
 from tests.doubles.twilio_rebased import RebasedHttpClient
-from tests.e2e.server import ChildProcess
+from tests.harness.server import ChildProcess
 
 
 def main(config_path: str, twilio_base: str) -> int:
