@@ -37,6 +37,7 @@ from app.repo import agents_in_call, load_call
 from app.serializers import entry_dict
 from app.services.effects import CUSTOMER_GRACE_TIMER
 from app.worker import Worker
+from tests.browser.flows import AGENT_PASSWORD
 from tests.live.rig import Binaries, LiveKitServer, PortAllocator, RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +59,6 @@ DESKTOP = {"width": 1280, "height": 800}
 # 5 s is tight. Timing promises of the product (the transfer alert within a second) are
 # asserted with their own explicit timeouts.
 expect.set_options(timeout=10_000)
-AGENT_PASSWORD = "browser-test-password"
 
 
 def pytest_configure(config):

@@ -16,8 +16,7 @@ from typing import TypeVar
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import AGENT_PASSWORD
-
+AGENT_PASSWORD = "browser-test-password"  # every agent AppServer.add_agent creates (conftest.py)
 AUDIO_TIMEOUT_MS = 20_000
 # Opus from Chromium's fake microphone runs at roughly 5 kB/s: 6 kB is over a second of audio.
 MIN_NEW_BYTES = 6_000
