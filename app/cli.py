@@ -10,7 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from app import outbox
+from app import outbox, protocol_js
 from app.current import services
 from app.db import migrate
 from app.errors import AppError, ConfigError
@@ -60,6 +60,12 @@ def register_cli(app: Flask) -> None:
             "degraded_reason": result.degraded_reason,
         }
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+    @app.cli.command("protocol-js")
+    def protocol_js_command():
+        """Write static/js/lib/protocol.js, the browser's copy of app/protocol.py (commit it)."""
+        changed = protocol_js.write()
+        click.echo(f"{'Wrote' if changed else 'Unchanged:'} {protocol_js.JS_PATH}")
 
     livekit = AppGroup("livekit", help="Set up LiveKit for this app.")
     app.cli.add_command(livekit)

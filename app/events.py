@@ -32,32 +32,9 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.errors import StreamsFull
 from app.models import Event
+from app.protocol import EVENT_TYPES  # the wire contract owns the event types; kept importable from here
 
 log = logging.getLogger(__name__)
-
-EVENT_TYPES = frozenset(
-    {
-        "call_assigned",
-        "call_missed",
-        "call_queued",
-        "call_active",
-        "call_ended",
-        "context_added",
-        "customer_presence",
-        "summary_ready",
-        "transfer_requested",
-        "transfer_ringing",
-        "transfer_accepted",
-        "transfer_bridged",
-        "transfer_declined",
-        "transfer_completed",
-        "transfer_cancelled",
-        "transfer_failed",
-        "agent_left",
-        "session_ended",
-        "stream_replaced",
-    }
-)
 
 GAP_PATIENCE_S = 15.0
 GAP_SPAN = 10_000

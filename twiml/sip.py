@@ -16,19 +16,19 @@ from urllib.parse import quote
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from app import protocol
 from twiml.common import check_url
 
-HEADER_CALL = "X-WT-Call"
-HEADER_ROLE = "X-WT-Role"
-HEADER_TRANSFER = "X-WT-Transfer"
-ROLE_CUSTOMER = "customer"
-ROLE_AGENT_B = "agent_b"
+# Our header names and the roles they carry are the wire contract's (app.protocol): LiveKit's
+# inbound trunk maps each header to the participant attribute named there.
+HEADER_CALL, HEADER_ROLE, HEADER_TRANSFER = protocol.HEADER_CALL, protocol.HEADER_ROLE, protocol.HEADER_TRANSFER
+ROLE_CUSTOMER, ROLE_AGENT_B = protocol.ROLE_CUSTOMER, protocol.ROLE_AGENT_B
 
 SIP_TRANSPORTS = ("udp", "tcp", "tls")
 SIP_HEADERS_MAX_CHARS = 1023  # Twilio 21227: "must be fewer than 1024 chars"
 
 _HEADER_NAME = re.compile(r"^X-[A-Za-z0-9][A-Za-z0-9-]*$", re.IGNORECASE)
-# Our room names (call_<id>, transfer_<call>_<random>) use only SIP-unreserved characters, so
+# Our room names (app.protocol: call_<id>, transfer_<call>_<suffix>) use only SIP-unreserved characters, so
 # they go into the user part unescaped; anything else is a bug upstream, not something to encode.
 _ROOM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -7,7 +7,8 @@ the child sees a different pid and builds its own loop and client; the parent's 
 across the fork.
 
 Tokens are minted here too, with the least privilege each role needs: one room, a short TTL, and
-a customer token that can never open a transfer room.
+a customer token that can never open a transfer room. The names in them (identities, attributes,
+roles, room prefixes) are the wire contract's, app.protocol.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from livekit.protocol import room as room_proto
 from livekit.protocol.webhook import WebhookEvent
 
 from app.errors import BadRequest, InvalidWebhook, LiveKitFailed, LiveKitUnavailable
+from app.protocol import ATTR_CALL, ATTR_ROLE, ROLE_CUSTOMER, ROLE_HOLD, agent_identity, customer_identity, hold_identity, room_kind
 
 log = logging.getLogger(__name__)
 
@@ -39,27 +41,6 @@ DEV_SECRET = "secret"
 # How long LiveKit keeps a room after its last participant left, at least. Calls raise it to the
 # customer's reconnect grace, so a refreshing web customer finds their room still there.
 MIN_DEPARTURE_TIMEOUT_S = 20
-CALL_ROOM_PREFIX = "call_"
-TRANSFER_ROOM_PREFIX = "transfer_"
-AGENT_IDENTITY_PREFIX = "agent-"
-# Participant attributes that say who someone is: set in the tokens we mint, and for SIP legs
-# mapped from the X-WT-* headers by the inbound trunk (app.gateways.livekit_sip).
-ATTR_CALL = "wt_call"
-ATTR_ROLE = "wt_role"
-ATTR_TRANSFER = "wt_transfer"
-
-
-def agent_identity(agent_id: str) -> str:
-    return AGENT_IDENTITY_PREFIX + agent_id
-
-
-def customer_identity(call_id: str) -> str:
-    return f"customer-{call_id}"
-
-
-def hold_identity(call_id: str) -> str:
-    """The worker's hold-audio participant in the customer's room."""
-    return f"hold-{call_id}"
 
 
 @dataclass(frozen=True)
@@ -303,15 +284,15 @@ class LiveKitGateway:
         )
 
     def customer_token(self, call_id: str, call_room: str, name: str) -> str:
-        if not call_room.startswith(CALL_ROOM_PREFIX):
+        if room_kind(call_room) != "call":
             raise ValueError("customer tokens are only ever minted for the customer's own call room")
-        return self._token(customer_identity(call_id), name, call_room, {ATTR_ROLE: "customer", ATTR_CALL: call_id})
+        return self._token(customer_identity(call_id), name, call_room, {ATTR_ROLE: ROLE_CUSTOMER, ATTR_CALL: call_id})
 
     def hold_token(self, call_id: str, call_room: str) -> str:
         """For the worker's hold audio: publishes one microphone-source track into the customer's
         room; it subscribes only to an agent arriving (to stop the music as they start talking),
         never to the customer (app.worker.hold)."""
-        if not call_room.startswith(CALL_ROOM_PREFIX):
+        if room_kind(call_room) != "call":
             raise ValueError("hold audio only ever plays into a customer's call room")
         grants = lk.VideoGrants(
             room_join=True, room=call_room, can_publish=True, can_subscribe=True, can_publish_data=False,
@@ -322,13 +303,13 @@ class LiveKitGateway:
             .with_identity(hold_identity(call_id))
             .with_name("Hold music")
             .with_kind("standard")
-            .with_attributes({ATTR_ROLE: "hold", ATTR_CALL: call_id})
+            .with_attributes({ATTR_ROLE: ROLE_HOLD, ATTR_CALL: call_id})
             .with_grants(grants)
             .with_ttl(self.token_ttl)
             .to_jwt()
         )
 
     def agent_token(self, agent_id: str, name: str, room: str, call_id: str, role: str) -> str:
-        if not room.startswith((CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX)):
+        if room_kind(room) is None:
             raise ValueError(f"not a warm-transfer room: {room!r}")
         return self._token(agent_identity(agent_id), name, room, {ATTR_ROLE: role, ATTR_CALL: call_id})

@@ -27,16 +27,16 @@ from google.protobuf.duration_pb2 import Duration
 from livekit.protocol import sip as sip_proto
 
 from app.errors import ConfigError, LiveKitFailed
-from app.gateways.livekit import ATTR_CALL, ATTR_ROLE, ATTR_TRANSFER, LiveKitGateway
-from twiml import HEADER_CALL, HEADER_ROLE, HEADER_TRANSFER
+from app.gateways.livekit import LiveKitGateway
+from app.protocol import HEADERS_TO_ATTRIBUTES
 
 MANAGED_BY = "warm-transfer"
 MARKER = json.dumps({"managed_by": MANAGED_BY})
 TRUNK_NAME = "warm-transfer inbound (Twilio)"
 RULE_NAME = "warm-transfer callee rooms"
-# X-WT-* headers on Twilio's INVITE become participant attributes; the LiveKit webhook
-# recognises customers and Agent B's phone leg by them (app.services.livekit_events).
-HEADERS_TO_ATTRIBUTES = {HEADER_CALL: ATTR_CALL, HEADER_ROLE: ATTR_ROLE, HEADER_TRANSFER: ATTR_TRANSFER}
+# The trunk maps the X-WT-* headers on Twilio's INVITE to participant attributes (the mapping is
+# the wire contract's, app.protocol); the LiveKit webhook recognises customers and Agent B's phone
+# leg by them (app.services.participants).
 NEW_TRUNK = "<the new trunk>"
 
 

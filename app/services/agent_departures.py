@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from app import states
 from app.db import Database
 from app.errors import AppError, LiveKitFailed, LiveKitUnavailable
-from app.gateways.livekit import LiveKitGateway, agent_identity
+from app.gateways.livekit import LiveKitGateway
 from app.models import Call, Transfer, utcnow
+from app.protocol import agent_identity
 from app.repo import open_transfer
 from app.services import effects
 

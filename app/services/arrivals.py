@@ -30,8 +30,9 @@ from app import states
 from app.db import Database
 from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.events import emit
-from app.gateways.livekit import LiveKitGateway, agent_identity, customer_identity
+from app.gateways.livekit import LiveKitGateway
 from app.models import Agent, Call, Transfer
+from app.protocol import agent_identity, customer_identity
 from app.repo import load_call, load_transfer
 from app.services.participants import agent_b_leg_in
 from app.services.routing import drain_queue

@@ -17,8 +17,9 @@ from app import states
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.events import emit, timeline
-from app.gateways.livekit import LiveKitGateway, agent_identity
+from app.gateways.livekit import LiveKitGateway
 from app.models import Agent, Call, ContextEntry, Transfer, utcnow
+from app.protocol import ATTR_CALL, ROLE_AGENT_A, ROLE_AGENT_B, ROLE_LEAVING, ROLE_OWNER, agent_identity, call_room
 from app.ratelimit import RateLimiter
 from app.repo import agents_in_call, load_call, new_id, open_transfer, release_agent, transition
 from app.serializers import call_dict, entry_dict, transfer_dict
@@ -92,8 +93,8 @@ class CallService:
         and its LiveKit room: now (`room_now`, deleted again if the transaction fails) or as a
         task. Returns the new call's id (the API's session_id)."""
         call_id = new_id()
-        room = f"call_{call_id}"
-        metadata = {"wt_call": call_id, "channel": channel}
+        room = call_room(call_id)
+        metadata = {ATTR_CALL: call_id, "channel": channel}
         if room_now:
             self.livekit.create_room(room, metadata=metadata)
         try:
@@ -225,11 +226,11 @@ class CallService:
             slot = s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id))
             transfer = open_transfer(s, call.id)
             if transfer is not None and transfer.from_agent_id == agent_id:
-                room, role = transfer.transfer_room, "agent_a"
+                room, role = transfer.transfer_room, ROLE_AGENT_A
             elif transfer is not None and transfer.to_agent_id == agent_id and transfer.status == "briefing":
-                room, role = transfer.transfer_room, "agent_b"
+                room, role = transfer.transfer_room, ROLE_AGENT_B
             elif slot == call.id:
-                room, role = call.room_name, ("owner" if call.agent_id == agent_id else "leaving")
+                room, role = call.room_name, (ROLE_OWNER if call.agent_id == agent_id else ROLE_LEAVING)
             else:
                 raise Forbidden("You are not in this call (or you have already left it).")
             if call.agent_id == agent_id and transition(s, "call", call.id, "agent_joined", answered_at=utcnow()):

@@ -40,8 +40,9 @@ from app import states
 from app.db import Database
 from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.events import emit
-from app.gateways.livekit import CALL_ROOM_PREFIX, TRANSFER_ROOM_PREFIX, LiveKitGateway, customer_identity
+from app.gateways.livekit import LiveKitGateway
 from app.models import Agent, Call, LiveKitWebhookEvent, Transfer, utcnow
+from app.protocol import customer_identity, room_kind
 from app.repo import agents_in_call, claim_agent, load_call, open_transfer, transition
 from app.services import effects
 from app.services.agent_departures import AgentDepartures
@@ -110,7 +111,8 @@ class LiveKitEvents:
 
     def _apply(self, s: Session, event) -> str:
         room = event.room.name
-        if room.startswith(CALL_ROOM_PREFIX):
+        kind = room_kind(room)
+        if kind == "call":
             call = s.scalar(select(Call).where(Call.room_name == room).execution_options(populate_existing=True))
             if call is None:
                 return "unknown room"
@@ -120,7 +122,7 @@ class LiveKitEvents:
                 return self._left_call_room(s, call, event.participant)
             if event.event == "room_finished":
                 return self._call_room_finished(s, call)
-        elif room.startswith(TRANSFER_ROOM_PREFIX):
+        elif kind == "transfer":
             t = s.scalar(select(Transfer).where(Transfer.transfer_room == room).execution_options(populate_existing=True))
             if t is None:
                 return "unknown room"

@@ -5,7 +5,8 @@ Never by a guessed identity such as LiveKit SIP's `sip_<number>`:
   headers (app.gateways.livekit_sip): `wt_role` customer or agent_b, `wt_call`, which must be
   the room's own call, and `wt_transfer` for Agent B's leg.
 - Browser participants by the identity in the token the app minted: `customer-<call id>` or
-  `agent-<agent id>` (app.gateways.livekit); the worker's hold audio by `hold-<call id>`.
+  `agent-<agent id>`; the worker's hold audio by `hold-<call id>`.
+The names (attributes, roles, identities) are the wire contract's, app.protocol.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from livekit.protocol.models import ParticipantInfo
 from sqlalchemy import or_
 
-import twiml
-from app.gateways.livekit import AGENT_IDENTITY_PREFIX, ATTR_CALL, ATTR_ROLE, ATTR_TRANSFER, Participant, customer_identity, hold_identity
+from app.gateways.livekit import Participant
 from app.models import Call
+from app.protocol import ATTR_CALL, ATTR_ROLE, ATTR_TRANSFER, ROLE_AGENT_B, ROLE_CUSTOMER, customer_identity, hold_identity, parse_identity
 
 
 @dataclass(frozen=True)
@@ -34,24 +35,25 @@ def identify(participant: ParticipantInfo, call_id: str) -> Who:
         if attrs.get(ATTR_CALL) != call_id:
             return Who("other", sip=True)
         role = attrs.get(ATTR_ROLE)
-        if role == twiml.ROLE_CUSTOMER:
+        if role == ROLE_CUSTOMER:
             return Who("customer", sip=True)
-        if role == twiml.ROLE_AGENT_B:
+        if role == ROLE_AGENT_B:
             return Who("agent_b", sip=True, transfer_id=attrs.get(ATTR_TRANSFER) or None)
         return Who("other", sip=True)
     if participant.identity == customer_identity(call_id):
         return Who("customer")
     if participant.identity == hold_identity(call_id):
         return Who("hold")
-    if participant.identity.startswith(AGENT_IDENTITY_PREFIX):
-        return Who("agent", agent_id=participant.identity[len(AGENT_IDENTITY_PREFIX):])
+    minted = parse_identity(participant.identity)
+    if minted is not None and minted[0] == "agent":
+        return Who("agent", agent_id=minted[1])
     return Who("other")
 
 
 def agent_b_leg_in(participants: list[Participant], transfer_id: str) -> bool:
     """Whether Agent B's phone leg of this transfer is among `participants` (RoomService's list)."""
     return any(
-        p.kind == "sip" and p.attributes.get(ATTR_ROLE) == twiml.ROLE_AGENT_B and p.attributes.get(ATTR_TRANSFER) == transfer_id
+        p.kind == "sip" and p.attributes.get(ATTR_ROLE) == ROLE_AGENT_B and p.attributes.get(ATTR_TRANSFER) == transfer_id
         for p in participants
     )
 

@@ -22,8 +22,9 @@ from app.config import parse_rate
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, TelephonyNotConfigured, ValidationFailed
 from app.events import emit
-from app.gateways.livekit import LiveKitGateway, agent_identity
+from app.gateways.livekit import LiveKitGateway
 from app.models import Agent, Call, Transfer, utcnow
+from app.protocol import ATTR_CALL, ROLE_AGENT_A, ROLE_AGENT_B, agent_identity, transfer_room
 from app.ratelimit import RateLimiter
 from app.repo import (
     claim_agent,
@@ -95,8 +96,8 @@ class TransferService:
                 self.limiter.hit(f"dial:{agent_id}", count, window, "phone transfers", "by this agent")
 
         summary_id = self.summaries.for_transfer(call_id)
-        room = f"transfer_{call_id}_{new_id(4)}"
-        self.livekit.create_room(room, max_participants=4, metadata={"wt_call": call_id})
+        room = transfer_room(call_id, new_id(4))
+        self.livekit.create_room(room, max_participants=4, metadata={ATTR_CALL: call_id})
         try:
             with self.db.transaction() as s:
                 transfer = self._open(s, call_id, agent_id, agent_name, room, summary_id, to_agent_id=to_agent_id, to_phone=number)
@@ -106,7 +107,7 @@ class TransferService:
         except Exception:
             self.livekit.discard_room(room)
             raise
-        token = self.livekit.agent_token(agent_id, agent_name, room, call_id, "agent_a")
+        token = self.livekit.agent_token(agent_id, agent_name, room, call_id, ROLE_AGENT_A)
         return self.describe(transfer.id), token
 
     @staticmethod
@@ -201,7 +202,7 @@ class TransferService:
             require_transition(s, "transfer", t.id, "accept", answered_at=utcnow())
             emit(s, "transfer_accepted", {"transfer_id": t.id, "to_agent_id": agent_id}, audiences=[t.from_agent_id], call_id=t.call_id)
             room, call_id = t.transfer_room, t.call_id
-        token = self.livekit.agent_token(agent_id, agent_name, room, call_id, "agent_b")
+        token = self.livekit.agent_token(agent_id, agent_name, room, call_id, ROLE_AGENT_B)
         return self.describe(transfer_id), token
 
     def decline(self, agent_id: str, transfer_id: str, reason: str | None):

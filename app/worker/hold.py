@@ -38,8 +38,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app.audio import FRAME_SAMPLES, SAMPLE_RATE, HoldAudio, HoldAudioError, build_hold_audio
 from app.errors import ConfigError
 from app.events import NOTIFY_CHANNEL as EVENTS_CHANNEL
-from app.gateways.livekit import AGENT_IDENTITY_PREFIX, ATTR_ROLE
 from app.models import Call, HoldLease, Transfer, utcnow
+from app.protocol import ATTR_ROLE, ROLE_AGENT_B, role_of_identity
 
 log = logging.getLogger(__name__)
 
@@ -336,4 +336,4 @@ async def _until_audible(track: rtc.Track, then) -> None:
 def _is_agent(participant: rtc.RemoteParticipant) -> bool:
     """A browser agent or Agent B's phone leg: someone who talks to the customer for us."""
     role = participant.attributes.get(ATTR_ROLE, "")
-    return participant.identity.startswith(AGENT_IDENTITY_PREFIX) or role == "agent_b"
+    return role_of_identity(participant.identity) == "agent" or role == ROLE_AGENT_B
