@@ -28,7 +28,7 @@ def post_worker_init(worker):
     import signal
 
     def handle_exit(sig, frame):
-        from app.events import close_local_streams
+        from app.event_dispatcher import close_local_streams
 
         close_local_streams()
         worker.handle_exit(sig, frame)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from app.config import Settings, parse_rate
 from app.db import Database
-from app.events import Dispatcher
+from app.event_dispatcher import Dispatcher
 from app.gateways.livekit import LiveKitGateway
 from app.gateways.twilio import TwilioGateway
 from app.ratelimit import RateLimiter

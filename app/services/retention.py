@@ -1,4 +1,5 @@
-"""Bounded growth: finished calls and spent agent sessions are deleted after a retention period.
+"""Bounded growth: finished calls, spent agent sessions and old events are deleted after a
+retention period.
 
 Run by the worker's periodic jobs (app.worker.tasks). Every deletion is in batches, each batch
 its own short transaction, so no pass holds a lock for long however large the backlog. Candidates
@@ -45,6 +46,19 @@ def prune_sessions(db: Database, retention_days: int, *, batch: int = SESSION_BA
             # `spent` again where it counts: in the transaction that deletes.
             gone = s.execute(delete(AgentSession).where(AgentSession.id.in_(ids), spent).execution_options(synchronize_session=False))
             deleted += gone.rowcount
+
+
+def prune_events(db: Database, retention_days: int, batch: int = 5000) -> int:
+    """Delete events older than the retention period (they are also each call's timeline)."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    deleted = 0
+    while True:
+        with db.transaction() as s:
+            ids = list(s.scalars(select(Event.id).where(Event.created_at < cutoff).order_by(Event.id).limit(batch)))
+            if not ids:
+                return deleted
+            s.execute(delete(Event).where(Event.id.in_(ids)))
+            deleted += len(ids)
 
 
 def prunable_calls(retention_days: int, now: datetime | None = None):

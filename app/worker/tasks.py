@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from app import outbox
 from app.errors import LiveKitFailed, TelephonyNotConfigured, TwilioError
-from app.events import prune_events
 from app.gateways.livekit import LiveKitGateway
 from app.models import Call, Transfer
 from app.services import effects, retention
@@ -205,7 +204,7 @@ def periodic_rate_limits(ctx: TaskContext, p: dict) -> None:
 
 
 def periodic_events(ctx: TaskContext, p: dict) -> None:
-    prune_events(ctx.services.db, ctx.settings.EVENT_RETENTION_DAYS)
+    retention.prune_events(ctx.services.db, ctx.settings.EVENT_RETENTION_DAYS)
 
 
 def periodic_webhook_ids(ctx: TaskContext, p: dict) -> None:

@@ -12,8 +12,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from app.events import emit, prune_events
+from app.events import emit
 from app.models import AgentSession, Call, ContextEntry, Event, Summary, Transfer, utcnow
+from app.services.retention import prune_events
 from app.worker.runner import ensure_periodic
 from tests.doubles.openai_compat import DEFAULT_SUMMARY, OpenAICompatibleDouble
 from tests.support import run_tasks, start_call, start_transfer

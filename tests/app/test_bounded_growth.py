@@ -9,8 +9,9 @@ from sqlalchemy import delete, func, select, text, update
 
 from app import outbox
 from app.db import MIGRATIONS, migrate
+from app.event_dispatcher import GAP_SPAN, Dispatcher
 from app.event_ids import events_autoincrement
-from app.events import GAP_SPAN, Dispatcher, emit
+from app.events import emit
 from app.models import Agent, AgentSession, Base, Call, Event, SchemaMigration, Summary, utcnow
 from app.services import effects, retention
 from app.services.health import HealthMonitor

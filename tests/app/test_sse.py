@@ -116,7 +116,7 @@ def test_postgres_notify_wakes_other_workers_without_waiting_for_the_poll(make_a
 
 
 def test_a_client_too_slow_to_keep_up_is_disconnected_to_catch_up_from_the_database(make_agent, services, monkeypatch):
-    from app import events
+    from app import event_dispatcher as events
 
     monkeypatch.setattr(events.Subscription, "__init__", _small_queue_init(events.Subscription.__init__))
     _alice, b = make_agent("alice"), make_agent("bob")
@@ -140,8 +140,8 @@ def _small_queue_init(original):
 def test_old_events_are_pruned(client, make_agent, services):
     from sqlalchemy import func, select, update
 
-    from app.events import prune_events
     from app.models import Event
+    from app.services.retention import prune_events
 
     start_call(client, make_agent("alice"))
     assert prune_events(services.db, 90) == 0  # nothing old yet
