@@ -10,12 +10,13 @@
 import { Api, ApiError } from './lib/api.js';
 import { CallAudio } from './lib/audio.js';
 import { Ticker, busy, byId, setDisabled, show } from './lib/dom.js';
+import { CALL_FINAL_STATUSES } from './lib/protocol.js';
 
 const STORE_KEY = 'wt.customer.call';
 const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
 const ENDED_CODES = new Set(['call_ended', 'not_found', 'invalid_customer_key']);
 const STATUS_POLL_MS = 3000;
-const OVER = new Set(['completed', 'abandoned', 'failed']);
+const OVER = new Set(CALL_FINAL_STATUSES);
 const ENDED_TEXT = {
   customer_hung_up: 'You hung up. Thank you for calling.',
   agent_ended: 'The agent ended the call. Thank you for calling.',

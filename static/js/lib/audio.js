@@ -13,6 +13,7 @@ import {
   createAudioAnalyser,
   setLogLevel,
 } from '../../vendor/livekit-client/livekit-client.esm.js';
+import { ATTR, ROLE, roleOfIdentity } from './protocol.js';
 
 setLogLevel('warn');
 
@@ -58,17 +59,16 @@ function bounded(promise, ms, what) {
 }
 
 /**
- * What a participant is in our rooms, from the token attributes the app sets (wt_role):
+ * What a participant is in our rooms, from the attributes the app sets (wt_role, protocol.js):
  * 'customer', 'hold' (the worker playing hold music, `hold-<call id>`: never someone to talk
  * to) or 'agent' (a browser agent, or Agent B's phone leg).
  */
 export function roleOf(participant) {
-  const role = participant.attributes?.wt_role;
-  if (role === 'customer' || role === 'hold') return role;
+  const role = participant.attributes?.[ATTR.role];
+  if (role === ROLE.customer || role === ROLE.hold) return role;
   if (role) return 'agent';
-  if (participant.identity.startsWith('customer-')) return 'customer';
-  if (participant.identity.startsWith('hold-')) return 'hold';
-  return 'agent';
+  const minted = roleOfIdentity(participant.identity);
+  return minted === 'customer' || minted === 'hold' ? minted : 'agent';
 }
 
 function describeConnectError(err, url) {

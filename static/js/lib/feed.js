@@ -7,13 +7,15 @@
 // written after that answer are delivered (a refresh misses nothing and replays nothing older).
 // `onSynced` is called when a channel is first live, and again after every gap, so the page
 // reloads its state from the API and nothing falls between "state loaded" and "events flowing".
+//
+// The event types come from the generated wire contract (protocol.js, from app/protocol.py): a
+// hand-kept list here once lacked `transfer_bridged`, and EventSource drops events nobody listens to.
 
-export const EVENT_TYPES = [
-  'call_assigned', 'call_missed', 'call_queued', 'call_active', 'call_ended', 'context_added',
-  'customer_presence', 'summary_ready', 'transfer_requested', 'transfer_ringing',
-  'transfer_accepted', 'transfer_declined', 'transfer_completed', 'transfer_cancelled',
-  'transfer_failed', 'agent_left',
-];
+import { EVENT_TYPES, SESSION_EVENT_TYPES, STREAM_READY_EVENT } from './protocol.js';
+
+// What the page is handed; the session's own events (session_ended, stream_replaced) are acted on
+// here, by the listeners of their own below.
+export const CALL_EVENT_TYPES = Object.freeze(EVENT_TYPES.filter((type) => !SESSION_EVENT_TYPES.includes(type)));
 
 const POLL_INTERVAL_MS = 2000;
 const SSE_READY_TIMEOUT_MS = 4000;
@@ -96,7 +98,7 @@ export class EventFeed {
       if (!live) this._startPolling();
     }, SSE_READY_TIMEOUT_MS);
 
-    source.addEventListener('ready', () => {
+    source.addEventListener(STREAM_READY_EVENT, () => {
       if (this.source !== source) return;
       clearTimeout(this.readyTimer);
       live = true;
@@ -108,7 +110,7 @@ export class EventFeed {
       }
       this.onSynced();
     });
-    for (const type of EVENT_TYPES) {
+    for (const type of CALL_EVENT_TYPES) {
       source.addEventListener(type, (e) => {
         if (this.source !== source) return;
         let data;
@@ -195,7 +197,7 @@ export class EventFeed {
         const { notifications } = await this.api.get(path);
         const items = [...notifications].sort((a, b) => a.id - b.id);
         for (const n of items) {
-          if (n.type === 'session_ended' || n.type === 'stream_replaced') {
+          if (SESSION_EVENT_TYPES.includes(n.type)) {
             // Listed for every session of this agent: here it is always another one (another
             // browser signing out), since once ours has ended this route answers 401; and
             // stream closures concern streams, which a polling tab does not have.
