@@ -59,19 +59,19 @@ class TransferService:
         livekit: LiveKitGateway,
         summaries: SummaryStore,
         settings,
-        phone: PhoneTransfers | None = None,
+        phone_transfers: PhoneTransfers | None = None,
         limiter: RateLimiter | None = None,
     ):
         self.db = db
         self.livekit = livekit
         self.summaries = summaries
         self.settings = settings
-        self.phone = phone
+        self.phone_transfers = phone_transfers
         self.limiter = limiter
 
     @property
     def _legs(self):
-        return self.phone.legs if self.phone is not None else None
+        return self.phone_transfers.legs if self.phone_transfers is not None else None
 
     # -- initiate ----------------------------------------------------------------------------
     def initiate(self, agent_id: str, agent_name: str, call_id: str, *, to_agent_id: str | None, to_phone: str | None):
@@ -84,9 +84,9 @@ class TransferService:
             self._check_can_transfer(s, call, agent_id)
             number = to_phone or self._agent_number(s, agent_id, to_agent_id)
         if number is not None:
-            if self.phone is None:
+            if self.phone_transfers is None:
                 raise TelephonyNotConfigured("Phone transfers are not available in this deployment.")
-            self.phone.legs.check_can_dial(number)
+            self.phone_transfers.legs.check_can_dial(number)
             if self.limiter is not None:
                 # Every dial costs money and can reach anyone: a runaway or hijacked session
                 # must not be able to place calls without limit, nor can all agents together.
@@ -246,8 +246,8 @@ class TransferService:
         release_agent(s, t.from_agent_id, t.call_id)
         call = load_call(s, t.call_id)
         effects.remove_participant(s, call.room_name, agent_identity(t.from_agent_id))
-        if t.to_phone and self.phone is not None:
-            self.phone.legs.schedule_move(s, load_transfer(s, t.id), call)
+        if t.to_phone and self.phone_transfers is not None:
+            self.phone_transfers.legs.schedule_move(s, load_transfer(s, t.id), call)
         else:
             effects.delete_room(s, t.transfer_room)
         payload = {"transfer_id": t.id, "customer_room": call.room_name, "to_agent_id": t.to_agent_id, "to_phone": t.to_phone}
