@@ -44,6 +44,16 @@ def agent_on(application, agent_id: str, name: str | None = None, *, phone: str 
     return agent
 
 
+def agent_with_phone_caller(application, sim):
+    """Alice, logged in and talking to a phone caller."""
+    a = agent_on(application, "alice")
+    caller = sim.call_in()
+    with application.extensions["wt"].db.reading() as s:
+        call = s.scalar(select(Call).where(Call.twilio_call_sid == caller.sid))
+    a.post("/api/token", {"session_id": call.id})
+    return a, call
+
+
 def make_sim(app, rest, *, public: str = PUBLIC) -> TwilioSim:
     sim = TwilioSim(
         app.test_client(),

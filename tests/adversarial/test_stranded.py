@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from app.models import Agent, Call, Transfer
-from tests.app.test_livekit_webhook import join, leave, row, send
+from tests.livekit_webhooks import join, leave, row, send
 from tests.support import start_call, start_transfer, stored_call
 
 

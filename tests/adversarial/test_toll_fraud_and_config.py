@@ -13,9 +13,8 @@ from sqlalchemy import select
 from app.config import load_settings, settings_problems
 from app.errors import ConfigError
 from app.models import Call
-from tests.app.test_telephony_transfers import _agent_with_phone_caller
 from tests.harness.server import ROOT
-from tests.telephony import TELEPHONY, agent_on, make_sim
+from tests.telephony import TELEPHONY, agent_on, agent_with_phone_caller, make_sim
 
 # The review's numbers: US premium-rate, international networks (satellite), and a UK 09 number
 # (one digit too long to exist, so refused as invalid), plus a real-length UK premium-rate one.
@@ -25,7 +24,7 @@ FRAUD_TARGETS = ("+19005550123", "+882123456789", "+4490912345678", "+4490912345
 def test_premium_and_satellite_numbers_are_never_dialled_even_with_no_prefix_list(make_app, rest):
     application = make_app(**TELEPHONY)  # TRANSFER_ALLOWED_PREFIXES unset: "anywhere ordinary"
     sim = make_sim(application, rest)
-    a, call = _agent_with_phone_caller(application, sim)
+    a, call = agent_with_phone_caller(application, sim)
     for number in FRAUD_TARGETS:
         r = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": number})
         assert r.status_code == 422 and r.json["error"]["code"] in ("number_not_allowed", "invalid_phone_number"), (number, r.json)

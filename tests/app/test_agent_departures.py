@@ -3,7 +3,7 @@ mere page refresh, and never while LiveKit still sees them."""
 from __future__ import annotations
 
 from app.models import Call
-from tests.app.test_livekit_webhook import join, leave, row, send
+from tests.livekit_webhooks import join, leave, row, send
 from tests.support import start_call, start_transfer, stored_call
 
 LEFT = "agent left; waiting for a reconnect"

@@ -11,7 +11,7 @@ from livekit.protocol import models
 from sqlalchemy import select
 
 from app.models import Call, Transfer
-from tests.app.test_livekit_webhook import join, leave, row, send
+from tests.livekit_webhooks import join, leave, row, send
 from tests.support import call_status, run_tasks, start_call, start_transfer, stored_call
 from tests.telephony import B_PHONE, dial_b, last, phone_call_with_context
 

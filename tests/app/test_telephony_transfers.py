@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 from livekit.protocol import models
-from sqlalchemy import select
 
 from app.events import timeline as call_timeline
-from app.models import Agent, Call
+from app.models import Agent
 from tests.support import call_status, grants_of, run_tasks, stored_call
 from tests.telephony import (
     ACCOUNT_SID,
@@ -15,7 +14,7 @@ from tests.telephony import (
     PUBLIC,
     SIP_HOST,
     TELEPHONY,
-    agent_on,
+    agent_with_phone_caller,
     dial_b,
     last,
     make_sim,
@@ -188,22 +187,12 @@ def test_agent_a_leaving_during_the_briefing_hands_the_caller_to_phone_b(sim, ma
     assert transfer_row(services, body["transfer"]["id"]).status == "agent_a_left"
 
 
-def _agent_with_phone_caller(application, sim):
-    """Alice, logged in and talking to a phone caller."""
-    a = agent_on(application, "alice")
-    caller = sim.call_in()
-    with application.extensions["wt"].db.reading() as s:
-        call = s.scalar(select(Call).where(Call.twilio_call_sid == caller.sid))
-    a.post("/api/token", {"session_id": call.id})
-    return a, call
-
-
 def test_only_logged_in_agents_can_dial_and_only_allowed_numbers(make_app, rest):
     application = make_app(**TELEPHONY, TRANSFER_ALLOWED_PREFIXES="+44,+33")
     sim = make_sim(application, rest)
     anonymous = application.test_client().post("/api/initiate-transfer", json={"session_id": "x", "to_phone": B_PHONE})
     assert anonymous.status_code == 401
-    a, call = _agent_with_phone_caller(application, sim)
+    a, call = agent_with_phone_caller(application, sim)
     r = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
     assert r.status_code == 422 and r.json["error"]["code"] == "number_not_allowed"
     r = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": "+1900"})
@@ -262,7 +251,7 @@ def test_a_second_complete_never_moves_phone_b_twice(sim, make_agent, services, 
 def test_the_service_never_dials_itself_and_agents_have_a_dial_budget(make_app, rest):
     application = make_app(**TELEPHONY, PHONE_DIAL_RATE_LIMIT="2/3600")
     sim = make_sim(application, rest)
-    a, call = _agent_with_phone_caller(application, sim)
+    a, call = agent_with_phone_caller(application, sim)
     own = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": NUMBER})
     assert own.status_code == 422 and own.json["error"]["code"] == "number_not_allowed"
     for _ in range(2):

@@ -1,7 +1,7 @@
 """Every way a transfer can end, each with a reason Agent A is told about."""
 from __future__ import annotations
 
-from tests.app.test_livekit_webhook import send
+from tests.livekit_webhooks import send
 from tests.support import call_status, start_call, start_transfer
 
 

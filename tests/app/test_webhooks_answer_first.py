@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app import outbox
 from app.models import Call
 from app.worker import Worker
-from tests.app.test_livekit_webhook import join, send
+from tests.livekit_webhooks import join, send
 from tests.support import run_tasks
 from tests.telephony import dial_b, phone_call_with_context
 
