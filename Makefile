@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench install install-dev clean
+.PHONY: run test bench mutation install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	scripts/bench.sh
+
+# Mutation score per core module against its own unit tests (not part of `make test`).
+mutation: $(VENV)/.installed-dev
+	$(BIN)/python scripts/mutation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis artifacts
