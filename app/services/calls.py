@@ -25,6 +25,7 @@ from app.repo import agents_in_call, load_call, new_id, open_transfer, release_a
 from app.serializers import call_dict, entry_dict, transfer_dict
 from app.services import call_list, effects
 from app.services.agents import AuthContext, hash_secret
+from app.services.audiences import call_audience
 from app.services.phone_legs import PhoneLegs
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore
@@ -142,11 +143,7 @@ class CallService:
             if states.is_terminal("call", call.status):
                 raise Conflict(f"Call {call_id} has ended ({call.status}).", code="call_ended")
             entry = self.summaries.add_entry(s, call, author=agent_id, source="note", text=text)
-            audience = set(agents_in_call(s, call.id))
-            transfer = open_transfer(s, call.id)
-            if transfer is not None:
-                audience |= {transfer.from_agent_id, transfer.to_agent_id}
-            emit(s, "context_added", {"entry": entry_dict(entry)}, audiences=audience, call_id=call.id)
+            emit(s, "context_added", {"entry": entry_dict(entry)}, audiences=call_audience(s, call), call_id=call.id)
         return entry
 
     # -- access ----------------------------------------------------------------------------
@@ -340,10 +337,9 @@ class CallService:
             if states.is_terminal("call", load_call(s, call.id).status):
                 return False
             raise Conflict(f"Call {call.id} cannot end from {call.status}.")
-        audience = set(agents_in_call(s, call.id)) | {call.agent_id}
+        audience = call_audience(s, call)  # before the agents are released below
         transfer = open_transfer(s, call.id)
         if transfer is not None:
-            audience |= {transfer.to_agent_id, transfer.from_agent_id}
             close_for_call_end(s, transfer, by_customer=by_customer, reason=reason, legs=self.legs)
         for agent_id in agents_in_call(s, call.id):
             release_agent(s, agent_id, call.id)

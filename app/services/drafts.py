@@ -27,7 +27,6 @@ from app import states
 from app.db import Database
 from app.events import emit
 from app.models import Call, Summary, SummaryLease, utcnow
-from app.repo import open_transfer
 from app.serializers import summary_dict
 from app.services import effects
 from app.services.summaries import SummaryStore
@@ -84,11 +83,9 @@ class DraftRefresher:
             with self.db.transaction() as s:
                 row = self.store.save(s, call_id, result, kind="draft", covering_entry_id=newest)
                 call = s.get(Call, call_id)
-                audience = {call.agent_id}
-                transfer = open_transfer(s, call_id)
-                if transfer is not None:
-                    audience.add(transfer.from_agent_id)
-                emit(s, "summary_ready", {"summary": summary_dict(row)}, audiences=audience, call_id=call_id)
+                # A draft is the owner's working copy (during a transfer the owner is Agent A):
+                # Agent B is given the version handed over, or Agent A's edit of it, never a draft.
+                emit(s, "summary_ready", {"summary": summary_dict(row)}, audiences=[call.agent_id], call_id=call_id)
                 summary_id = row.id
         finally:
             self._release(call_id, holder)

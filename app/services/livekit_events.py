@@ -43,9 +43,10 @@ from app.events import emit
 from app.gateways.livekit import LiveKitGateway
 from app.models import Agent, Call, LiveKitWebhookEvent, Transfer, utcnow
 from app.protocol import customer_identity, room_kind
-from app.repo import agents_in_call, claim_agent, load_call, open_transfer, transition
+from app.repo import claim_agent, load_call, open_transfer, transition
 from app.services import effects
 from app.services.agent_departures import AgentDepartures
+from app.services.audiences import call_audience
 from app.services.calls import CallService
 from app.services.participants import Who, identify, newer_session, since_ms
 from app.services.phone_legs import PhoneLegs
@@ -235,7 +236,7 @@ class LiveKitEvents:
     def _customer_presence(self, s: Session, call: Call, *, present: bool) -> None:
         """Tell the agents in the call, so Agent A's screen can say "reconnecting…"."""
         payload = {"present": present, "grace_s": None if present else int(self.grace.total_seconds())}
-        emit(s, "customer_presence", payload, audiences=[call.agent_id, *agents_in_call(s, call.id)], call_id=call.id)
+        emit(s, "customer_presence", payload, audiences=call_audience(s, call), call_id=call.id)
 
     def _call_room_finished(self, s: Session, call: Call) -> str:
         if states.is_terminal("call", call.status):

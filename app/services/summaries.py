@@ -19,6 +19,7 @@ from app.models import Call, ContextEntry, Summary, Transfer, utcnow
 from app.repo import open_transfer
 from app.serializers import summary_dict
 from app.services import effects
+from app.services.audiences import call_audience
 from app.summaries.base import ContextLine, StructuredSummary, SummaryInput, SummaryResult, finish, render_speech_from_text
 from app.summaries.redact import mentions_digits, redact, redact_across
 from app.summaries.summarizer import Summarizer
@@ -226,15 +227,13 @@ class SummaryStore:
             result = SummaryResult(StructuredSummary.model_validate(base.structured), clean, speech, "agent", None)
         with self.db.transaction() as s:
             row = self.save(s, call_id, result, kind="edited", covering_entry_id=base.covering_entry_id, edited_by=agent_id, supersedes_id=base.id)
-            audience = {agent_id}
             transfer = open_transfer(s, call_id)
             payload = {"summary": summary_dict(row)}
             if transfer is not None:
                 # Not yet heard or read by Agent B: hand over the edited version instead.
                 s.execute(update(Transfer).where(Transfer.id == transfer.id).values(summary_id=row.id))
-                audience |= {transfer.from_agent_id, transfer.to_agent_id}
                 payload["transfer_id"] = transfer.id
-            emit(s, "summary_ready", payload, audiences=audience, call_id=call_id)
+            emit(s, "summary_ready", payload, audiences=call_audience(s, s.get(Call, call_id)), call_id=call_id)
             return row
 
 

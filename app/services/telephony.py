@@ -30,8 +30,9 @@ from app.errors import TelephonyNotConfigured
 from app.events import emit
 from app.gateways.livekit import LiveKitGateway
 from app.models import Call, ContextEntry
-from app.repo import agents_in_call, load_call, open_transfer
+from app.repo import load_call
 from app.serializers import entry_dict
+from app.services.audiences import call_audience
 from app.services.calls import CallService
 from app.services.phone_legs import PhoneLegs
 from app.services.phone_numbers import caller_id
@@ -239,11 +240,7 @@ class TelephonyService:
                     entry = self.summaries.add_entry(s, call, author=author, source="transcript", text=utterance.text, external_id=utterance.external_id)
             except IntegrityError:
                 return  # the same event, delivered twice at once: the other request stored it
-            audience = set(agents_in_call(s, call.id)) | {call.agent_id}
-            transfer = open_transfer(s, call.id)
-            if transfer is not None:
-                audience |= {transfer.from_agent_id, transfer.to_agent_id}
-            emit(s, "context_added", {"entry": entry_dict(entry)}, audiences=audience, call_id=call.id)
+            emit(s, "context_added", {"entry": entry_dict(entry)}, audiences=call_audience(s, call), call_id=call.id)
 
     @staticmethod
     def _agent_speech(call: Call, text: str) -> bool:
