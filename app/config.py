@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from app.errors import ConfigError
-from twiml.sip import SIP_EDGES
+from app.protocol import SIP_EDGES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The shortest AGENT_ANSWER_TIMEOUT_S allowed (answer timers first wake after this long).

@@ -17,6 +17,11 @@ from dataclasses import dataclass
 
 from app import states
 
+# Twilio's SIP-out edges (`;edge=` in the SIP URI; "Receiving SIP" / `<Sip>` docs): without
+# one, Twilio sends SIP from its North America (Virginia) edge. Here, not in twiml.sip, because
+# the configuration checks them and twiml.sip itself imports this module.
+SIP_EDGES = ("ashburn", "san-jose", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
+
 # -- rooms -------------------------------------------------------------------------------------
 # `call_<call id>`: the customer's room. `transfer_<call id>_<suffix>`: the agents' private
 # consult, one per transfer (the suffix tells two transfers of one call apart). Both are used as

@@ -39,9 +39,7 @@ def _has_control(value: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value)
 
 
-# Twilio's SIP-out edges (`;edge=` in the SIP URI; "Receiving SIP" / `<Sip>` docs): without
-# one, Twilio sends SIP from its North America (Virginia) edge.
-SIP_EDGES = ("ashburn", "san-jose", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
+SIP_EDGES = protocol.SIP_EDGES
 
 
 @dataclass(frozen=True)
