@@ -51,9 +51,8 @@ MODULES: dict[str, list[str]] = {
     "app/protocol.py": ["tests/unit/test_protocol_table.py", "tests/unit/test_protocol.py", "tests/unit/test_protocol_js.py"],
 }
 PROJECT_PACKAGES = ("app", "twiml", "tests")
-# Imported (after the mutant is in place) before the tests, as every entry point does: `twiml`
-# imported before `app` is a circular import (twiml.sip -> app.protocol -> app -> app.config ->
-# twiml.sip), which the root conftest, skipped here, would otherwise hide.
+# Imported (after the mutant is in place) before the tests, as the root conftest, skipped in the
+# children, and every entry point do.
 PRELOAD = ("app",)
 THRESHOLD = 90.0
 
@@ -311,6 +310,9 @@ def _start(module: str, source: str | None, tests: list[str]) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
+            # Plugins are not auto-loaded (schemathesis' alone doubles a child's start-up); the
+            # unit tests need only hypothesis'.
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
             _forget_project()
             if source is not None:
                 name = module[:-3].replace("/", ".")
@@ -328,7 +330,7 @@ def _start(module: str, source: str | None, tests: list[str]) -> int:
             settings.load_profile("mutation")
             # --noconftest: unit tests use only pytest's own fixtures, and the root conftest
             # would import the whole app into every child.
-            rc = pytest.main(["-x", "-q", "--noconftest", "-p", "no:randomly", "-p", "no:cacheprovider", *tests])
+            rc = pytest.main(["-x", "-q", "--noconftest", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "_hypothesis_pytestplugin", *tests])
         finally:
             os._exit(int(rc))
     return pid

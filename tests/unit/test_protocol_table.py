@@ -106,6 +106,10 @@ def test_attributes_roles_and_headers():
     assert list(p.HEADERS_TO_ATTRIBUTES.items()) == [("X-WT-Call", "wt_call"), ("X-WT-Role", "wt_role"), ("X-WT-Transfer", "wt_transfer")]
 
 
+def test_twilio_sip_edges():
+    assert p.SIP_EDGES == ("ashburn", "san-jose", "dublin", "frankfurt", "singapore", "tokyo", "sao-paulo", "sydney")
+
+
 def test_e164_pattern_text():
     assert p.E164_PATTERN == r"^\+[1-9]\d{6,14}$"
     assert re.fullmatch(p.E164_PATTERN, "+4915123456789")

@@ -228,3 +228,31 @@ def test_redact_across_marks_each_share_and_keeps_punctuation():
     assert redact_across(["x", "4111 1111", "1111 1111", "done"]) == ["x", "[redacted]", "[card ending 1111]", "done"]
     assert redact_across(["cvv", "123"]) == ["cvv", "[redacted]"]
     assert redact_across([]) == []
+
+
+# -- the rules' edges, found by mutation testing ------------------------------------------------------
+@pytest.mark.parametrize("keyword", ["cvv", "cvv2", "cvc", "cvc2", "csc", "security code", "card code"])
+@pytest.mark.parametrize("sep", [" ", " is ", " was ", " number ", ": ", " is number "])
+def test_spoken_security_codes_after_every_keyword(keyword, sep):
+    assert redact(f"the {keyword}{sep}one two three") == f"the {keyword}{sep}[redacted]"
+
+
+def test_digits_glued_to_a_word_are_an_identifier_on_either_side():
+    assert redact("x4111 1111 1111 1111") == "x4111 1111 1111 1111"
+    assert redact("4111 1111 1111 1111x") == "4111 1111 1111 1111x"
+    assert redact("4111 1111 1111 1111 ok") == "[card ending 1111] ok"
+
+
+def test_an_ssn_format_followed_by_more_digits():
+    assert redact("123-45-6789 12") == f"{SSN} 12"
+
+
+def test_nine_digits_after_a_keyword_grouped_otherwise_are_still_checked():
+    assert redact("ssn 12345 0000") == "ssn 12345 0000"  # serial 0000: never issued
+    assert redact("ssn 1234 00 789") == f"ssn {SSN}"
+
+
+def test_redact_across_shares_start_and_end_on_digits():
+    assert redact_across(["card is 4111 1111 1111", "-1111 ok"]) == ["card is [redacted]", "-[card ending 1111] ok"]
+    # A part with no digit of its own inside a number keeps its punctuation and gets no marker.
+    assert redact_across(["4111 1111 1111", ",", "1111 ok"]) == ["[redacted]", ",", "[card ending 1111] ok"]

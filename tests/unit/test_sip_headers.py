@@ -222,7 +222,7 @@ def test_empty_credentials_are_left_out():
 
 
 def test_dial_action_url_is_checked():
-    with pytest.raises(ValueError, match="dial action URL"):
+    with pytest.raises(ValueError, match=r"^invalid dial action URL: 'not a url'$"):
         dial(action_url="not a url")
     assert dial(action_url="/twilio/dial-action").attrib == {"action": "/twilio/dial-action", "method": "POST"}
 
