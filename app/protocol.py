@@ -29,8 +29,8 @@ SIP_EDGES = ("ashburn", "san-jose", "dublin", "frankfurt", "singapore", "tokyo",
 CALL_ROOM_PREFIX = "call_"
 TRANSFER_ROOM_PREFIX = "transfer_"
 ROOM_PREFIX = {"call": CALL_ROOM_PREFIX, "transfer": TRANSFER_ROOM_PREFIX}
-_ROOM_PART = re.compile(r"^[A-Za-z0-9.-]+$")  # no `_`: it separates the parts of a transfer room
-_CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ROOM_PART = re.compile(r"^[A-Za-z0-9.-]+\Z")  # no `_`: it separates the parts of a transfer room
+_CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 @dataclass(frozen=True)

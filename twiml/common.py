@@ -19,11 +19,11 @@ INLINE_TWIML_MAX_CHARS = 4000
 TWIML_RESPONSE_MAX_BYTES = 64 * 1024
 
 # Voice names look like "alice", "Polly.Joanna", "Polly.Joanna-Neural", "Google.en-US-Chirp3-HD-Aoede".
-_VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 # BCP-47-ish tags Twilio accepts for <Say language>: "en-US", "cmn-CN", "es-419", "fr-FR".
-_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*\Z")
 # Absolute http(s) URL or an absolute path (Twilio resolves it against the requesting URL).
-_URL = re.compile(r"^(?:https?://[^\s/?#]+[^\s]*|/[^\s]*)$")
+_URL = re.compile(r"^(?:https?://[^\s/?#]+[^\s]*|/[^\s]*)\Z")
 
 
 @dataclass(frozen=True)

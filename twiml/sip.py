@@ -27,12 +27,12 @@ ROLE_CUSTOMER, ROLE_AGENT_B = protocol.ROLE_CUSTOMER, protocol.ROLE_AGENT_B
 SIP_TRANSPORTS = ("udp", "tcp", "tls")
 SIP_HEADERS_MAX_CHARS = 1023  # Twilio 21227: "must be fewer than 1024 chars"
 
-_HEADER_NAME = re.compile(r"^X-[A-Za-z0-9][A-Za-z0-9-]*$", re.IGNORECASE)
+_HEADER_NAME = re.compile(r"^X-[A-Za-z0-9][A-Za-z0-9-]*\Z", re.IGNORECASE)
 # Our room names (app.protocol: call_<id>, transfer_<call>_<suffix>) use only SIP-unreserved characters, so
 # they go into the user part unescaped; anything else is a bug upstream, not something to encode.
-_ROOM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ROOM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?$")
+_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?\Z")
 
 
 def _has_control(value: str) -> bool:

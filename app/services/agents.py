@@ -28,7 +28,7 @@ from app.serializers import agent_dict, summary_dict
 from app.services.phone_numbers import dialable
 from app.services.routing import drain_queue
 
-AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
 PASSWORD_MIN = 8
 
 

@@ -179,7 +179,7 @@ _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _TEXT_LIMITS = {n: f.metadata[0].max_length for n, f in StructuredSummary.model_fields.items() if f.annotation is str}
 _INVENTED_ID = re.compile(r"\b[A-Z0-9-]*\d[A-Z0-9-]*\b", re.I)
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{1,2}-\d{1,2}-\d{2,4}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z|^\d{1,2}-\d{1,2}-\d{2,4}\Z")
 
 
 def extract_json(content: str) -> dict:
