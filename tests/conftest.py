@@ -46,7 +46,7 @@ if os.environ.get("WT_OPENAPI_RECORD") == "1":
 
     @pytest.fixture(scope="session", autouse=True)
     def openapi_recorder():
-        from tests.contract.test_openapi import ResponseRecorder
+        from tests.harness.openapi_check import ResponseRecorder
 
         recorder = ResponseRecorder()
         with recorder.installed():
