@@ -1,4 +1,5 @@
-"""Health: `/api/health` for anyone (terse, cheap), `/api/health/details` for signed-in agents.
+"""Health: `/api/health` for anyone (terse, cheap), `/api/health/live` and `/api/health/ready`
+for load balancers and orchestrators, `/api/health/details` for signed-in agents.
 
 Two routes rather than one whose answer depends on the cookie: load balancers and uptime checks
 get the same small body whoever asks, nothing cached or logged on the way can carry the details,
@@ -26,6 +27,23 @@ def _monitor() -> HealthMonitor:
 @bp.get("/health")
 def health():
     body, status = _monitor().public()
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response, status
+
+
+@bp.get("/health/live")
+def health_live():
+    # Liveness: the process answers requests. Nothing else is asked, so a database or LiveKit
+    # outage never makes an orchestrator restart healthy processes (readiness says that).
+    response = jsonify({"status": "live"})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/health/ready")
+def health_ready():
+    body, status = _monitor().ready()
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response, status

@@ -603,6 +603,29 @@ def _api_paths() -> dict:
                 },
             )
         },
+        "/api/health/live": {
+            "get": _op(
+                "healthLive",
+                "Is this process up? (liveness; anyone)",
+                "operations",
+                security=PUBLIC,
+                description="No dependency is checked: an outage of the database or LiveKit is readiness, not liveness.",
+                responses={"200": _json(_obj({"status": {"const": "live"}}), "The process answers.", headers=NO_STORE)},
+            )
+        },
+        "/api/health/ready": {
+            "get": _op(
+                "healthReady",
+                "Can this process serve calls? (readiness, for load balancers; anyone)",
+                "operations",
+                security=PUBLIC,
+                description="The database reachable and migrated (checked at most once a second per process) and LiveKit reachable (at most every 10 s per process).",
+                responses={
+                    "200": _json(_obj({"status": {"const": "ready"}}), "Ready.", headers=NO_STORE),
+                    "503": _json(_obj({"status": {"const": "not_ready"}}), "The database or LiveKit is unavailable, or the database needs migrating.", headers=NO_STORE),
+                },
+            )
+        },
         "/api/health/details": {
             "get": _op(
                 "healthDetails",

@@ -82,6 +82,13 @@ class HealthMonitor:
         ok = self.database().ok
         return {"status": "ok" if ok else "degraded"}, (200 if ok else 503)
 
+    def ready(self) -> tuple[dict, int]:
+        """Can this process serve calls: database reachable and migrated, LiveKit reachable.
+        Public like `public()` and as cheap: both answers come from the per-process caches, so
+        a load balancer probing every second costs one LiveKit request per LIVEKIT_CHECK_S."""
+        ok = self.database().ok and self._livekit.get()["status"] == "ok"
+        return {"status": "ready" if ok else "not_ready"}, (200 if ok else 503)
+
     # -- agents only ----------------------------------------------------------------------------
     def details(self) -> dict:
         svc = self.services

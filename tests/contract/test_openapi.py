@@ -260,6 +260,8 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     """Every API route's success, and each error status, through the test client."""
     anon = app_.test_client()
     _expect(anon.get("/api/health"), 200)
+    _expect(anon.get("/api/health/live"), 200)
+    _expect(anon.get("/api/health/ready"), 200)
     doc = anon.get("/api/openapi.json")
     _expect(anon.get("/api/openapi.json", headers={"If-None-Match": doc.headers["ETag"]}), 304)
     _expect(anon.get("/api/me"), 401)
