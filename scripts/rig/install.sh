@@ -6,8 +6,9 @@
 #   3. with --python PY: the rig's Python packages (requirements-live.txt) into that interpreter.
 # Prints the binary paths as KEY=VALUE lines on stdout (progress goes to stderr).
 #
-# usage: scripts/rig/install.sh [--python /path/to/python] [--print-paths]
+# usage: scripts/rig/install.sh [--python /path/to/python] [--print-paths] [--server-only]
 #   --print-paths  only print where the binaries are (or would be); install nothing.
+#   --server-only  only livekit-server (what `make run` needs): no Debian packages, no livekit-sip.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,10 +27,12 @@ apt_packages=(redis-server libopus-dev libopusfile-dev libsoxr-dev pkg-config gc
 
 python=""
 print_only=0
+server_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) python="${2:?--python needs a path}"; shift 2 ;;
     --print-paths) print_only=1; shift ;;
+    --server-only) server_only=1; shift ;;
     *) echo "install.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -135,6 +138,12 @@ install_python() {
 }
 
 mkdir -p "$cache"
+if [ "$server_only" = 1 ]; then
+  build_server
+  "$server_bin" --version >/dev/null 2>&1 || die "$server_bin does not run"
+  print_paths
+  exit 0
+fi
 install_apt_packages
 build_server
 build_sip
