@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event, inspect, make_url, select, text
+from sqlalchemy import Engine, create_engine, delete, event, inspect, make_url, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db_deadline import connect_args, connection_class
@@ -87,6 +87,23 @@ class Database:
     def reading(self) -> Iterator[Session]:
         with self._read() as session, session.begin():
             yield session
+
+    def delete_in_batches(self, model, condition, *, batch: int, order_by=None) -> int:
+        """Delete `model` rows matching `condition`, `batch` at a time, each batch its own short
+        transaction so no pass holds a lock for long. Candidates are read first and the delete
+        re-checks `condition`, so a pass with nothing to delete (nearly every pass) never takes
+        SQLite's write lock, and a row that changed meanwhile is left alone."""
+        key = model.__mapper__.primary_key[0]
+        deleted = 0
+        while True:
+            with self.reading() as s:
+                query = select(key).where(condition).limit(batch)
+                ids = list(s.scalars(query.order_by(order_by) if order_by is not None else query))
+            if not ids:
+                return deleted
+            with self.transaction() as s:
+                gone = s.execute(delete(model).where(key.in_(ids), condition).execution_options(synchronize_session=False))
+                deleted += gone.rowcount
 
     def listener(self):
         """A separate autocommit PostgreSQL connection for LISTEN, with the same bounds."""

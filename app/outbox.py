@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, func, or_, select, text, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -235,14 +235,7 @@ def prune_finished(db: Database, done_days: int, failed_days: int, batch: int = 
         and_(Task.state == DONE, Task.finished_at < now - timedelta(days=done_days)),
         and_(Task.state == FAILED, Task.finished_at < now - timedelta(days=failed_days)),
     )
-    deleted = 0
-    while True:
-        with db.transaction() as s:
-            ids = list(s.scalars(select(Task.id).where(old).limit(batch)))
-            if not ids:
-                return deleted
-            s.execute(delete(Task).where(Task.id.in_(ids)))
-            deleted += len(ids)
+    return db.delete_in_batches(Task, old, batch=batch)
 
 
 def counts(db: Database) -> dict[str, int]:

@@ -36,29 +36,13 @@ def prune_sessions(db: Database, retention_days: int, *, batch: int = SESSION_BA
     use has neither (it expires in the future and is not revoked), so it is never touched."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     spent = or_(AgentSession.expires_at < cutoff, AgentSession.revoked_at < cutoff)
-    deleted = 0
-    while True:
-        with db.reading() as s:
-            ids = list(s.scalars(select(AgentSession.id).where(spent).limit(batch)))
-        if not ids:
-            return deleted
-        with db.transaction() as s:
-            # `spent` again where it counts: in the transaction that deletes.
-            gone = s.execute(delete(AgentSession).where(AgentSession.id.in_(ids), spent).execution_options(synchronize_session=False))
-            deleted += gone.rowcount
+    return db.delete_in_batches(AgentSession, spent, batch=batch)
 
 
 def prune_events(db: Database, retention_days: int, batch: int = 5000) -> int:
     """Delete events older than the retention period (they are also each call's timeline)."""
     cutoff = utcnow() - timedelta(days=retention_days)
-    deleted = 0
-    while True:
-        with db.transaction() as s:
-            ids = list(s.scalars(select(Event.id).where(Event.created_at < cutoff).order_by(Event.id).limit(batch)))
-            if not ids:
-                return deleted
-            s.execute(delete(Event).where(Event.id.in_(ids)))
-            deleted += len(ids)
+    return db.delete_in_batches(Event, Event.created_at < cutoff, batch=batch, order_by=Event.id)
 
 
 def prunable_calls(retention_days: int, now: datetime | None = None):
