@@ -278,6 +278,35 @@ def _load(environ: Mapping[str, str] | None, overrides: Mapping[str, object] | N
 
 APP_ENVS = ("development", "test", "production")
 
+# Numeric settings and the range each must lie in (inclusive), with its unit.
+RANGES: tuple[tuple[str, float, float, str], ...] = (
+    ("LIVEKIT_TOKEN_TTL_S", 60, 24 * 3600, "seconds"),
+    ("TRANSFER_RING_TIMEOUT_S", 5, 600, "seconds"),
+    ("AGENT_ANSWER_TIMEOUT_S", MIN_ANSWER_TIMEOUT_S, 300, "seconds"),
+    ("AGENT_RECONNECT_GRACE_S", 5, 600, "seconds"),
+    ("CUSTOMER_RECONNECT_GRACE_S", 0, 600, "seconds"),
+    ("CUSTOMER_JOIN_TIMEOUT_S", 10, 600, "seconds"),
+    ("HANDOVER_JOIN_TIMEOUT_S", 10, 600, "seconds"),
+    ("DB_CONNECT_TIMEOUT_S", 1, 60, "seconds"),
+    ("DB_TIMEOUT_S", 0.5, 300, "seconds"),
+    ("DB_REQUEST_BUDGET_S", 0.5, 12, "seconds"),
+    ("TWILIO_TIMEOUT_S", 0, 60, "seconds"),
+    ("LIVEKIT_SIP_RINGING_TIMEOUT_S", 5, 86400, "seconds"),
+    ("WORKER_THREADS", 1, 256, ""),
+    ("WORKER_POLL_INTERVAL_S", 0.01, 10, "seconds"),
+    ("WORKER_TASK_LEASE_S", 3, 600, "seconds"),
+    ("HOLD_REMINDER_S", 5, 3600, "seconds"),
+    ("SUMMARY_REDRAFT_S", 1, 3600, "seconds"),
+    ("CALL_RETENTION_DAYS", 1, 3650, "days"),
+    ("SESSION_RETENTION_DAYS", 1, 3650, "days"),
+    ("LOGIN_CONCURRENCY", 1, 64, ""),
+)
+RANGE_NOTES = {
+    "TRANSFER_RING_TIMEOUT_S": " (Twilio's limit)",
+    # Twilio waits 15 s for a webhook's answer: a request's database time must leave room.
+    "DB_REQUEST_BUDGET_S": " (Twilio waits 15 s for a webhook)",
+}
+
 
 def _validate(s: Settings) -> list[str]:
     """Every problem with these settings, as sentences naming the setting."""
@@ -291,28 +320,11 @@ def _validate(s: Settings) -> list[str]:
     check(s.LLM_PROVIDER in {"auto", "offline", "groq", "openai"}, "LLM_PROVIDER must be one of auto, offline, groq, openai")
     if s.APP_ENV == "production":
         problems += _production_problems(s)
-    check(60 <= s.LIVEKIT_TOKEN_TTL_S <= 24 * 3600, "LIVEKIT_TOKEN_TTL_S must be between 60 and 86400 seconds")
-    check(5 <= s.TRANSFER_RING_TIMEOUT_S <= 600, "TRANSFER_RING_TIMEOUT_S must be between 5 and 600 seconds (Twilio's limit)")
-    check(MIN_ANSWER_TIMEOUT_S <= s.AGENT_ANSWER_TIMEOUT_S <= 300, "AGENT_ANSWER_TIMEOUT_S must be between 5 and 300 seconds")
-    check(5 <= s.AGENT_RECONNECT_GRACE_S <= 600, "AGENT_RECONNECT_GRACE_S must be between 5 and 600 seconds")
-    check(0 <= s.CUSTOMER_RECONNECT_GRACE_S <= 600, "CUSTOMER_RECONNECT_GRACE_S must be between 0 and 600 seconds")
-    check(10 <= s.CUSTOMER_JOIN_TIMEOUT_S <= 600, "CUSTOMER_JOIN_TIMEOUT_S must be between 10 and 600 seconds")
-    check(10 <= s.HANDOVER_JOIN_TIMEOUT_S <= 600, "HANDOVER_JOIN_TIMEOUT_S must be between 10 and 600 seconds")
-    check(1 <= s.DB_CONNECT_TIMEOUT_S <= 60, "DB_CONNECT_TIMEOUT_S must be between 1 and 60 seconds")
-    check(0.5 <= s.DB_TIMEOUT_S <= 300, "DB_TIMEOUT_S must be between 0.5 and 300 seconds")
-    # Twilio waits 15 s for a webhook's answer: a request's database time must leave room.
-    check(0.5 <= s.DB_REQUEST_BUDGET_S <= 12, "DB_REQUEST_BUDGET_S must be between 0.5 and 12 seconds (Twilio waits 15 s for a webhook)")
-    check(0 < s.TWILIO_TIMEOUT_S <= 60, "TWILIO_TIMEOUT_S must be between 0 and 60 seconds")
-    check(5 <= s.LIVEKIT_SIP_RINGING_TIMEOUT_S <= 86400, "LIVEKIT_SIP_RINGING_TIMEOUT_S must be between 5 and 86400 seconds")
+    for name, low, high, unit in RANGES:
+        note = RANGE_NOTES.get(name, "")
+        check(low <= getattr(s, name) <= high, f"{name} must be between {low:g} and {high:g}{unit and ' ' + unit}{note}")
+    check(s.TWILIO_TIMEOUT_S > 0, "TWILIO_TIMEOUT_S must be more than 0 seconds")
     check(not (s.TWILIO_SIP_EDGE and s.TWILIO_SIP_EDGE not in SIP_EDGES), f"TWILIO_SIP_EDGE must be one of {', '.join(SIP_EDGES)}")
-    check(1 <= s.WORKER_THREADS <= 256, "WORKER_THREADS must be between 1 and 256")
-    check(0.01 <= s.WORKER_POLL_INTERVAL_S <= 10, "WORKER_POLL_INTERVAL_S must be between 0.01 and 10 seconds")
-    check(3 <= s.WORKER_TASK_LEASE_S <= 600, "WORKER_TASK_LEASE_S must be between 3 and 600 seconds")
-    check(5 <= s.HOLD_REMINDER_S <= 3600, "HOLD_REMINDER_S must be between 5 and 3600 seconds")
-    check(1 <= s.SUMMARY_REDRAFT_S <= 3600, "SUMMARY_REDRAFT_S must be between 1 and 3600 seconds")
-    check(1 <= s.CALL_RETENTION_DAYS <= 3650, "CALL_RETENTION_DAYS must be between 1 and 3650 days")
-    check(1 <= s.SESSION_RETENTION_DAYS <= 3650, "SESSION_RETENTION_DAYS must be between 1 and 3650 days")
-    check(1 <= s.LOGIN_CONCURRENCY <= 64, "LOGIN_CONCURRENCY must be between 1 and 64")
     check(1 <= s.SSE_STREAMS_PER_SESSION <= s.SSE_STREAMS_PER_AGENT <= 100,
           "SSE_STREAMS_PER_SESSION and SSE_STREAMS_PER_AGENT must be 1-100, per session at most per agent")
     check(1 <= s.SSE_THREAD_RESERVE < s.GUNICORN_THREADS,
