@@ -24,34 +24,31 @@ def _monitor() -> HealthMonitor:
     return monitor
 
 
-@bp.get("/health")
-def health():
-    body, status = _monitor().public()
+def _no_store(body: dict, status: int = 200):
+    # Probes and checks must see the state now, never a cached answer.
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response, status
+
+
+@bp.get("/health")
+def health():
+    return _no_store(*_monitor().public())
 
 
 @bp.get("/health/live")
 def health_live():
     # Liveness: the process answers requests. Nothing else is asked, so a database or LiveKit
     # outage never makes an orchestrator restart healthy processes (readiness says that).
-    response = jsonify({"status": "live"})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _no_store({"status": "live"})
 
 
 @bp.get("/health/ready")
 def health_ready():
-    body, status = _monitor().ready()
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "no-store"
-    return response, status
+    return _no_store(*_monitor().ready())
 
 
 @bp.get("/health/details")
 @agent_required
 def health_details():
-    response = jsonify(_monitor().details())
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _no_store(_monitor().details())

@@ -61,7 +61,7 @@ class Arrivals:
             room = call.room_name
         if now < deadline:
             return deadline
-        present = self._present(room, lambda ps: any(p.identity == customer_identity(call_id) for p in ps))
+        present = self._identity_present(room, customer_identity(call_id))
         if present is None:
             return RETRY
         with self.db.transaction() as s:
@@ -95,7 +95,7 @@ class Arrivals:
         if to_phone:
             present = self._present(room, lambda ps: agent_b_leg_in(ps, transfer_id))
         else:
-            present = self._present(room, lambda ps: any(p.identity == agent_identity(to_agent) for p in ps))
+            present = self._identity_present(room, agent_identity(to_agent))
         if present is None:
             return RETRY
         with self.db.transaction() as s:
@@ -129,7 +129,7 @@ class Arrivals:
             room = t.transfer_room
         if now < deadline:
             return deadline
-        present = self._present(room, lambda ps: any(p.identity == agent_identity(agent_id) for p in ps))
+        present = self._identity_present(room, agent_identity(agent_id))
         if present is None:
             return RETRY
         if present:
@@ -143,6 +143,9 @@ class Arrivals:
                          reason_code="agent_b_left", legs=self.legs)
         drain_queue(self.db)
         return None
+
+    def _identity_present(self, room: str, identity: str) -> bool | None:
+        return self._present(room, lambda ps: any(p.identity == identity for p in ps))
 
     def _present(self, room: str, test) -> bool | None:
         try:
