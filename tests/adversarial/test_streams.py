@@ -11,7 +11,7 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from app.events import emit
-from tests.harness.server import GunicornServer, flask_cli
+from tests.harness.server import GunicornServer, app_env, flask_cli
 from tests.support import AgentClient, SSEReader
 
 
@@ -118,14 +118,10 @@ def test_one_login_cannot_starve_webhooks_on_a_small_gunicorn(database_url, live
     three more agents streaming too; /twilio/voice and /api/health must still answer at once."""
     make_app()
     token, sid = "f" * 32, "AC" + "1" * 32
-    env = {
-        "PATH": "/usr/bin:/bin", "APP_ENV": "test", "SECRET_KEY": "e2e-secret-key-long-enough-for-sessions",
-        "DATABASE_URL": database_url, "LIVEKIT_HTTP_URL": livekit_double.url, "LIVEKIT_WS_URL": livekit_double.url.replace("http", "ws"),
-        "LIVEKIT_API_KEY": livekit_double.api_key, "LIVEKIT_API_SECRET": livekit_double.api_secret,
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "EVENT_POLL_INTERVAL_S": "0.05",
-        "TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token, "TWILIO_PHONE_NUMBER": "+14155550100",
-        "SSE_THREAD_RESERVE": "2",
-    }
+    env = app_env(
+        database_url, livekit_double, EVENT_POLL_INTERVAL_S="0.05", SSE_THREAD_RESERVE="2",
+        TWILIO_ACCOUNT_SID=sid, TWILIO_AUTH_TOKEN=token, TWILIO_PHONE_NUMBER="+14155550100",
+    )
     for agent_id in ("ann", "ben", "cat", "dan"):
         flask_cli(env, "agents", "add", agent_id, "--name", agent_id.title(), "--password", f"{agent_id}-password")
     server = GunicornServer(dict(env, PUBLIC_BASE_URL="http://placeholder"), tmp_path / "gunicorn.log", workers=1, threads=4)

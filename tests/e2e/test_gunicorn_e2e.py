@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.harness.server import GunicornServer, WorkerProcess, flask_cli
+from tests.harness.server import GunicornServer, WorkerProcess, app_env, flask_cli
 from tests.support import SSEReader, grants_of
 
 pytestmark = pytest.mark.e2e
@@ -54,19 +54,7 @@ class Browser:
 @pytest.fixture
 def env(database_url, livekit_double, make_app):
     make_app()  # an empty, migrated database for this test (the server migrates again: idempotent)
-    return {
-        "PATH": "/usr/bin:/bin",
-        "APP_ENV": "test",
-        "SECRET_KEY": "e2e-secret-key-long-enough-for-sessions",
-        "DATABASE_URL": database_url,
-        "LIVEKIT_HTTP_URL": livekit_double.url,
-        "LIVEKIT_WS_URL": livekit_double.url.replace("http", "ws"),
-        "LIVEKIT_API_KEY": livekit_double.api_key,
-        "LIVEKIT_API_SECRET": livekit_double.api_secret,
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-        "EVENT_POLL_INTERVAL_S": "0.02",
-        "WORKER_POLL_INTERVAL_S": "0.02",
-    }
+    return app_env(database_url, livekit_double)
 
 
 def _agents(env, server):

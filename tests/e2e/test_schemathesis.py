@@ -35,7 +35,7 @@ import requests
 import schemathesis
 from schemathesis.engine import events
 
-from tests.harness.server import GunicornServer, WorkerProcess, flask_cli
+from tests.harness.server import GunicornServer, WorkerProcess, app_env, flask_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -250,27 +250,18 @@ class Parties:
 @pytest.fixture
 def served(database_url, livekit_double, make_app, tmp_path):
     make_app()  # an empty, migrated database (the server migrates again: idempotent)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "APP_ENV": "test",
-        "SECRET_KEY": "e2e-secret-key-long-enough-for-sessions",
-        "DATABASE_URL": database_url,
-        "LIVEKIT_HTTP_URL": livekit_double.url,
-        "LIVEKIT_WS_URL": livekit_double.url.replace("http", "ws"),
-        "LIVEKIT_API_KEY": livekit_double.api_key,
-        "LIVEKIT_API_SECRET": livekit_double.api_secret,
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-        "EVENT_POLL_INTERVAL_S": "0.02",
-        "WORKER_POLL_INTERVAL_S": "0.02",
+    env = app_env(
+        database_url,
+        livekit_double,
         # Streams the run leaves behind are noticed (and their threads freed) at the next heartbeat.
-        "SSE_HEARTBEAT_S": "0.5",
+        SSE_HEARTBEAT_S="0.5",
         # Rate limits are the contract test's business; here they would only turn cases into 429s.
-        "CREATE_CALL_RATE_LIMIT": "100000/60",
-        "LOGIN_RATE_LIMIT": "100000/60",
-        "LOGIN_AGENT_RATE_LIMIT": "100000/60",
+        CREATE_CALL_RATE_LIMIT="100000/60",
+        LOGIN_RATE_LIMIT="100000/60",
+        LOGIN_AGENT_RATE_LIMIT="100000/60",
         # Nobody joins the run's calls through LiveKit; no agent is set away for that meanwhile.
-        "AGENT_ANSWER_TIMEOUT_S": "300",
-    }
+        AGENT_ANSWER_TIMEOUT_S="300",
+    )
     assert "Schema is up to date" in flask_cli(env, "init-db")
     for agent_id, (name, password) in AGENTS.items():
         flask_cli(env, "agents", "add", agent_id, "--name", name, "--password", password)

@@ -109,3 +109,24 @@ class WorkerProcess(ChildProcess):
 
     def ready(self) -> bool:
         return "Worker " in self.log_tail(400)
+
+
+def app_env(database_url: str, livekit_double, **more: str) -> dict[str, str]:
+    """The environment of an app process (gunicorn, the worker, the CLI) in a test: a fresh
+    environment rather than ours, the given database, the LiveKit double, cheap password hashes
+    and quick polling; `more` adds or overrides settings."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "APP_ENV": "test",
+        "SECRET_KEY": "e2e-secret-key-long-enough-for-sessions",
+        "DATABASE_URL": database_url,
+        "LIVEKIT_HTTP_URL": livekit_double.url,
+        "LIVEKIT_WS_URL": livekit_double.url.replace("http", "ws"),
+        "LIVEKIT_API_KEY": livekit_double.api_key,
+        "LIVEKIT_API_SECRET": livekit_double.api_secret,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "EVENT_POLL_INTERVAL_S": "0.02",
+        "WORKER_POLL_INTERVAL_S": "0.02",
+    }
+    env.update(more)
+    return env
