@@ -303,7 +303,8 @@ RANGES: tuple[tuple[str, float, float, str], ...] = (
 )
 RANGE_NOTES = {
     "TRANSFER_RING_TIMEOUT_S": " (Twilio's limit)",
-    # Twilio waits 15 s for a webhook's answer: a request's database time must leave room.
+    # Twilio waits 15 s in all for a webhook's HTTP answer, TCP connect included (Twilio error
+    # 11205, https://www.twilio.com/docs/api/errors/11205): a request's database time must leave room.
     "DB_REQUEST_BUDGET_S": " (Twilio waits 15 s for a webhook)",
 }
 
