@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   postgresql            # the suite runs against PostgreSQL as well as SQLite
   redis-server          # live rig: livekit-server and livekit-sip share state through Redis
+  haproxy               # the cluster suite: the load balancer in front of two app instances
   libopus-dev libopusfile-dev libsoxr-dev pkg-config gcc   # building livekit-sip (cgo)
   chromium chromium-driver   # browser tests (never downloaded by Playwright)
 )

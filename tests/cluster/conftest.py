@@ -1,0 +1,32 @@
+"""One scaled-out cluster (tests/cluster/stack.py) per module; PostgreSQL only (a database of its
+own is created on the TEST_DATABASE_URL server and dropped afterwards)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.cluster.stack import Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise pytest.UsageError("the cluster suite runs on PostgreSQL: set TEST_DATABASE_URL (make test does)")
+    built = Cluster(url, tmp_path_factory.mktemp("cluster"))
+    try:
+        built.start()
+        yield built
+    finally:
+        built.stop()
+
+
+@pytest.fixture
+def stack(cluster):
+    """The cluster for one test; afterwards (tests/cluster/stack.py `Cluster.reset`) its agents
+    take no more calls, its SDK participants leave, and whatever it killed runs again."""
+    try:
+        yield cluster
+    finally:
+        cluster.reset()
