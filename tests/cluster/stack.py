@@ -314,10 +314,9 @@ class Cluster:
         with self.services.db.reading() as s:
             return list(s.scalars(select(Event.id).where(Event.audience == agent_id, Event.id > after).order_by(Event.id)))
 
-    def running_tasks(self, holder_prefix: str | None = None) -> list[Task]:
+    def running_tasks(self, *, kind: str) -> list[Task]:
         with self.services.db.reading() as s:
-            tasks = list(s.scalars(select(Task).where(Task.state == "running")))
-        return [t for t in tasks if holder_prefix is None or (t.claimed_by or "").startswith(holder_prefix)]
+            return list(s.scalars(select(Task).where(Task.state == "running", Task.kind == kind)))
 
     def worker_holder(self, name: str) -> str:
         """The holder id a worker process claims tasks and leases with (it prints it when ready)."""

@@ -12,7 +12,7 @@ import requests
 
 from app.models import Call, HoldLease, Task, Transfer
 from tests.cluster.stack import TASK_LEASE_S, until, wait_stream_events
-from tests.live.app_env import HOLD_HZ
+from tests.live.app_env import B_PHONE, HOLD_HZ
 from tests.live.audio import assert_hears
 from tests.live.listening import by_identity, listen, remote, sip_role
 from tests.live.steps import A_HZ, B_HZ, CUSTOMER_HZ, WEB_HZ
@@ -174,7 +174,6 @@ def test_the_worker_playing_hold_audio_killed_the_other_takes_over_and_finishes_
     lease = until(lambda: stack.row(HoldLease, call.id), "a hold lease for the call", 5)
     victim = holders[lease.holder]
     survivor = next(name for name in stack.workers if name != victim)
-    running_at_kill = stack.running_tasks(lease.holder)
     stack.workers[victim].kill()
 
     # The lease lapses and the survivor plays the hold audio (its own participant joins).
@@ -197,8 +196,55 @@ def test_the_worker_playing_hold_audio_killed_the_other_takes_over_and_finishes_
     caller.hang_up()
     until(lambda: stack.row(Call, call.id).status == "completed", "the call ended", 10)
     until(lambda: not stack.rooms(call.room_name), "the customer's room deleted by the survivor", 10)
-    # Whatever the victim was running is claimed again once its lease lapses, and finished.
-    until(lambda: not stack.running_tasks(lease.holder), f"no task left running on the dead {victim}", TASK_LEASE_S + 10)
-    with stack.services.db.reading() as s:
-        again = [s.get(Task, t.id) for t in running_at_kill]
-    assert all(t.state in ("done", "pending") and t.claimed_by != lease.holder for t in again), [(t.kind, t.state, t.claimed_by) for t in again]
+
+
+def test_a_worker_killed_while_hanging_up_agent_bs_phone_the_other_worker_finishes_it(stack):
+    gina = stack.agent("gina", "Gina Gray")
+    caller, call, customer, agent_g = answer_phone_call(stack, gina, "+14155550103")
+    r = gina.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
+    assert r.status_code == 201, r.text
+    transfer = r.json()["transfer"]
+    stack.leave(agent_g)
+    agent_g = stack.join("node1", A_HZ, r.json()["token"])
+    b_call = until(lambda: [o for o in stack.sim.outbound if o.to == B_PHONE and not o.ended], "a worker dialling Agent B", 10)[-1]
+    b_call.ring()
+    b_call.press("1").answer("human")
+    stack.sim.deliver()
+    b_leg = stack.legs.current("agent_b")
+    stack.legs.wait_answered(b_leg)
+    assert stack.row(Transfer, transfer["id"]).status == "briefing"
+
+    # Twilio's API stops answering; Gina cancels: a worker takes the hang-up of B's leg and waits.
+    stack.sim.hang()
+    try:
+        assert gina.post("/api/cancel-transfer", {"transfer_id": transfer["id"]}).status_code == 200
+        task = until(lambda: next(iter(stack.running_tasks(kind="twilio.update_leg")), None), "a worker hanging up B's leg", 10)
+        holders = {stack.worker_holder(name): name for name in stack.workers}
+        victim = holders[task.claimed_by]
+        survivor = next(name for name in stack.workers if name != victim)
+        stack.workers[victim].kill()
+        # Its lease lapses; the survivor claims the task and asks Twilio again.
+        # A second attempt can only be the survivor's (it may time out on the silent API and be
+        # rescheduled; whoever finishes it is checked below).
+        until(lambda: stack.row(Task, task.id).attempts >= 2, f"the hang-up claimed again by {survivor}", TASK_LEASE_S + 10)
+    finally:
+        stack.sim.release()
+    # Both requests reach Twilio: the dead worker's ends the call, the survivor's finds it ended
+    # (21220, which update_leg takes as done for a hang-up).
+    until(lambda: stack.row(Task, task.id).state == "done", "the hang-up done", 15)
+    assert holders[stack.row(Task, task.id).claimed_by] == survivor
+    stack.legs.wait_ended(b_leg, 15)
+    assert b_call.ended
+    until(lambda: not stack.rooms(transfer["transfer_room"]), "the transfer room deleted by the survivor", 10)
+
+    r = gina.post("/api/token", {"session_id": call.id})
+    stack.leave(agent_g)
+    agent_g = stack.join("node1", A_HZ, r.json()["token"])
+    caller_id = remote(stack, agent_g, sip_role("customer"), "the caller, for Gina again")
+    heard = listen(stack, TONES, {"gina": (agent_g, caller_id)}, {"customer": customer})
+    assert_hears(heard["gina"], CUSTOMER_HZ, others(CUSTOMER_HZ), "Gina hearing the caller after cancelling")
+    assert_hears(heard["customer"], A_HZ, others(A_HZ), "the caller hearing Gina after cancelling")
+    caller.hang_up()
+    until(lambda: stack.row(Call, call.id).status == "completed", "the call ended", 10)
+    until(lambda: not stack.rooms(call.room_name), "the customer's room deleted", 10)
+
