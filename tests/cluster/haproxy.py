@@ -13,6 +13,8 @@ Settings, from the HAProxy 2.6 configuration manual (docs.haproxy.org/2.6/config
 - `retries 3` with `retry-on conn-failure` (the default set) and `option redispatch`: a
   connection refused by a dead instance is retried on the other one; "conn-failure" covers only
   failures to establish the connection, so a request that reached an instance is not replayed.
+- `option forwardfor`: the client's address in X-Forwarded-For (the app trusts one hop,
+  TRUST_PROXY=1, for its per-address limits).
 - `http-response set-header X-WT-Backend %[srv_name]`: which instance answered (the test pins
   each agent's stream to an instance with it).
 """
@@ -50,6 +52,7 @@ def config_text(port: int, stats_port: int, servers: dict[str, int], *, sse_time
         f"    timeout tunnel {sse_timeout}",
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
+        "    option forwardfor",
         "    option redispatch",
         "    retries 3",
         "    retry-on conn-failure",

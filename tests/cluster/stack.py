@@ -173,6 +173,7 @@ class Cluster:
             "SECRET_KEY": SECRET_KEY,
             "DATABASE_URL": self.db_url,
             "PUBLIC_BASE_URL": self.haproxy.url,  # Twilio signs, and calls back, the URL we hand it
+            "TRUST_PROXY": "1",  # HAProxy is the one hop in front (option forwardfor)
             "LIVEKIT_HTTP_URL": node.http_url,
             "LIVEKIT_WS_URL": node.ws_url,
             "LIVEKIT_API_KEY": API_KEY,
@@ -318,12 +319,9 @@ class Cluster:
         with self.services.db.reading() as s:
             return list(s.scalars(select(Task).where(Task.state == "running", Task.kind == kind)))
 
-    def worker_holder(self, name: str) -> str:
-        """The holder id a worker process claims tasks and leases with (it prints it when ready)."""
-        for line in self.workers[name].log_path.read_text(errors="replace").splitlines()[::-1]:
-            if line.startswith("Worker ") and line.endswith(" ready"):
-                return line.split()[1]
-        raise AssertionError(f"{name} never said its holder id")
+    def holders(self) -> dict[str, str]:
+        """Each running worker's holder id (what `claimed_by` and hold leases name) -> its name."""
+        return {worker.holder(): name for name, worker in self.workers.items()}
 
 
 def wait_stream_events(stream: Stream, types: list[str], timeout: float = 10.0) -> list[dict]:

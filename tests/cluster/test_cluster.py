@@ -170,7 +170,7 @@ def test_the_worker_playing_hold_audio_killed_the_other_takes_over_and_finishes_
     transfer, agent_e, agent_f = consult(stack, erin, frank, call.id, agent_e)
     assert_hears(listen(stack, TONES, {}, {"customer": customer})["customer"], HOLD_HZ, others(HOLD_HZ), "the caller on hold")
 
-    holders = {stack.worker_holder(name): name for name in stack.workers}
+    holders = stack.holders()
     lease = until(lambda: stack.row(HoldLease, call.id), "a hold lease for the call", 5)
     victim = holders[lease.holder]
     survivor = next(name for name in stack.workers if name != victim)
@@ -219,7 +219,7 @@ def test_a_worker_killed_while_hanging_up_agent_bs_phone_the_other_worker_finish
     try:
         assert gina.post("/api/cancel-transfer", {"transfer_id": transfer["id"]}).status_code == 200
         task = until(lambda: next(iter(stack.running_tasks(kind="twilio.update_leg")), None), "a worker hanging up B's leg", 10)
-        holders = {stack.worker_holder(name): name for name in stack.workers}
+        holders = stack.holders()
         victim = holders[task.claimed_by]
         survivor = next(name for name in stack.workers if name != victim)
         stack.workers[victim].kill()

@@ -270,7 +270,7 @@ class FaultWorker(ChildProcess):
         super().__init__([sys.executable, "-m", "tests.fault.worker_main", twilio_base], env, log_path)
 
     def ready(self) -> bool:
-        return "Worker " in self.log_tail(400)
+        return "Worker " in self.output()
 
 
 class LogMark:

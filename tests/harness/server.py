@@ -36,12 +36,14 @@ class ChildProcess:
     def __init__(self, args: list[str], env: dict, log_path: Path):
         self.args, self.env, self.log_path = args, env, log_path
         self.proc: subprocess.Popen | None = None
+        self.log_start = 0  # where this start's output begins in the (appended) log
 
     def ready(self) -> bool:
         raise NotImplementedError
 
     def start(self, timeout: float = 30.0):
         # The child keeps its own copy of the descriptor; ours is closed once it has started.
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -67,6 +69,15 @@ class ChildProcess:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def output(self) -> str:
+        """What this process (its latest start, not an earlier one's) has written so far."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_start)
+                return f.read().decode(errors="replace")
+        except OSError as err:
+            return f"(no log: {err})"
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -108,7 +119,7 @@ class WorkerProcess(ChildProcess):
         super().__init__([str(BIN / "flask"), "--app", "app", "worker"] + ([] if hold_audio else ["--no-hold-audio"]), dict(env), log_path)
 
     def ready(self) -> bool:
-        return "Worker " in self.log_tail(400)
+        return "Worker " in self.output()
 
 
 def app_env(database_url: str, livekit_double, **more: str) -> dict[str, str]:

@@ -53,7 +53,14 @@ class WorkerProcess(ChildProcess):
         super().__init__([sys.executable, "-m", "tests.live.worker_process", str(config_path), twilio_base], env, workdir / f"{name}.log")
 
     def ready(self) -> bool:
-        return " ready" in self.log_tail(400)
+        return self.holder() is not None
+
+    def holder(self) -> str | None:
+        """The holder id this process claims tasks and leases with (its `main` prints it)."""
+        for line in self.output().splitlines():
+            if line.startswith("Worker ") and line.endswith(" ready"):
+                return line.split()[1]
+        return None
 
 
 if __name__ == "__main__":
