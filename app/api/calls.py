@@ -7,7 +7,9 @@ from app.api import bp
 from app.api.guards import agent_required, client_address, current_caller, customer_required
 from app.api.validation import ID, Field, parse_json
 from app.current import services
+from app.errors import ValidationFailed
 from app.serializers import call_dict, entry_dict
+from app.services.call_list import LIST_LIMIT, PAGE_MAX, STATUS_FILTERS, Page
 from app.services.summaries import CONTEXT_TEXT_MAX
 
 
@@ -78,7 +80,27 @@ def end_call():
 @bp.get("/calls")
 @agent_required
 def list_calls():
-    return jsonify(services().calls.list_calls(g.agent.agent_id))
+    return jsonify(services().calls.list_calls(g.agent.agent_id, _calls_page(request.args)))
+
+
+def _calls_page(args) -> Page:
+    """`?mine=1&status=&limit=&before=`: which page of the agent's calls. An agent only ever sees
+    calls they took part in, so `mine` can only be 1 (accepted so that links say what they mean)."""
+    unknown = sorted(set(args) - {"mine", "status", "limit", "before"})
+    if unknown:
+        raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")
+    if args.get("mine", "1") != "1":
+        raise ValidationFailed("mine must be 1: an agent's list holds only the calls they took part in.")
+    status = args.get("status") or None
+    if status is not None and status not in STATUS_FILTERS:
+        raise ValidationFailed(f"status must be one of: {', '.join(sorted(STATUS_FILTERS))}.")
+    raw_limit = args.get("limit") or str(LIST_LIMIT)
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= PAGE_MAX:
+        raise ValidationFailed(f"limit must be an integer from 1 to {PAGE_MAX}.")
+    before = args.get("before") or None
+    if before is not None and len(before) > ID.max_len:
+        raise ValidationFailed("before must be a call id (the previous page's next_before).")
+    return Page(status=status, limit=int(raw_limit), before=before)
 
 
 @bp.get("/calls/<session_id>")

@@ -32,6 +32,7 @@ from app.api import bp
 from app.api.guards import CSRF_HEADER, CUSTOMER_KEY_HEADER
 from app.api.validation import ID
 from app.events import EVENT_TYPES
+from app.services.call_list import LIST_LIMIT, PAGE_MAX, STATUS_FILTERS
 from app.services.calls import CUSTOMER_NAME_MAX
 from app.services.summaries import CONTEXT_TEXT_MAX
 from app.summaries.base import TEXT_MAX_CHARS, StructuredSummary
@@ -216,6 +217,10 @@ def _op(
 def _path_param(name: str, description: str) -> dict:
     # Flask's default converter: one non-empty path segment.
     return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string", "minLength": 1, "pattern": NO_NUL}}
+
+
+def _query_param(name: str, description: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
 SESSION_ID_PARAM = _path_param("session_id", "The call's id (`session_id` from create-call, or from the agent's events).")
@@ -434,11 +439,23 @@ def _api_paths() -> dict:
         "/api/calls": {
             "get": _op(
                 "listCalls",
-                "The agent's calls (newest 50) and the queue length",
+                "A page of the agent's calls, newest first, and the queue length",
                 "calls",
                 security=AGENT,
-                responses={"200": _json(_obj({"calls": {"type": "array", "items": _ref("Call")}, "queued": {"type": "integer", "minimum": 0}}), "Calls the agent handles, is in, or transferred.")},
-                errors=AGENT_READ,
+                description="Only calls the agent took part in (handled, is in, transferred, or was briefed on). "
+                            "Pages by key: pass the answer's `next_before` as `before` for the next page; it is null on the last. "
+                            "Unknown query parameters are refused (422).",
+                parameters=[
+                    _query_param("mine", "Only the agent's own calls: the only value is 1 (an agent sees nothing else).", {"type": "string", "enum": ["1"]}),
+                    _query_param("status", "A call status, or `ended` for any final one (completed, abandoned, failed).",
+                                 {"type": "string", "enum": sorted(STATUS_FILTERS)}),
+                    _query_param("limit", f"Calls per page, 1 to {PAGE_MAX} (default {LIST_LIMIT}).", {"type": "string", "pattern": "^[0-9]{1,3}$"}),
+                    _query_param("before", "The previous page's `next_before`.", {"type": "string", "maxLength": 64}),
+                ],
+                responses={"200": _json(_obj({"calls": {"type": "array", "items": _ref("Call")}, "queued": {"type": "integer", "minimum": 0},
+                                              "next_before": {"type": ["string", "null"]}}),
+                                        "Calls the agent handles, is in, or transferred, newest first.")},
+                errors=(*AGENT_READ, 422),
             )
         },
         "/api/calls/{session_id}": {

@@ -8,14 +8,31 @@ accepted never had the caller, and does not get their name and number afterwards
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import and_, func, or_, select
 
 from app import states
 from app.db import Database
+from app.errors import ValidationFailed
 from app.models import Agent, Call, Transfer
 from app.serializers import call_dict
 
 LIST_LIMIT = 50
+PAGE_MAX = 100
+# `status=ended`: any final status (completed, abandoned, failed), the "Recent calls" panel's list.
+ENDED = "ended"
+STATUS_FILTERS = frozenset({ENDED, *(str(s) for s in states.CallStatus)})
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of an agent's calls, newest first: `status` (a call status or "ended"), at most
+    `limit` calls, those older than the call `before` (the previous page's `next_before`)."""
+
+    status: str | None = None
+    limit: int = LIST_LIMIT
+    before: str | None = None
 
 
 def took_part(agent_id: str):
@@ -29,8 +46,25 @@ def took_part(agent_id: str):
     return or_(Call.agent_id == agent_id, Call.id == slot, Call.id.in_(via_transfer))
 
 
-def list_calls(db: Database, agent_id: str) -> dict:
+def list_calls(db: Database, agent_id: str, page: Page) -> dict:
+    """A page of the calls `agent_id` took part in, newest first, with the queue's length.
+
+    Paging is by key (created_at, id), not by offset: calls that start while an agent reads their
+    history do not shift the next page. `before` is a call id the agent may see (the last one of
+    the previous page); any other id is refused rather than silently read as "from the start".
+    """
+    query = select(Call).where(took_part(agent_id))
+    if page.status == ENDED:
+        query = query.where(Call.status.in_(sorted(states.CALL_TERMINAL)))
+    elif page.status is not None:
+        query = query.where(Call.status == page.status)
     with db.reading() as s:
-        calls = s.scalars(select(Call).where(took_part(agent_id)).order_by(Call.created_at.desc()).limit(LIST_LIMIT))
+        if page.before is not None:
+            anchor = s.scalar(select(Call).where(Call.id == page.before, took_part(agent_id)))
+            if anchor is None:
+                raise ValidationFailed("before must be the id of a call from your previous page (next_before).")
+            query = query.where(or_(Call.created_at < anchor.created_at, and_(Call.created_at == anchor.created_at, Call.id < anchor.id)))
+        calls = list(s.scalars(query.order_by(Call.created_at.desc(), Call.id.desc()).limit(page.limit)))
         queued = s.scalar(select(func.count()).select_from(Call).where(Call.status == "queued")) or 0
-        return {"calls": [call_dict(c) for c in calls], "queued": queued}
+        full = len(calls) == page.limit
+        return {"calls": [call_dict(c) for c in calls], "queued": queued, "next_before": calls[-1].id if full else None}

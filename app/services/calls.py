@@ -195,9 +195,9 @@ class CallService:
                 timeline=timeline(s, call.id),
             )
 
-    def list_calls(self, agent_id: str) -> dict:
+    def list_calls(self, agent_id: str, page: call_list.Page | None = None) -> dict:
         # Only calls the agent took part in (app.services.call_list says which, and why).
-        return call_list.list_calls(self.db, agent_id)
+        return call_list.list_calls(self.db, agent_id, page or call_list.Page())
 
     def summary(self, agent_id: str, call_id: str) -> dict:
         """The call's current summary and its history, for an agent who may view the call."""
