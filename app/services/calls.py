@@ -173,9 +173,12 @@ class CallService:
     def can_view(s, agent_id: str, call: Call) -> bool:
         """Only while part of it: the owner, an agent in the call, or a party of its open transfer.
         An Agent B who declined, or an Agent A who handed over, does not keep reading what the
-        customer says next."""
+        customer says next. Once the call has ended nothing more is said, and every agent who
+        took part in it (app.services.call_list) may read its record: their call history."""
         if call.agent_id == agent_id:
             return True
+        if states.is_terminal("call", call.status):
+            return s.scalar(select(Call.id).where(Call.id == call.id, call_list.took_part(agent_id))) is not None
         if s.scalar(select(Agent.active_call_id).where(Agent.id == agent_id)) == call.id:
             return True
         transfer = open_transfer(s, call.id)

@@ -78,7 +78,17 @@ def test_history_shows_only_calls_the_agent_took_part_in(client, make_agent):
     transfer_id = r.json["transfer"]["id"]
     assert b.post("/api/accept-transfer", {"transfer_id": transfer_id}).status_code == 200
     assert a.post("/api/complete-transfer", {"transfer_id": transfer_id}).status_code == 200
+    # While Bob talks to the customer, Alice (who handed over) reads nothing more of the call...
+    assert a.get(f"/api/calls/{sid}").status_code == 403
     finish(b, transferred)
+    # ...once it has ended, both read its whole record: their history.
+    for agent in (a, b):
+        detail = agent.get(f"/api/calls/{sid}")
+        assert detail.status_code == 200, detail.get_data(as_text=True)
+        assert [t["status"] for t in detail.json["call"]["transfers"]] == ["completed"]
+        assert agent.get(f"/api/calls/{sid}/summary").status_code == 200
+    r = a.client.put(f"/api/calls/{sid}/summary", json={"text": "rewritten afterwards"}, headers={"X-CSRF-Token": a.csrf})
+    assert r.status_code == 403  # reading the record is not editing it
     own = start_call(client, c, "Carol's own")
     finish(c, own)
 

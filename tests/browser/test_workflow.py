@@ -144,6 +144,27 @@ def test_original_workflow_with_real_audio(session):
     expect(b.page.locator("#idle-view")).to_be_visible()
     session.shot(customer, "ended")
 
+    # -- Phase 7: the finished call in "Recent calls", for both agents -------------------------------
+    recent = b.page.locator("#history-list li", has_text="Jane Doe · Web · ended by the agent")
+    expect(recent).to_be_visible()  # Bob's list read again when the call left his screen
+    recent.get_by_role("button", name="Open the call with Jane Doe").click()
+    detail = b.page.locator("#history-detail")
+    expect(detail.locator("#history-detail-heading")).to_be_focused()
+    expect(detail.locator("#history-transfers li")).to_have_text("Alice → Bob: Completed.")
+    expect(detail.locator("#history-context li", has_text="Refund of $40 issued")).to_be_visible()
+    expect(detail.locator("#history-context li", has_text=note)).to_be_visible()
+    expect(detail.locator("#history-summaries li").first).to_be_visible()
+    expect(detail.locator("#history-timeline li", has_text="Transfer completed: Bob has the customer")).to_be_visible()
+    expect(detail.locator("#history-timeline li").last).to_contain_text("Call ended (ended by the agent)")
+    session.check_a11y(b, "recent-call-opened")
+    session.shot(b, "recent-call-opened")
+    # Alice handed the call over before it ended: she reads it once she asks for her list again.
+    a.page.locator("#history-panel").get_by_role("button", name="Refresh").click()
+    a.page.locator("#history-list li", has_text="Jane Doe").get_by_role("button", name="Open the call with Jane Doe").click()
+    expect(a.page.locator("#history-transfers li")).to_have_text("Alice → Bob: Completed.")
+    b.page.get_by_role("button", name="Close call record").click()
+    expect(detail).to_be_hidden()
+
     state = server.only_call()
     assert state["status"] == "completed"
     assert state["agent_id"] == "bob"

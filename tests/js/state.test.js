@@ -26,7 +26,7 @@ describe('session actions', () => {
     assert.equal(state.me.name, 'Alice');
     assert.equal(state.csrf, 'csrf-alice');
     assert.equal(state.incoming, ringing);
-    assert.deepEqual(kinds(effects), ['render']);
+    assert.deepEqual(kinds(effects), ['render', 'refreshHistory']);
   });
 
   it('signing out forgets the agent, the call and the incoming transfer, and renders nothing yet', () => {
@@ -76,7 +76,12 @@ describe('snapshot (the server state)', () => {
     assert.deepEqual(kinds(same.effects), ['render']);
     const other = run(signedIn(), snapshot(call()), { type: 'contextAdded', entry: { id: 9 } }, snapshot(call({ session_id: 'c2' })));
     assert.deepEqual([...other.state.entries.keys()], []);
-    assert.deepEqual(kinds(other.effects), ['callChanged', 'render']);
+    assert.deepEqual(kinds(other.effects), ['callChanged', 'render', 'refreshHistory']);
+  });
+
+  it('asks "Recent calls" to read again when a call leaves the screen, not when one arrives', () => {
+    assert.deepEqual(kinds(run(signedIn(), snapshot(call())).effects), ['callChanged', 'render']);
+    assert.deepEqual(kinds(run(signedIn(), snapshot(call()), snapshot(null)).effects), ['callChanged', 'render', 'refreshHistory']);
   });
 
   it('no call: idle, no room', () => {
@@ -315,8 +320,8 @@ describe('Store', () => {
     store.subscribe((state, effects) => heard.push([state.me?.id, kinds(effects)]));
     const effects = store.dispatch(signedIn());
     assert.equal(store.state.me.id, 'alice');
-    assert.deepEqual(kinds(effects), ['render']);
-    assert.deepEqual(heard, [['alice', ['render']]]);
+    assert.deepEqual(kinds(effects), ['render', 'refreshHistory']);
+    assert.deepEqual(heard, [['alice', ['render', 'refreshHistory']]]);
     assert.deepEqual(texts(store.dispatch(event('agent_left', { agent_id: 'bob' }))), ['bob left the call.']);
   });
 });

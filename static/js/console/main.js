@@ -11,11 +11,12 @@ import { CallAudio, LevelMeter } from '../lib/audio.js';
 import { chime } from '../lib/chime.js';
 import { byId } from '../lib/dom.js';
 import { Actions } from './actions.js';
+import { CallHistory } from './history.js';
 import { Notifier } from './notify.js';
 import { RoomLink } from './room.js';
 import { Screen } from './screen.js';
 import { Session } from './session.js';
-import { Store } from './state.js';
+import { nameOf, Store } from './state.js';
 import { Sync } from './sync.js';
 
 const store = new Store();
@@ -37,6 +38,7 @@ const sync = new Sync({
 });
 const session = new Session({ api, store, sync, room, notify, screen, loadAgents: () => actions.guard(() => sync.loadAgents()) });
 const actions = new Actions({ api, store, sync, room, session, notify });
+const history = new CallHistory({ api, byId, nameOf: (id) => nameOf(store.state, id) });
 
 /** What a state change asks of the page, in order. */
 const EFFECTS = {
@@ -49,6 +51,7 @@ const EFFECTS = {
   renderContext: (e, state) => screen.renderContext(state),
   renderAgents: (e, state) => screen.renderAgents(state),
   reconcile: () => { sync.reconcile(); },
+  refreshHistory: () => { history.refresh(); },
 };
 store.subscribe((state, effects) => {
   for (const effect of effects) EFFECTS[effect.kind](effect, state);

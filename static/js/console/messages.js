@@ -68,6 +68,11 @@ export function callEndedAlert(customer, { detail, reason }) {
   return `The call with ${customer} ended (${detail ?? ENDED_REASON[reason] ?? reason}).`;
 }
 
+/** Why a finished call ended, for its line in "Recent calls". */
+export function endedReasonText(reason) {
+  return reason ? (ENDED_REASON[reason] ?? reason.replaceAll('_', ' ')) : 'ended';
+}
+
 /** What became of the call once the server heard our microphone failed (/api/microphone-failed
  * answers the outcome, and the call's status after it). */
 export function afterMicrophoneFailed(res) {

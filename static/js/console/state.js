@@ -34,6 +34,8 @@ export const fx = {
   renderContext: { kind: 'renderContext' },
   renderAgents: { kind: 'renderAgents' },
   reconcile: { kind: 'reconcile' },
+  /** "Recent calls" reads its first page again (signed in, or a call left this screen). */
+  refreshHistory: { kind: 'refreshHistory' },
 };
 
 /** How the console names an agent: "you", their display name, or their id. */
@@ -69,7 +71,7 @@ function withMe(state, me) {
 
 const ACTIONS = {
   /** An /api/me answer at sign-in: a ringing transfer shows at once. */
-  signedIn: (s, { me }) => [{ ...withMe(s, me), incoming: me.pending_transfers[0] ?? null }, [fx.render]],
+  signedIn: (s, { me }) => [{ ...withMe(s, me), incoming: me.pending_transfers[0] ?? null }, [fx.render, fx.refreshHistory]],
   /** An /api/me answer read while reconciling (who we are, a fresh CSRF token). */
   me: (s, { me }) => [withMe(s, me), []],
   csrf: (s, { csrf }) => [{ ...s, csrf }, []],
@@ -79,7 +81,8 @@ const ACTIONS = {
     const entries = changed ? new Map() : new Map(s.entries);
     for (const e of call?.context ?? []) entries.set(e.id, e);
     const next = { ...s, call, entries, incoming, customerAway: customerAwayFrom(call), view: derivePhase(call, s.me.id) };
-    return [next, changed ? [fx.callChanged, fx.render] : [fx.render]];
+    // A call that left this screen (ended, or handed over) may now be in "Recent calls".
+    return [next, changed ? [fx.callChanged, fx.render, ...(s.call ? [fx.refreshHistory] : [])] : [fx.render]];
   },
   // Rendered by the session once the room is left (see session.js).
   signedOut: (s) => [{ ...s, me: null, csrf: null, call: null, incoming: null, customerAway: null, view: derivePhase(null, null) }, []],

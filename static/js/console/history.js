@@ -1,0 +1,163 @@
+// "Recent calls": the agent's finished calls (GET /api/calls?mine=1&status=ended), a page at a
+// time with the server's next_before, and one call's record opened from the list: its transfers
+// with their outcomes, context, summary versions and timeline (GET /api/calls/<id> and
+// /api/calls/<id>/summary). The server decides which calls an agent may read: those they took
+// part in. Phone calls are not recorded yet, so there is no recording to play here.
+
+import { fill, h, show, timeOfDay } from '../lib/dom.js';
+import { TRANSFER_STATUS_LABEL } from '../lib/protocol.js';
+import { endedReasonText, outcomeWord } from './messages.js';
+import { renderEntries } from './render.js';
+
+export const PAGE_SIZE = 10;
+
+const CHANNEL = { web: 'Web', phone: 'Phone' };
+
+/** "12 Mar, 14:03" for a list line (today's calls by time alone). */
+export function when(iso, now = new Date()) {
+  const d = new Date(iso);
+  if (!iso || Number.isNaN(d.getTime())) return '';
+  const sameDay = d.toDateString() === now.toDateString();
+  return sameDay ? timeOfDay(iso) : `${d.toLocaleDateString([], { day: 'numeric', month: 'short' })}, ${timeOfDay(iso)}`;
+}
+
+/** One line of the list: customer, channel, and how the call ended. */
+export function callLine(call) {
+  const channel = CHANNEL[call.channel] ?? call.channel;
+  return `${call.customer_name} · ${channel} · ${endedReasonText(call.end_reason)}`;
+}
+
+/** A transfer of the opened call, with its outcome. */
+export function transferLine(t, nameOf) {
+  const target = t.to_agent_id ? nameOf(t.to_agent_id) : t.to_phone;
+  const label = TRANSFER_STATUS_LABEL[t.status] ?? t.status;
+  const reason = t.reason ? ` ${t.reason}` : '';
+  return `${nameOf(t.from_agent_id)} → ${target}: ${label}.${reason}`;
+}
+
+/** One timeline event in words. */
+export function timelineText(e, nameOf) {
+  const p = e.payload ?? {};
+  switch (e.type) {
+    case 'call_assigned': return `Call from ${p.customer_name ?? 'the customer'} assigned`;
+    case 'call_queued': return 'Waiting in the queue';
+    case 'call_active': return `${nameOf(p.agent_id)} joined`;
+    case 'call_missed': return `Missed: ${p.reason ?? ''}`.trim();
+    case 'agent_left': return `${nameOf(p.agent_id)} left`;
+    case 'context_added': return 'Context added';
+    case 'summary_ready': return 'Summary prepared';
+    case 'transfer_requested': return `Transfer requested by ${nameOf(p.from_agent_id)}`;
+    case 'transfer_ringing': return 'Transfer ringing';
+    case 'transfer_accepted': return 'Transfer accepted';
+    case 'transfer_completed': return `Transfer completed: ${p.to_agent_id ? nameOf(p.to_agent_id) : p.to_phone} has the customer`;
+    case 'transfer_bridged': return 'Agent B reached the customer';
+    case 'transfer_declined':
+    case 'transfer_cancelled':
+    case 'transfer_failed': return `Transfer ${outcomeWord(p.outcome)}${p.reason ? `: ${p.reason}` : ''}`;
+    case 'customer_presence': return p.present ? 'Customer reconnected' : 'Customer connection dropped';
+    case 'call_ended': return `Call ended (${endedReasonText(p.reason)})`;
+    default: return e.type.replaceAll('_', ' ');
+  }
+}
+
+export class CallHistory {
+  /**
+   * @param {object} deps
+   * @param {import('../lib/api.js').Api} deps.api
+   * @param {(id: string) => string} deps.nameOf  an agent's display name
+   * @param {(id: string) => HTMLElement} deps.byId
+   */
+  constructor({ api, nameOf, byId }) {
+    this.api = api;
+    this.nameOf = nameOf;
+    this.el = {
+      list: byId('history-list'), more: byId('history-more'), message: byId('history-message'),
+      detail: byId('history-detail'), heading: byId('history-detail-heading'), facts: byId('history-facts'),
+      transfers: byId('history-transfers'), context: byId('history-context'), summaries: byId('history-summaries'),
+      timeline: byId('history-timeline'), close: byId('history-close'), refresh: byId('history-refresh'),
+    };
+    this.calls = [];
+    this.before = null;
+    this.loading = null;
+    this.el.more.addEventListener('click', () => this.load());
+    this.el.refresh.addEventListener('click', () => this.refresh());
+    this.el.close.addEventListener('click', () => this.close());
+  }
+
+  /** From the newest again (after sign-in, and when one of our calls ends). */
+  refresh() {
+    this.calls = [];
+    this.before = null;
+    return this.load();
+  }
+
+  /** The next page; one load at a time (a second click waits for the first). */
+  load() {
+    this.loading ??= this._load().finally(() => { this.loading = null; });
+    return this.loading;
+  }
+
+  async _load() {
+    const query = new URLSearchParams({ mine: '1', status: 'ended', limit: String(PAGE_SIZE) });
+    if (this.before) query.set('before', this.before);
+    try {
+      const page = await this.api.get(`/api/calls?${query}`);
+      this.calls.push(...page.calls);
+      this.before = page.next_before;
+      this.el.message.textContent = '';
+    } catch (err) {
+      this.el.message.textContent = `Recent calls could not be loaded: ${err.message}`;
+    }
+    this.renderList();
+  }
+
+  renderList() {
+    const items = this.calls.map((c) => h('li', { dataset: { sessionId: c.session_id } },
+      h('p', { class: 'entry-meta' }, h('time', { datetime: c.ended_at ?? c.created_at }, when(c.ended_at ?? c.created_at))),
+      h('p', { class: 'entry-text' }, callLine(c), ' ',
+        h('button', { type: 'button', class: 'button button-secondary', onclick: () => this.open(c.session_id),
+          'aria-label': `Open the call with ${c.customer_name}` }, 'Open'))));
+    if (!items.length) items.push(h('li', { class: 'muted' }, 'No finished calls yet.'));
+    fill(this.el.list, items);
+    show(this.el.more, Boolean(this.before));
+  }
+
+  async open(sessionId) {
+    let call;
+    let versions;
+    try {
+      [{ call }, { history: versions }] = await Promise.all([
+        this.api.get(`/api/calls/${encodeURIComponent(sessionId)}`),
+        this.api.get(`/api/calls/${encodeURIComponent(sessionId)}/summary`),
+      ]);
+    } catch (err) {
+      this.el.message.textContent = `That call could not be opened: ${err.message}`;
+      return;
+    }
+    const nameOf = this.nameOf;
+    this.el.heading.textContent = `Call with ${call.customer_name}`;
+    this.el.detail.dataset.sessionId = call.session_id;
+    fill(this.el.facts,
+      h('div', {}, h('dt', {}, 'Channel'), h('dd', {}, CHANNEL[call.channel] ?? call.channel)),
+      h('div', {}, h('dt', {}, 'Started'), h('dd', {}, when(call.created_at))),
+      h('div', {}, h('dt', {}, 'Ended'), h('dd', {}, `${when(call.ended_at)} (${endedReasonText(call.end_reason)})`)),
+      h('div', {}, h('dt', {}, 'Last agent'), h('dd', {}, call.agent_id ? nameOf(call.agent_id) : '—')));
+    const transfers = call.transfers.map((t) => h('li', { dataset: { status: t.status } }, transferLine(t, nameOf)));
+    fill(this.el.transfers, transfers.length ? transfers : h('li', { class: 'muted' }, 'No transfers.'));
+    renderEntries(this.el.context, call.context, nameOf);
+    const summaries = versions.map((v) => h('li', {},
+      h('p', { class: 'entry-meta' }, h('time', { datetime: v.created_at ?? '' }, timeOfDay(v.created_at)), ' · ',
+        v.edited_by ? `edited by ${nameOf(v.edited_by)}` : `${v.kind} · ${v.provider}`),
+      h('p', { class: 'entry-text' }, v.text)));
+    fill(this.el.summaries, summaries.length ? summaries : h('li', { class: 'muted' }, 'No summary was made.'));
+    fill(this.el.timeline, call.timeline.map((e) => h('li', { dataset: { type: e.type } },
+      h('time', { datetime: e.created_at }, timeOfDay(e.created_at)), ' ', timelineText(e, nameOf))));
+    show(this.el.detail);
+    this.el.heading.focus();
+  }
+
+  close() {
+    show(this.el.detail, false);
+    delete this.el.detail.dataset.sessionId;
+  }
+}

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { EVENT_TYPES } from '../../static/js/lib/protocol.js';
+import { callLine, timelineText, transferLine, when } from '../../static/js/console/history.js';
+
+const names = { alice: 'Alice', bob: 'Bob' };
+const nameOf = (id) => names[id] ?? id;
+
+describe('Recent calls wording', () => {
+  it('a list line says who, how and why the call ended', () => {
+    assert.equal(callLine({ customer_name: 'Jane', channel: 'phone', end_reason: 'customer_hung_up' }), 'Jane · Phone · the customer hung up');
+    assert.equal(callLine({ customer_name: 'Wendy', channel: 'web', end_reason: 'some_new_reason' }), 'Wendy · Web · some new reason');
+    assert.equal(callLine({ customer_name: 'Wendy', channel: 'web', end_reason: null }), 'Wendy · Web · ended');
+  });
+
+  it('a transfer line names both agents (or the number) and the outcome with its reason', () => {
+    assert.equal(transferLine({ from_agent_id: 'alice', to_agent_id: 'bob', status: 'completed' }, nameOf), 'Alice → Bob: Completed.');
+    assert.equal(transferLine({ from_agent_id: 'alice', to_agent_id: null, to_phone: '+14155550100', status: 'declined', reason: 'Busy with a customer.' }, nameOf),
+      'Alice → +14155550100: Declined. Busy with a customer.');
+  });
+
+  it('every event type the server sends reads as words, never as an empty line', () => {
+    for (const type of EVENT_TYPES) {
+      const text = timelineText({ type, payload: { agent_id: 'bob', from_agent_id: 'alice', to_agent_id: 'bob', outcome: 'declined', reason: 'x' } }, nameOf);
+      assert.ok(text && !text.includes('undefined'), `${type}: ${text}`);
+    }
+    assert.equal(timelineText({ type: 'transfer_completed', payload: { to_agent_id: 'bob' } }, nameOf), 'Transfer completed: Bob has the customer');
+    assert.equal(timelineText({ type: 'call_ended', payload: { reason: 'agent_ended' } }, nameOf), 'Call ended (ended by the agent)');
+  });
+
+  it('today\'s calls show the time alone, older ones the date too, a missing time nothing', () => {
+    const now = new Date('2026-03-12T15:00:00');
+    assert.ok(!when('2026-03-12T14:03:27', now).includes(','));
+    assert.ok(when('2026-03-10T14:03:27', now).includes(','));
+    assert.equal(when(null, now), '');
+  });
+});
