@@ -34,3 +34,38 @@ def post_worker_init(worker):
         worker.handle_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, handle_exit)
+
+
+# -- Prometheus multiprocess mode (docs/architecture.md §12) ------------------------------------
+# Each worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR and /metrics merges them all.
+# prometheus_client chooses the mode from the environment when it is first imported, which happens
+# in the workers after they fork from this master, so setting it here reaches every worker. Unset,
+# a fresh directory is made for this run (and removed at exit); an operator's directory is emptied
+# at start, as prometheus_client requires: https://prometheus.github.io/client_python/multiprocess/
+_METRICS_DIR_PREFIX = "wt-metrics-"  # marks a directory made here (a reload re-reads this file)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIR_PREFIX)
+
+
+def on_starting(server):
+    import glob
+
+    for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(stale)  # counts of a previous run would be merged into this one's
+
+
+def child_exit(server, worker):
+    # A dead worker's live gauges (open SSE streams) must stop counting; its counters stay summed.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    if os.path.basename(path).startswith(_METRICS_DIR_PREFIX):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)

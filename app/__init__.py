@@ -9,7 +9,7 @@ import logging
 import sys
 from datetime import timedelta
 
-from flask import Flask, g
+from flask import Flask, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -76,6 +76,9 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     from app.livekit_webhooks import bp as livekit_bp
 
     app.register_blueprint(livekit_bp)
+    from app.metrics_web import bp as metrics_bp
+
+    app.register_blueprint(metrics_bp)
 
     if services is not None:
         budget_s = services.settings.DB_REQUEST_BUDGET_S
@@ -93,7 +96,7 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
 
     @app.before_request
     def _start_dispatcher():
-        if services is None:
+        if services is None or getattr(app.view_functions.get(request.endpoint), "skips_dispatcher", False):
             return
         # Threads do not survive gunicorn's fork, so each worker starts its own on first use.
         # With the database down it cannot start; the request goes on (health must still

@@ -126,12 +126,20 @@ def register_cli(app: Flask) -> None:
             runner = Worker(svc, hold_audio=not no_hold_audio)
         except ConfigError as err:  # e.g. an unreadable HOLD_AUDIO_FILE: say so, do not start
             raise click.ClickException(str(err)) from err
+        exporter = None
+        if svc.settings.WORKER_METRICS_PORT:
+            from app.worker.metrics_server import MetricsServer
+
+            exporter = MetricsServer(svc.settings.API_HOST, svc.settings.WORKER_METRICS_PORT, svc.settings.METRICS_TOKEN).start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: runner.request_stop())
-        click.echo(f"Worker {runner.holder}: {runner.threads} task threads, hold audio {'off' if no_hold_audio else 'on'}.")
+        metrics_note = f", metrics on port {exporter.port}" if exporter else ""
+        click.echo(f"Worker {runner.holder}: {runner.threads} task threads, hold audio {'off' if no_hold_audio else 'on'}{metrics_note}.")
         try:
             runner.run_forever()
         finally:
+            if exporter is not None:
+                exporter.stop()
             svc.close()  # LiveKit's HTTP session and the database pool, closed rather than collected
         click.echo("Worker stopped.")
 

@@ -172,6 +172,12 @@ class Settings:
     HOLD_REMINDER_FILE: str = ""
     HOLD_REMINDER_S: int = 45
 
+    # Prometheus metrics (docs/architecture.md §12). `GET /metrics` on the web app, and the
+    # worker's own on API_HOST:WORKER_METRICS_PORT (0: not served). With METRICS_TOKEN set, both
+    # require `Authorization: Bearer <METRICS_TOKEN>`; production requires it set.
+    METRICS_TOKEN: str = ""
+    WORKER_METRICS_PORT: int = 0
+
     # Abuse limits: "count/seconds" per client address
     CREATE_CALL_RATE_LIMIT: str = "20/60"
     # Sign-in attempts per client address, whatever agent id they name: a whole floor behind one
@@ -300,6 +306,7 @@ RANGES: tuple[tuple[str, float, float, str], ...] = (
     ("CALL_RETENTION_DAYS", 1, 3650, "days"),
     ("SESSION_RETENTION_DAYS", 1, 3650, "days"),
     ("LOGIN_CONCURRENCY", 1, 64, ""),
+    ("WORKER_METRICS_PORT", 0, 65535, ""),
 )
 RANGE_NOTES = {
     "TRANSFER_RING_TIMEOUT_S": " (Twilio's limit)",
@@ -351,6 +358,10 @@ def _production_problems(s: Settings) -> list[str]:
         problems.append("LIVEKIT_WS_URL must be a wss:// URL in production (browsers send tokens over it)")
     if s.LIVEKIT_API_KEY == "devkey" or s.LIVEKIT_API_SECRET == "secret" or len(s.LIVEKIT_API_SECRET) < 32:
         problems.append("LIVEKIT_API_KEY/LIVEKIT_API_SECRET must be real keys in production (not devkey/secret; a secret of at least 32 characters)")
+    if len(s.METRICS_TOKEN) < 32:
+        # /metrics is on the same public host Twilio reaches: call volumes, outcomes and error
+        # rates are not for anyone who asks.
+        problems.append("METRICS_TOKEN must be set in production, at least 32 characters (scrapers send it as a bearer token)")
     if s.telephony_configured and not s.TRANSFER_ALLOWED_PREFIXES:
         problems.append("TRANSFER_ALLOWED_PREFIXES must list the E.164 prefixes phone transfers may dial in production (e.g. +1,+44): "
                         "an empty list would let a stolen agent session call anywhere")

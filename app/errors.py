@@ -49,6 +49,12 @@ class InvalidWebhook(NotAuthenticated):
     code = "invalid_webhook_signature"
 
 
+class MetricsTokenRequired(NotAuthenticated):
+    """`GET /metrics` without `Authorization: Bearer <METRICS_TOKEN>` (or with another token)."""
+
+    code = "metrics_token_required"
+
+
 class Forbidden(AppError):
     status, code = 403, "forbidden"
 
@@ -129,11 +135,15 @@ def register_error_handlers(app) -> None:
     from sqlalchemy.exc import TimeoutError as SQLTimeoutError
     from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+    from app.metrics import external_error
+
     def render(err: AppError):
         response = jsonify(err.to_dict())
         response.status_code = err.status
         if isinstance(err, (RateLimited, StreamsFull)):
             response.headers["Retry-After"] = str(err.retry_after)
+        if isinstance(err, MetricsTokenRequired):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'  # RFC 6750 §3
         return response
 
     @app.errorhandler(AppError)
@@ -162,8 +172,9 @@ def register_error_handlers(app) -> None:
         return render(ValidationFailed("The request contains a value that cannot be stored.", code="invalid_input"))
 
     @app.errorhandler(OperationalError)
-    def _db_down(err: OperationalError):
+    def _db_down(err: OperationalError, code: str = "unavailable"):
         log.error("database error: %s", err.orig if hasattr(err, "orig") else err)
+        external_error("database", code)
         return render(DatabaseUnavailable("The database is unavailable; nothing was changed. Try again shortly."))
 
     @app.errorhandler(DBAPIError)
@@ -172,13 +183,13 @@ def register_error_handlers(app) -> None:
         # OperationalError (psycopg raises InterfaceError or ProgrammingError on a closed
         # socket); SQLAlchemy marks those as invalidated. Anything else is a real bug: a 500.
         if err.connection_invalidated:
-            return _db_down(err)
+            return _db_down(err, "connection_lost")
         return _unexpected(err)
 
     @app.errorhandler(SQLTimeoutError)
     def _pool_exhausted(err: SQLTimeoutError):
         # No pooled connection became free within DB_TIMEOUT_S: every one is busy on a slow database.
-        return _db_down(err)
+        return _db_down(err, "pool_timeout")
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

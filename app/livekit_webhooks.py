@@ -10,8 +10,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from app.current import services
+from app.metrics_web import time_webhooks
 
 bp = Blueprint("livekit", __name__, url_prefix="/livekit")
+time_webhooks(bp)
 
 
 @bp.post("/webhook")

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import metrics
 from app.events import Delivered, fetch_for_audience
 from app.services.agents import AuthContext
 
@@ -52,6 +53,7 @@ class EventStreamResponse:
         except Exception:
             services.dispatcher.unsubscribe(self.sub)
             raise
+        metrics.SSE_STREAMS.inc()  # given back in close(), which the server always calls
         self._closed = False
         self._body = _generate(services, auth, last_event_id, self.sub, self.stream_id)
 
@@ -62,6 +64,7 @@ class EventStreamResponse:
         if self._closed:
             return
         self._closed = True
+        metrics.SSE_STREAMS.dec()
         self._body.close()
         self.services.dispatcher.unsubscribe(self.sub)
         try:
@@ -69,6 +72,13 @@ class EventStreamResponse:
         except SQLAlchemyError:
             # The row is then the agent's oldest and goes at their next open (or with the session).
             log.warning("could not delete event stream %s; it will be pruned", self.stream_id, exc_info=True)
+
+
+def _delivered(item: Delivered) -> None:
+    """After a frame was written (the server asks for the next one only once it has): a
+    transfer_requested event has reached Agent B (it is addressed to them alone)."""
+    if item.type == "transfer_requested" and item.payload.get("transfer_id"):
+        metrics.agent_b_notified(item.payload["transfer_id"], item.created_at)
 
 
 def _generate(services, auth: AuthContext, last_event_id: int | None, sub, stream_id: str) -> Iterator[str]:
@@ -100,6 +110,7 @@ def _generate(services, auth: AuthContext, last_event_id: int | None, sub, strea
             for item in backlog:
                 if item.type not in _CONTROL and fresh(item):
                     yield frame(item)
+                    _delivered(item)
             if len(backlog) < 500:
                 break
             cursor = backlog[-1].id
@@ -136,3 +147,4 @@ def _generate(services, auth: AuthContext, last_event_id: int | None, sub, strea
                 continue
             if fresh(item):
                 yield frame(item)
+                _delivered(item)

@@ -25,6 +25,7 @@ import twiml
 from app.api.validation import MAX_DEPTH, nesting_depth
 from app.current import services
 from app.errors import AppError, BadRequest
+from app.metrics_web import time_webhooks
 from app.services import twilio_urls as paths
 from app.services.sip_diagnostics import parse_sip_code
 from app.services.twilio_urls import WebhookUrls
@@ -32,6 +33,7 @@ from app.services.twilio_urls import WebhookUrls
 log = logging.getLogger(__name__)
 
 bp = Blueprint("twilio", __name__, url_prefix=paths.PREFIX)
+time_webhooks(bp)  # first, so the signature check's time counts too
 SIGNATURE_HEADER = "X-Twilio-Signature"
 ERROR_HEADER = "X-WT-Error"
 

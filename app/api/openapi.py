@@ -9,8 +9,8 @@ What it covers, and the rule for what it does not:
   `additionalProperties: false`, because `parse_json` refuses unknown fields), path, query and
   header parameters, security, and every response with its schema, including the typed error
   body of each error status the route can answer;
-- the routes outside the JSON API (Twilio's and LiveKit's webhooks, the pages, the hold music),
-  minimally: path, method, content types and statuses, tagged `outside-json-api`;
+- the routes outside the JSON API (Twilio's and LiveKit's webhooks, the pages, the hold music,
+  `/metrics`), minimally: path, method, content types and statuses, tagged `outside-json-api`;
 - not Flask's `/static/<path:filename>`: a file server whose `filename` may contain slashes,
   which an OpenAPI path parameter cannot. HEAD and OPTIONS are not listed either: Flask answers
   them for every route by itself.
@@ -723,6 +723,27 @@ def _other_paths() -> dict:
         "/twilio/transfer/{transfer_id}/gather": twilio("twilioTransferGather", "Twilio: Agent B pressed a key", transfer=True),
         "/twilio/transfer/{transfer_id}/status": twilio("twilioTransferStatus", "Twilio: Agent B's leg progressed", transfer=True),
         "/twilio/transfer/{transfer_id}/bridge": twilio("twilioTransferBridge", "Twilio: Agent B's bridge into LiveKit ended", transfer=True),
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text exposition format), every gunicorn worker's together",
+                "tags": ["outside-json-api"],
+                # Public when METRICS_TOKEN is empty (development); production requires the token.
+                "security": [{"metricsToken": []}, {}],
+                "responses": {
+                    "200": {
+                        "description": "The metrics (docs/architecture.md §12); `wt_tasks` is left out while the database is unavailable.",
+                        "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
+                        "content": {"text/plain": {"schema": STRING}},
+                    },
+                    "401": dict(
+                        _error_response("METRICS_TOKEN is set and the request's bearer token is missing or another.", ("metrics_token_required",)),
+                        headers={"WWW-Authenticate": {"description": "`Bearer realm=\"metrics\"`.", "required": True, "schema": STRING}},
+                    ),
+                    **_errors(500),
+                },
+            }
+        },
         "/livekit/webhook": {
             "post": {
                 "operationId": "livekitWebhook",
@@ -979,7 +1000,7 @@ def _document(cookie_name: str) -> str:
                 "Agents log in (`POST /api/login`: session cookie + `csrf_token`) and send `X-CSRF-Token` on "
                 "every state-changing request; web customers use the `customer_key` from create-call in "
                 "`X-Customer-Key`.\n\nRoutes outside the JSON API (Twilio's and LiveKit's webhooks, the pages, "
-                "the hold music) are listed minimally under the tag `outside-json-api`. Not listed: Flask's "
+                "the hold music, the Prometheus metrics) are listed minimally under the tag `outside-json-api`. Not listed: Flask's "
                 "static files (`/static/<path:filename>`: a path with slashes, which an OpenAPI path parameter "
                 "cannot be), and HEAD/OPTIONS, which Flask answers for every route."
             ),
@@ -1004,6 +1025,7 @@ def _document(cookie_name: str) -> str:
                 "csrfToken": {"type": "apiKey", "in": "header", "name": CSRF_HEADER, "description": "The `csrf_token` from login (or `GET /api/me`); required on every agent POST/PUT."},
                 "customerKey": {"type": "apiKey", "in": "header", "name": CUSTOMER_KEY_HEADER, "description": "The `customer_key` create-call returned, for that call only."},
                 "twilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature", "description": "Twilio's HMAC of the URL and fields."},
+                "metricsToken": {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN, for `GET /metrics`."},
                 "livekitWebhookToken": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "LiveKit's signed JWT (raw, no `Bearer`), covering the body's sha256."},
             },
         },

@@ -32,6 +32,7 @@ from livekit.protocol import models as lk_models
 from livekit.protocol import room as room_proto
 from livekit.protocol.webhook import WebhookEvent
 
+from app import metrics
 from app.errors import BadRequest, InvalidWebhook, LiveKitFailed, LiveKitUnavailable
 from app.protocol import ATTR_CALL, ATTR_ROLE, ROLE_CUSTOMER, ROLE_HOLD, agent_identity, customer_identity, hold_identity, room_kind
 
@@ -154,12 +155,15 @@ class LiveKitGateway:
         try:
             return self._runner.run(run(), self.timeout_s + 1)
         except lk.ServerError as err:
+            if err.code != "not_found":  # a room or participant already gone: callers take that as done
+                metrics.external_error("livekit", "unavailable" if err.code == "unavailable" else metrics.http_error_code(err.status))
             if err.status >= 500 or err.code == "unavailable":
                 raise LiveKitUnavailable(
                     f"LiveKit at {self.http_url} failed to {what} ({err.code}: {err.message or 'no message'})."
                 ) from err
             raise LiveKitFailed(f"LiveKit refused to {what}: {err.code} {err.message}".strip(), code="livekit_error") from err
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            metrics.external_error("livekit", "timeout" if isinstance(err, (TimeoutError, aiohttp.ServerTimeoutError)) else "unavailable")
             raise LiveKitUnavailable(
                 f"LiveKit at {self.http_url} is unreachable (could not {what}: {type(err).__name__}). "
                 "Check LIVEKIT_HTTP_URL and that the server is running."

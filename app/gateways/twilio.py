@@ -18,6 +18,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from app import metrics
 from app.errors import TwilioError, TwilioUnavailable
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,15 @@ class TwilioGateway:
         try:
             return fn(self._client)
         except TwilioRestException as err:
-            raise _rest_error(what, err.status, err.code if isinstance(err.code, int) else None, err.msg) from err
+            failure = _rest_error(what, err.status, err.code if isinstance(err.code, int) else None, err.msg)
+            if failure.code != "phone_leg_ended":  # 21220: the leg had already ended, which is what we wanted
+                metrics.external_error("twilio", metrics.http_error_code(err.status))
+            raise failure from err
         except TwilioServiceException as err:
+            metrics.external_error("twilio", metrics.http_error_code(err.status))
             raise _rest_error(what, err.status, err.code, err.detail or err.title) from err
         except requests.exceptions.RequestException as err:
+            metrics.external_error("twilio", "timeout" if isinstance(err, requests.exceptions.Timeout) else "unavailable")
             raise TwilioUnavailable(
                 f"Twilio is unreachable (could not {what}: {type(err).__name__}). Nothing was dialled; try again."
             ) from err

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from app import states
+from app import metrics, states
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.events import emit, timeline
@@ -347,6 +347,8 @@ class CallService:
         for agent_id in agents_in_call(s, call.id):
             release_agent(s, agent_id, call.id)
         status = states.edge("call", event).target
+        channel = call.channel
+        metrics.after_commit(s, lambda: metrics.call_ended(channel, str(status)))
         payload = {"status": str(status), "reason": reason, **(diagnostics or {})}
         if detail:
             payload["detail"] = detail

@@ -36,7 +36,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import states
+from app import metrics, states
 from app.db import Database
 from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.events import emit
@@ -191,10 +191,14 @@ class LiveKitEvents:
             .where(Transfer.call_id == call.id, target, Transfer.status.in_([str(x) for x in BRIDGEABLE]), Transfer.bridged_at.is_(None))
             .where(Transfer.handed_over_at.is_not(None))
             .values(bridged_at=now)
-            .returning(Transfer.id, Transfer.from_agent_id, Transfer.to_agent_id)
+            .returning(Transfer.id, Transfer.from_agent_id, Transfer.to_agent_id, Transfer.to_phone, Transfer.handed_over_at)
             .execution_options(synchronize_session=False)
         ).all()
-        for transfer_id, from_agent, to_agent in bridged:
+        for transfer_id, from_agent, to_agent, to_phone, handed_over_at in bridged:
+            # The hand-over gap: Agent A was released and taken out of the room at handed_over_at;
+            # the customer has a person again now.
+            gap, target = metrics.seconds_since(handed_over_at, now), metrics.target_of(to_phone)
+            metrics.after_commit(s, lambda gap=gap, target=target: metrics.HANDOVER_GAP.labels(target).observe(gap))
             payload = {"transfer_id": transfer_id, "bridged_at": now.isoformat()}
             emit(s, "transfer_bridged", payload, audiences=[from_agent, to_agent], call_id=call.id)
         return "agent b bridged" if bridged else "ignored"

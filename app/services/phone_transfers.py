@@ -25,7 +25,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 import twiml
-from app import states
+from app import metrics, states
 from app.db import Database
 from app.errors import TelephonyNotConfigured, TwilioError, ValidationFailed
 from app.events import emit
@@ -66,7 +66,7 @@ class PhoneTransfers:
         """Place Agent B's call. Returns what happened: dialled | failed | skipped."""
         with self.db.reading() as s:
             t = load_transfer(s, transfer_id)
-            number, status, sid = t.to_phone, t.status, t.twilio_call_sid
+            number, status, sid, requested_at = t.to_phone, t.status, t.twilio_call_sid, t.requested_at
         if status not in states.TRANSFER_OPEN:
             return "skipped"  # cancelled (or the caller left) before the worker got to it
         if sid is not None:
@@ -94,6 +94,9 @@ class PhoneTransfers:
             with self.db.transaction() as s:
                 end_transfer(s, load_transfer(s, transfer_id), "fail", reason=err.message[:REASON_MAX], error_code=code, reason_code="dial_failed")
             return "failed"
+        # Agent B is being told: Twilio has the call to their phone (this task runs once per
+        # transfer, never retried, so this is observed once).
+        metrics.TRANSFER_NOTIFY.labels("phone").observe(metrics.seconds_since(requested_at))
         with self.db.transaction() as s:
             self._record_leg(s, transfer_id, sid, "queued")
             t = load_transfer(s, transfer_id)

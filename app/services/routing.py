@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.config import MIN_ANSWER_TIMEOUT_S
 from app.db import Database
 from app.events import emit
@@ -68,6 +69,12 @@ def assign_in(s: Session, call: Call, exclude: tuple[str, ...] = ()) -> str | No
     if not transition(s, "call", call.id, "assign", agent_id=agent_id, assigned_at=now):
         raise _LostRace()
     emit(s, "call_assigned", assigned_payload(call), audiences=[agent_id], call_id=call.id)
+    # Waiting since it arrived, or since it last went back to the queue (a missed assignment, the
+    # owner leaving): the wait this assignment ends.
+    waiting_since = call.requeued_at or call.created_at
+    if waiting_since is not None:
+        waited, channel = metrics.seconds_since(waiting_since, now), metrics.closed(call.channel, metrics.CHANNELS)
+        metrics.after_commit(s, lambda: metrics.QUEUE_WAIT.labels(channel).observe(waited))
     # The agent has AGENT_ANSWER_TIMEOUT_S to join (app.worker.tasks applies `answer_missed`). The
     # timer first wakes at the shortest timeout allowed, and puts itself back to the configured one.
     payload = {"call_id": call.id, "agent_id": agent_id, "assigned_at": now.isoformat()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app import states
+from app import metrics, states
 from app.events import emit
 from app.models import Call, Transfer, utcnow
 from app.repo import load_call, load_transfer, open_transfer, release_agent, require_transition, transition
@@ -49,6 +49,8 @@ def end_transfer(
     if legs is None or not legs.schedule_teardown(s, load_transfer(s, t.id), caller_left=event == "caller_left", then=cleanup):
         effects.delete_room(s, t.transfer_room)
     outcome = states.edge("transfer", event).target
+    to_phone = t.to_phone
+    metrics.after_commit(s, lambda: metrics.transfer_ended(to_phone, str(outcome)))
     payload = {
         "transfer_id": t.id,
         "outcome": str(outcome),
@@ -78,6 +80,8 @@ def owner_left(s: Session, call: Call, agent_id: str | None, legs: PhoneLegs | N
         now = utcnow()
         require_transition(s, "transfer", t.id, "agent_a_left", ended_at=now, handed_over_at=now, reason="Agent A left during the briefing; Agent B now has the customer.", reason_code="agent_a_left")
         require_transition(s, "call", call.id, "hand_over", agent_id=t.to_agent_id)
+        to_phone = t.to_phone
+        metrics.after_commit(s, lambda: metrics.transfer_ended(to_phone, str(T.AGENT_A_LEFT)))
         release_agent(s, agent_id, call.id)
         if t.to_phone and legs is not None:
             legs.schedule_move(s, load_transfer(s, t.id), call)

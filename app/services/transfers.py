@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import states
+from app import metrics, states
 from app.config import parse_rate
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, TelephonyNotConfigured, ValidationFailed
@@ -242,6 +242,8 @@ class TransferService:
         """Agent B takes the customer (inside the caller's transaction)."""
         require_transition(s, "transfer", t.id, "complete", ended_at=now, handed_over_at=now)
         require_transition(s, "call", t.call_id, "hand_over", agent_id=t.to_agent_id)
+        to_phone = t.to_phone
+        metrics.after_commit(s, lambda: metrics.transfer_ended(to_phone, str(T.COMPLETED)))
         # Agent A's part ends here: free for the next caller, out of the customer's room.
         release_agent(s, t.from_agent_id, t.call_id)
         call = load_call(s, t.call_id)

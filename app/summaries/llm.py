@@ -32,6 +32,7 @@ import httpx
 import openai
 from pydantic import ValidationError
 
+from app import metrics
 from app.errors import ConfigError
 from app.summaries.base import ProviderError, StructuredSummary, SummaryInput
 from app.summaries.prompt import DEFAULT_CONTEXT_BUDGET_TOKENS, build_messages, summary_json_schema
@@ -113,6 +114,7 @@ class ChatCompletionsProvider:
                 completion = self.client.chat.completions.create(**params, timeout=remaining)
             except Exception as err:  # every SDK failure becomes a typed ProviderError below
                 failure = classify_error(err, self.name)
+                metrics.external_error("llm", failure.kind)  # each failed request, retried or not
                 wait = self._retry_wait(failure, attempt, deadline)
                 if wait is None:
                     raise failure from err

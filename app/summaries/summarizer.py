@@ -7,9 +7,11 @@ reason, and the (possibly still running) provider call is abandoned.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from app import metrics
 from app.summaries.base import ProviderError, SummaryInput, SummaryProvider, SummaryResult, finish
 from app.summaries.offline import OfflineProvider, summarize_offline
 
@@ -26,21 +28,33 @@ class Summarizer:
         return isinstance(self.provider, OfflineProvider)
 
     def summarize(self, data: SummaryInput, budget_s: float) -> SummaryResult:
+        started = time.perf_counter()
+        provider = metrics.closed(self.provider.name, metrics.LLM_PROVIDERS)
+
+        def observe(outcome: str) -> None:
+            metrics.LLM_SECONDS.labels(provider, outcome).observe(time.perf_counter() - started)
+
         if self.is_offline:
-            return finish(summarize_offline(data), "offline", None)
+            result = finish(summarize_offline(data), "offline", None)
+            observe("ok")
+            return result
         future = self._pool.submit(self.provider.summarize, data, timeout=budget_s)
         try:
             structured = future.result(timeout=budget_s)
         except FutureTimeout:
             future.cancel()
+            observe("timeout")  # the budget ran out: the offline summary stands in
             reason = f"{self.provider.name} did not answer within {budget_s:g}s"
         except ProviderError as err:
+            observe("error")
             log.warning("summary provider %s failed: %s", self.provider.name, err)
             reason = f"{self.provider.name}: {str(err)[:220]}"
         except Exception as err:  # a provider bug must not fail a transfer; it is logged and reported
+            observe("error")
             log.exception("summary provider %s crashed", self.provider.name)
             reason = f"{self.provider.name} failed: {type(err).__name__}: {str(err)[:160]}"
         else:
+            observe("ok")
             return finish(structured, self.provider.name, self.provider.model)
         return finish(summarize_offline(data), "offline", None, degraded=True, reason=reason)
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import psycopg
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from app import outbox
+from app import metrics, outbox
 from app.errors import AppError, ServiceUnavailable, TwilioUnavailable
 from app.models import utcnow
 from app.worker.tasks import HANDLERS, PERIODIC, NotYet, Permanent, TaskContext
@@ -132,6 +132,7 @@ class Worker:
                 if full:
                     continue  # there may be more: claim again before sleeping
             except SQLAlchemyError as err:  # the database is down: keep trying, never die
+                metrics.external_error("database", "unavailable")
                 log.warning("worker cannot claim tasks: %s", err)
                 self._stop.wait(1.0)
             # After a claim, the next wake-up (a commit's NOTIFY, a finished task) comes soon; only an

@@ -62,6 +62,8 @@ def test_many_stolen_sessions_share_one_global_dial_budget(make_app, rest):
         ({"LIVEKIT_WS_URL": "ws://livekit.example.com"}, "LIVEKIT_WS_URL must be a wss:// URL"),
         ({"LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": "secret"}, "must be real keys"),
         ({"TRANSFER_ALLOWED_PREFIXES": ""}, "TRANSFER_ALLOWED_PREFIXES"),
+        ({"METRICS_TOKEN": ""}, "METRICS_TOKEN must be set in production"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be set in production"),
     ],
 )
 def test_production_refuses_each_weak_setting(env, expected):
@@ -79,6 +81,7 @@ def test_production_refuses_each_weak_setting(env, expected):
         "TWILIO_AUTH_TOKEN": "t" * 32,
         "TWILIO_PHONE_NUMBER": "+14155550100",
         "TRANSFER_ALLOWED_PREFIXES": "+1,+44",
+        "METRICS_TOKEN": "m" * 32,
     }
     assert settings_problems(good) == []
     problems = settings_problems({**good, **env})

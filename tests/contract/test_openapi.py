@@ -368,6 +368,11 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     body, token = livekit_double.webhook("room_finished", room=call["room_name"])
     _expect(anon.post("/livekit/webhook", data=body, content_type="application/webhook+json", headers={"Authorization": token}), 200)
     _expect(anon.post("/livekit/webhook", data=body, content_type="application/webhook+json", headers={"Authorization": "forged"}), 401)
+    _expect(anon.get("/metrics"), 200)  # no METRICS_TOKEN here: public
+    guarded = make_app(METRICS_TOKEN="m" * 32).test_client()
+    _expect(guarded.get("/metrics"), 401)
+    _expect(guarded.get("/metrics", headers={"Authorization": "Bearer " + "x" * 32}), 401)
+    _expect(guarded.get("/metrics", headers={"Authorization": "Bearer " + "m" * 32}), 200)
 
     _expect(alice.post("/api/logout", headers=a_csrf), 200)
     _expect(alice.get("/api/me"), 401)

@@ -33,6 +33,21 @@ class World:
             delete_room=lambda s, room: self._record(s, "delete_room", room),
             arm_handover_join=lambda s, tid, at: self._record(s, "arm_handover_join", tid, at),
         ))
+        # Metrics are recorded only once the transaction commits: `commit()` runs what waits for it.
+        self.on_commit: list = []
+        self.counted: list[tuple] = []
+        monkeypatch.setattr(rules, "metrics", SimpleNamespace(
+            after_commit=lambda s, record: (self._check_session(s), self.on_commit.append(record)),
+            transfer_ended=lambda to_phone, outcome: self.counted.append((to_phone, outcome)),
+        ))
+
+    def _check_session(self, s):
+        assert s is SESSION
+
+    def commit(self) -> list[tuple]:
+        for record in self.on_commit:
+            record()
+        return self.counted
 
     def _record(self, s, *entry):
         assert s is SESSION
@@ -125,6 +140,8 @@ def test_end_transfer_steps_for_every_outcome(monkeypatch, event, outcome, event
         ("delete_room", "transfer_c1_ab12"),
         ("emit", event_type, failure_payload(outcome, "Why.", "why"), ["alice", "bob"], "c1"),
     ]
+    assert w.counted == []  # not before the commit
+    assert w.commit() == [(None, outcome)]
 
 
 def test_end_transfer_passes_on_every_code(monkeypatch):
@@ -138,6 +155,7 @@ def test_end_transfer_of_an_already_ended_transfer_does_nothing_else(monkeypatch
     w = World(monkeypatch, transition_ok=False)
     assert rules.end_transfer(SESSION, transfer(), "cancel", reason="Late.") is False
     assert w.log == [("transition", "transfer", "t1", "cancel", ended("Late."))]
+    assert w.commit() == []  # another request ended it, and counted it
 
 
 @pytest.mark.parametrize(
@@ -233,6 +251,7 @@ def test_owner_leaving_a_briefed_phone_agent_b_moves_the_leg(monkeypatch):
     legs = Legs(w.log, scheduled=True)
     assert rules.owner_left(SESSION, w.call, "alice", legs=legs) == "handed_over"
     assert w.log == handover_log(t, room_step=[("load_transfer", "t1"), ("schedule_move", w.reloaded_transfer, w.call)])
+    assert w.commit() == [("+15550100", "agent_a_left")]
 
 
 def test_owner_leaving_a_briefed_phone_agent_b_without_legs_deletes_the_room(monkeypatch):
