@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import requests
 from livekit import api as lk
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from app import create_app
@@ -60,6 +61,7 @@ NUMBER = "+15005550006"
 API_KEY = "wt-cluster-key"
 SECRET_KEY = "cluster-suite-secret-key-long-enough-for-sessions"
 POLL_S = 0.05
+METRICS_TOKEN = "cluster-metrics-token-0123456789abcdef"
 # The worker's task lease: a killed worker's running tasks are claimed again once it lapses.
 TASK_LEASE_S = 3
 
@@ -174,6 +176,7 @@ class Cluster:
             "DATABASE_URL": self.db_url,
             "PUBLIC_BASE_URL": self.haproxy.url,  # Twilio signs, and calls back, the URL we hand it
             "TRUST_PROXY": "1",  # HAProxy is the one hop in front (option forwardfor)
+            "METRICS_TOKEN": METRICS_TOKEN,
             "LIVEKIT_HTTP_URL": node.http_url,
             "LIVEKIT_WS_URL": node.ws_url,
             "LIVEKIT_API_KEY": API_KEY,
@@ -301,6 +304,19 @@ class Cluster:
             reply = s.recv(64)
         assert reply.startswith(b":"), reply
         return int(reply[1:].split(b"\r\n")[0])
+
+    def metrics(self) -> dict[tuple[str, frozenset], float]:
+        """`GET /metrics` of each app instance (as Prometheus scrapes them: each directly, with
+        the bearer token), samples summed over the instances: {(name, labels): value}."""
+        totals: dict[tuple[str, frozenset], float] = {}
+        for server in self.apps.values():
+            r = requests.get(server.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+            assert r.status_code == 200, r.text
+            for family in text_string_to_metric_families(r.text):
+                for sample in family.samples:
+                    key = (sample.name, frozenset(sample.labels.items()))
+                    totals[key] = totals.get(key, 0.0) + sample.value
+        return totals
 
     def row(self, model, id_):
         with self.services.db.reading() as s:

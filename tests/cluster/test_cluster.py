@@ -54,7 +54,12 @@ def consult(stack, a, b, call_id: str, agent_a, *, initiate_on: str | None = Non
     return transfer, agent_a, agent_b
 
 
+def counted(metrics: dict, name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in metrics.items() if n == name and set(labels.items()) <= ls)
+
+
 def test_a_phone_caller_is_warm_transferred_across_instances_and_livekit_nodes(stack):
+    before = stack.metrics()
     alice = stack.agent("alice", "Alice Archer")
     a_stream = alice.open_stream(on="app1")
     caller, call, customer, agent_a = answer_phone_call(stack, alice, "+14155550101")
@@ -103,6 +108,20 @@ def test_a_phone_caller_is_warm_transferred_across_instances_and_livekit_nodes(s
     until(lambda: stack.row(Call, call.id).status == "completed", "the call ended", 10)
     stack.legs.wait_ended(customer, 15)
     until(lambda: not stack.rooms(call.room_name, node="node2"), "the customer's room deleted (seen from node2)", 10)
+
+    # What an operator's Prometheus sees of this call, summed over both instances' /metrics.
+    after = stack.metrics()
+    grew = {what: counted(after, *what[:1], **dict(what[1:])) - counted(before, *what[:1], **dict(what[1:])) for what in [
+        ("wt_calls_total", ("channel", "phone"), ("outcome", "completed")),
+        ("wt_transfers_total", ("target", "agent"), ("outcome", "completed")),
+        ("wt_transfer_notify_seconds_count", ("target", "agent")),
+        ("wt_handover_gap_seconds_count", ("target", "agent")),
+        ("wt_queue_wait_seconds_count", ("channel", "phone")),
+        ("wt_llm_seconds_count", ("provider", "offline")),
+    ]}
+    assert all(v == 1 for v in grew.values()), grew
+    assert counted(after, "wt_webhook_seconds_count") - counted(before, "wt_webhook_seconds_count") >= 5
+    assert counted(after, "wt_tasks", state="done") > 0
 
 
 def test_app1_killed_mid_transfer_streams_reconnect_through_haproxy_and_miss_nothing(stack):
