@@ -18,6 +18,14 @@ keepalive = 5
 accesslog = "-" if os.environ.get("ACCESS_LOG", "1") == "1" else None
 errorlog = "-"
 
+# Logs: gunicorn's own lines (the master's, errors, the access log) in the app's format, through the
+# app's one handler, access lines without query strings (app.logs, docs/architecture.md §12).
+from app.config import load_dotenv_for_development, log_choice  # noqa: E402
+from app.logs import gunicorn_logconfig  # noqa: E402
+
+load_dotenv_for_development()
+logconfig_dict = gunicorn_logconfig(*log_choice(), access_log=accesslog is not None)
+
 
 def post_worker_init(worker):
     """On a graceful stop (SIGTERM), end this worker's SSE streams first.
