@@ -141,11 +141,13 @@ _MASK = "[redacted]"
 # Configured secrets (TWILIO_AUTH_TOKEN, LIVEKIT_API_SECRET, ...) masked wherever they appear.
 # Shorter ones are left out: "secret", the dev default, is also a word.
 _MIN_SECRET_CHARS = 8
-_known_secrets: set[str] = set()
+_known_secrets: frozenset[str] = frozenset()
 
 
 def remember_secrets(values: Iterable[str | None]) -> None:
-    _known_secrets.update(v for v in values if v and len(v) >= _MIN_SECRET_CHARS)
+    # Replaced, never changed in place: other threads may be iterating over it in scrub().
+    global _known_secrets
+    _known_secrets = _known_secrets | {v for v in values if v and len(v) >= _MIN_SECRET_CHARS}
 
 
 def _mask_phone(match: re.Match) -> str:
@@ -169,6 +171,7 @@ def scrub(text: str) -> str:
     text = _EMAIL.sub("[email redacted]", text)
     text = mask_phones(text)
     # Cards (Luhn), SSNs, national insurance numbers, CVVs and expiry dates next to their words.
+    # Only for text with a written digit: a log line quotes no spoken transcript.
     return redact(text) if any(c.isdigit() for c in text) else text
 
 
@@ -248,9 +251,6 @@ def formatter(fmt: str) -> logging.Formatter:
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (as logging.lastResort does): a handler made
     while pytest or a CLI runner had swapped the stream must not keep writing to a closed one."""
-
-    def __init__(self):
-        super().__init__()
 
     @property
     def stream(self):
