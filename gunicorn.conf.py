@@ -18,6 +18,27 @@ keepalive = 5
 accesslog = "-" if os.environ.get("ACCESS_LOG", "1") == "1" else None
 errorlog = "-"
 
+# -- Prometheus multiprocess mode (docs/architecture.md §12) ------------------------------------
+# Each worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR and /metrics merges them all.
+# prometheus_client chooses the mode from the environment when it is first imported, which happens
+# in the workers after they fork from this master, so setting it here reaches every worker. Unset,
+# a fresh directory is made for this run (and removed at exit); an operator's directory is emptied
+# at start, as prometheus_client requires: https://prometheus.github.io/client_python/multiprocess/
+# This runs before the app is imported below, so prometheus_client is never imported without it.
+_METRICS_DIR_PREFIX = "wt-metrics-"  # marks a directory made here (a reload re-reads this file)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIR_PREFIX)
+
+# Logs: gunicorn's own lines (the master's, errors, the access log) in the app's format, through the
+# app's one handler, access lines without query strings (app.logs, docs/architecture.md §13).
+from app.config import load_dotenv_for_development, log_choice  # noqa: E402
+from app.logs import gunicorn_logconfig  # noqa: E402
+
+load_dotenv_for_development()
+logconfig_dict = gunicorn_logconfig(*log_choice(), access_log=accesslog is not None)
+
 
 def post_worker_init(worker):
     """On a graceful stop (SIGTERM), end this worker's SSE streams first.
@@ -34,19 +55,6 @@ def post_worker_init(worker):
         worker.handle_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, handle_exit)
-
-
-# -- Prometheus multiprocess mode (docs/architecture.md §12) ------------------------------------
-# Each worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR and /metrics merges them all.
-# prometheus_client chooses the mode from the environment when it is first imported, which happens
-# in the workers after they fork from this master, so setting it here reaches every worker. Unset,
-# a fresh directory is made for this run (and removed at exit); an operator's directory is emptied
-# at start, as prometheus_client requires: https://prometheus.github.io/client_python/multiprocess/
-_METRICS_DIR_PREFIX = "wt-metrics-"  # marks a directory made here (a reload re-reads this file)
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    import tempfile
-
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIR_PREFIX)
 
 
 def on_starting(server):

@@ -13,6 +13,7 @@ from flask import Flask, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import logs, request_logs
 from app.config import PROJECT_ROOT, load_dotenv_for_development, load_settings
 from app.current import install
 from app.db_deadline import end_budget, start_budget
@@ -37,8 +38,10 @@ def create_app(test_config: dict | None = None, *, services=None) -> Flask:
     else:
         settings = load_settings(environ={}, overrides=test_config)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Logs: one handler, json or text, the request's context on every line (docs/architecture.md §13).
+    logs.configure(settings.log_format, settings.log_level, secrets=settings.secrets)
     app = Flask(__name__, static_folder=str(PROJECT_ROOT / "static"), static_url_path="/static")
+    request_logs.install(app)  # first, so everything a request logs carries its id
     app.config.from_mapping(
         settings.as_flask_config(),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,

@@ -4,6 +4,7 @@ livekit provision-sip | summarize FILE`."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 
 import click
@@ -17,6 +18,8 @@ from app.errors import AppError, ConfigError
 from app.gateways.livekit_sip import SipProvisioner
 from app.summaries.base import ContextLine, SummaryInput
 from app.summaries.redact import redact
+
+log = logging.getLogger(__name__)
 
 
 def summary_input_from_json(raw: dict) -> SummaryInput:
@@ -133,15 +136,16 @@ def register_cli(app: Flask) -> None:
             exporter = MetricsServer(svc.settings.API_HOST, svc.settings.WORKER_METRICS_PORT, svc.settings.METRICS_TOKEN).start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: runner.request_stop())
+        # Logged, not echoed: in production the worker's output is JSON lines only (app.logs).
         metrics_note = f", metrics on port {exporter.port}" if exporter else ""
-        click.echo(f"Worker {runner.holder}: {runner.threads} task threads, hold audio {'off' if no_hold_audio else 'on'}{metrics_note}.")
+        log.info("Worker %s: %d task threads, hold audio %s%s.", runner.holder, runner.threads, "off" if no_hold_audio else "on", metrics_note)
         try:
             runner.run_forever()
         finally:
             if exporter is not None:
                 exporter.stop()
             svc.close()  # LiveKit's HTTP session and the database pool, closed rather than collected
-        click.echo("Worker stopped.")
+        log.info("Worker stopped.")
 
     tasks = AppGroup("tasks", help="Inspect and retry the worker's tasks.")
     app.cli.add_command(tasks)

@@ -67,6 +67,10 @@ class Settings:
     SESSION_LIFETIME_S: int = 12 * 3600
     # werkzeug method string; the default is deliberately slow. Tests use a cheap one.
     PASSWORD_HASH_METHOD: str = "scrypt"
+    # Logs (docs/architecture.md §13): json (one object per line) or text (for people); empty
+    # means json when APP_ENV=production, text otherwise. LOG_LEVEL: DEBUG, INFO, WARNING, ERROR.
+    LOG_FORMAT: str = ""
+    LOG_LEVEL: str = "INFO"
 
     # LiveKit (defaults match `livekit-server --dev`)
     LIVEKIT_API_KEY: str = "devkey"
@@ -194,6 +198,19 @@ class Settings:
     PHONE_DIAL_GLOBAL_RATE_LIMIT: str = "300/3600"
 
     @property
+    def log_format(self) -> str:
+        return self.LOG_FORMAT or ("json" if self.APP_ENV == "production" else "text")
+
+    @property
+    def log_level(self) -> str:
+        return self.LOG_LEVEL.upper()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values no log line may contain (app.logs masks them wherever they appear)."""
+        return (self.SECRET_KEY, self.LIVEKIT_API_SECRET, self.LIVEKIT_SIP_PASSWORD, self.TWILIO_AUTH_TOKEN, self.GROQ_API_KEY, self.OPENAI_API_KEY)
+
+    @property
     def telephony_configured(self) -> bool:
         return bool(self.TWILIO_ACCOUNT_SID and self.TWILIO_AUTH_TOKEN and self.TWILIO_PHONE_NUMBER)
 
@@ -283,6 +300,8 @@ def _load(environ: Mapping[str, str] | None, overrides: Mapping[str, object] | N
 
 
 APP_ENVS = ("development", "test", "production")
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # Numeric settings and the range each must lie in (inclusive), with its unit.
 RANGES: tuple[tuple[str, float, float, str], ...] = (
@@ -325,6 +344,8 @@ def _validate(s: Settings) -> list[str]:
             problems.append(problem)
 
     check(s.APP_ENV in APP_ENVS, f"APP_ENV must be one of {', '.join(APP_ENVS)} (got {s.APP_ENV!r})")
+    check(s.LOG_FORMAT in ("", *LOG_FORMATS), f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} or empty (got {s.LOG_FORMAT!r})")
+    check(s.log_level in LOG_LEVELS, f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {s.LOG_LEVEL!r})")
     check(s.LLM_PROVIDER in {"auto", "offline", "groq", "openai"}, "LLM_PROVIDER must be one of auto, offline, groq, openai")
     if s.APP_ENV == "production":
         problems += _production_problems(s)
@@ -366,6 +387,21 @@ def _production_problems(s: Settings) -> list[str]:
         problems.append("TRANSFER_ALLOWED_PREFIXES must list the E.164 prefixes phone transfers may dial in production (e.g. +1,+44): "
                         "an empty list would let a stolen agent session call anywhere")
     return problems
+
+
+def log_choice(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(format, level) of the logs, from APP_ENV, LOG_FORMAT and LOG_LEVEL alone: for gunicorn's
+    master process (gunicorn.conf.py), which logs before any app exists and must not have
+    load_settings' side effects (the development SECRET_KEY file). A value that is not allowed
+    counts as unset here; the app refuses it, with any other problem, when it starts."""
+    environ = os.environ if environ is None else environ
+    values = {name: environ.get(name, "").strip() for name in ("APP_ENV", "LOG_FORMAT", "LOG_LEVEL")}
+    settings = Settings(
+        APP_ENV=values["APP_ENV"] or Settings.APP_ENV,
+        LOG_FORMAT=values["LOG_FORMAT"] if values["LOG_FORMAT"] in LOG_FORMATS else "",
+        LOG_LEVEL=values["LOG_LEVEL"] if values["LOG_LEVEL"].upper() in LOG_LEVELS else Settings.LOG_LEVEL,
+    )
+    return settings.log_format, settings.log_level
 
 
 def parse_rate(value: str, name: str = "rate") -> tuple[int, int]:

@@ -21,7 +21,9 @@ from app.models import Base, SchemaMigration
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15}, pool_size=20, max_overflow=40)
+    # hide_parameters (both engines): SQLAlchemy's error messages otherwise quote a statement's
+    # values (a context note, a summary), and an unhandled error's traceback is logged (app.logs).
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15}, pool_size=20, max_overflow=40, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -44,7 +46,8 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 
 def _postgres_engine(url: str, connection_cls, args: dict, pool_timeout_s: float) -> Engine:
     engine = create_engine(
-        url, pool_size=10, max_overflow=30, pool_timeout=pool_timeout_s, pool_pre_ping=True, pool_recycle=1800, connect_args=args
+        url, pool_size=10, max_overflow=30, pool_timeout=pool_timeout_s, pool_pre_ping=True, pool_recycle=1800, connect_args=args,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "do_connect")

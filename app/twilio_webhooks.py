@@ -22,6 +22,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 import twiml
+from app import logs
 from app.api.validation import MAX_DEPTH, nesting_depth
 from app.current import services
 from app.errors import AppError, BadRequest
@@ -92,6 +93,7 @@ def twilio_webhook(view):
             log.warning("Twilio webhook %s: bad or missing %s", request.path, SIGNATURE_HEADER)
             return _xml(VoiceResponse(), 403, {ERROR_HEADER: "invalid_signature"})
         g.twilio_params = fields
+        logs.bind(call_sid=fields.get("CallSid"))  # the call behind it is bound by the service that finds it
         return view(*args, **kwargs)
 
     return wrapper

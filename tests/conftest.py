@@ -6,6 +6,10 @@ App tests run once against SQLite and once against PostgreSQL when TEST_DATABASE
 server (`make test` always provides one; WT_REQUIRE_POSTGRES=1 makes its absence an error rather
 than a silently shorter run).
 
+Every log line of the session is captured as production writes it (JSON) and, at the end, searched
+for the fixtures' PII and every password, cookie, token and secret the tests used: one found is an
+error of the session (`log_audit` below, tests/log_audit.py).
+
 A module marked `pytestmark = pytest.mark.telephony` gets the telephony-enabled app as `app`
 (Twilio and LiveKit SIP configured with `tests.telephony.TELEPHONY`, built after `rest`), so
 `client`, `services` and `make_agent` all use it there.
@@ -23,10 +27,11 @@ from sqlalchemy import text
 from app import create_app
 from app.db import migrate
 from app.models import Base
+from tests import log_audit
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble
 from tests.doubles.twilio_sim import TwilioSim
 from tests.support import AgentClient, run_tasks
-from tests.telephony import TELEPHONY, make_sim
+from tests.telephony import AUTH_TOKEN, SIP_PASSWORD, TELEPHONY, make_sim
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 if os.environ.get("WT_REQUIRE_POSTGRES") == "1" and not TEST_DATABASE_URL:
@@ -54,9 +59,28 @@ if os.environ.get("WT_OPENAPI_RECORD") == "1":
         assert recorder.report() == "", "responses off the OpenAPI description:\n" + recorder.report()
 
 
+SECRET_KEY = "test-secret-key-of-sufficient-length"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_audit_of_the_session(tmp_path_factory):
+    """The whole session's logs, as JSON lines in a file, searched at its end for every secret and
+    piece of PII the tests handled (remembered by tests/support.py's clients as they see them)."""
+    path = tmp_path_factory.mktemp("logs") / "session.jsonl"
+    log_audit.start_recording()
+    for value, what in {SECRET_KEY: "SECRET_KEY", AUTH_TOKEN: "TWILIO_AUTH_TOKEN", SIP_PASSWORD: "LIVEKIT_SIP_PASSWORD"}.items():
+        log_audit.remember(value, what)
+    with log_audit.LogCapture(path, keep=False):
+        yield path
+    text = path.read_text(encoding="utf-8")
+    hits = log_audit.find(text, {**log_audit.static_needles(), **log_audit.remembered()})
+    assert hits == [], f"secrets or PII in this session's logs ({path}):\n" + "\n".join(hits[:20] + log_audit.lines_with(text, hits))
+
+
 @pytest.fixture(scope="session")
 def livekit_double():
     double = LiveKitTwirpDouble().start()
+    log_audit.remember(double.api_secret, "LIVEKIT_API_SECRET")
     yield double
     double.stop()
 
@@ -91,7 +115,7 @@ def database_url(request, tmp_path, postgres_url):
 def config(database_url, livekit_double, tmp_path):
     return {
         "APP_ENV": "test",
-        "SECRET_KEY": "test-secret-key-of-sufficient-length",
+        "SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": database_url,
         "LIVEKIT_HTTP_URL": livekit_double.url,
         "LIVEKIT_WS_URL": livekit_double.url.replace("http", "ws"),

@@ -5,6 +5,8 @@ import json
 
 from livekit import api as lk
 
+from tests import log_audit
+
 
 class AgentClient:
     """One agent's browser: its own cookie jar and CSRF token, on a Flask test client."""
@@ -19,16 +21,20 @@ class AgentClient:
         r = self.client.post("/api/login", json={"agent_id": self.id, "password": self.password})
         assert r.status_code == 200, r.get_data(as_text=True)
         self.csrf = r.json["csrf_token"]
+        log_audit.remember(self.password, "an agent's password")
+        log_audit.remember(self.csrf, "a CSRF token")
+        cookie = self.client.get_cookie("wt_session")
+        log_audit.remember(cookie.value if cookie else None, "a session cookie")
         return r
 
     def post(self, path: str, body: dict | None = None, **kw):
         headers = dict(kw.pop("headers", {}))
         if self.csrf:
             headers.setdefault("X-CSRF-Token", self.csrf)
-        return self.client.post(path, json=body, headers=headers, **kw)
+        return remember_secrets(self.client.post(path, json=body, headers=headers, **kw))
 
     def get(self, path: str, **kw):
-        return self.client.get(path, **kw)
+        return remember_secrets(self.client.get(path, **kw))
 
     def notifications(self, since: int | None = None) -> list[dict]:
         query = f"?since={since}" if since is not None else ""
@@ -38,6 +44,19 @@ class AgentClient:
 
     def types(self, since: int | None = None) -> list[str]:
         return [n["type"] for n in self.notifications(since)]
+
+
+# Keys of API answers whose values are credentials (LiveKit tokens, a web customer's key).
+SECRET_KEYS = ("token", "customer_key", "csrf_token")
+
+
+def remember_secrets(response):
+    """Names the credentials in an API answer to the log audit (tests/log_audit.py)."""
+    body = response.get_json(silent=True) if response.is_json else None
+    if isinstance(body, dict):
+        for key in SECRET_KEYS:
+            log_audit.remember(body.get(key), f"{key} from {response.request.path}")
+    return response
 
 
 def grants_of(token: str, key: str, secret: str) -> lk.Claims:
@@ -64,7 +83,7 @@ def parse_sse(raw: str) -> list[dict]:
 
 def start_call(client, agent: AgentClient | None = None, name: str = "Jane Doe") -> dict:
     """A web customer starts a call; if `agent` is given they join it (the call becomes active)."""
-    r = client.post("/api/create-call", json={"customer_name": name})
+    r = remember_secrets(client.post("/api/create-call", json={"customer_name": name}))
     assert r.status_code == 201, r.get_data(as_text=True)
     call = r.json
     if agent is not None:

@@ -10,6 +10,7 @@ from functools import wraps
 
 from flask import g, request, session
 
+from app import logs
 from app.current import services
 from app.errors import Forbidden, NotAuthenticated
 from app.services.agents import AuthContext
@@ -24,6 +25,8 @@ def current_agent() -> AuthContext | None:
     """The signed-in agent, if any (pages that serve both kinds of visitor ask this)."""
     if "auth" not in g:
         g.auth = services().agents.authenticate(session.get("sid"))
+        if g.auth is not None:
+            logs.bind(agent_id=g.auth.agent_id)
     return g.auth
 
 

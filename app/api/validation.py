@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from flask import Request
 
+from app import logs
 from app.errors import BadRequest, ValidationFailed
 
 
@@ -52,6 +53,17 @@ def nesting_depth(raw: bytes) -> int:
 
 
 def parse_json(request: Request, schema: dict[str, Field]) -> dict:
+    body = _parse_json(request, schema)
+    # What the request is about, for its log lines (the API's session_id names a call).
+    logs.bind(**{field: body.get(name) for name, field in _LOGGED_IDS.items() if isinstance(body.get(name), str)})
+    return body
+
+
+# Body fields that name what a request is about, and the log context field each one fills.
+_LOGGED_IDS = {"session_id": "call_id", "transfer_id": "transfer_id"}
+
+
+def _parse_json(request: Request, schema: dict[str, Field]) -> dict:
     if not request.is_json:
         raise BadRequest("Send a JSON object with Content-Type: application/json.", code="invalid_json")
     raw = request.get_data(cache=True) or b"null"

@@ -41,6 +41,7 @@ from app.db import Database
 from app.errors import LiveKitFailed, LiveKitUnavailable
 from app.events import emit
 from app.gateways.livekit import LiveKitGateway
+from app.logs import mask_phones
 from app.models import Agent, Call, LiveKitWebhookEvent, Transfer, utcnow
 from app.protocol import customer_identity, room_kind
 from app.repo import claim_agent, load_call, open_transfer, transition
@@ -98,7 +99,8 @@ class LiveKitEvents:
                 effects.remove_participant(s, event.room.name, event.participant.identity)
         if outcome.startswith(("call ended", "call abandoned")):
             drain_queue(self.db)  # its agents are free for waiting callers
-        log.info("livekit webhook %s %s room=%s participant=%s: %s", event.id, event.event, event.room.name, event.participant.identity or "-", outcome)
+        # A phone leg's identity is LiveKit SIP's "sip_<number>": the number is masked.
+        log.info("livekit webhook %s %s room=%s participant=%s: %s", event.id, event.event, event.room.name, mask_phones(event.participant.identity or "-"), outcome)
         return outcome
 
     @staticmethod

@@ -25,7 +25,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 import twiml
-from app import metrics, states
+from app import logs, metrics, states
 from app.db import Database
 from app.errors import TelephonyNotConfigured, TwilioError, ValidationFailed
 from app.events import emit
@@ -251,6 +251,7 @@ class PhoneTransfers:
         t = s.get(Transfer, transfer_id, populate_existing=True)
         if t is None or not t.to_phone or not call_sid:
             return None
+        logs.bind(call_id=t.call_id)
         if t.twilio_call_sid and t.twilio_call_sid != call_sid:
             log.warning("transfer %s: callback for call %s, but its leg is %s", transfer_id, call_sid, t.twilio_call_sid)
             return None

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 import twiml
-from app import states
+from app import logs, states
 from app.db import Database
 from app.errors import TelephonyNotConfigured
 from app.events import emit
@@ -253,4 +253,7 @@ class TelephonyService:
 
     def _by_sid(self, call_sid: str) -> Call | None:
         with self.db.reading() as s:
-            return s.scalar(select(Call).where(Call.twilio_call_sid == call_sid)) if call_sid else None
+            call = s.scalar(select(Call).where(Call.twilio_call_sid == call_sid)) if call_sid else None
+        if call is not None:
+            logs.bind(call_id=call.id)  # the request's log lines are about this call from here on
+        return call

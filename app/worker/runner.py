@@ -23,7 +23,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from app import metrics, outbox
 from app.errors import AppError, ServiceUnavailable, TwilioUnavailable
+from app.logs import log_context
 from app.models import utcnow
+from app.protocol import parse_room
 from app.worker.tasks import HANDLERS, PERIODIC, NotYet, Permanent, TaskContext
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,17 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 300.0
 # PostgreSQL: after a NOTIFY, wait this long for the rest of a burst before claiming.
 CLAIM_BATCH_S = 0.02
+
+
+def task_log_context(task: outbox.Claimed) -> dict[str, object]:
+    """What a task's log lines are about: the task, and the call, transfer and agent its payload
+    names (a room names its call). Nothing else from the payload: it may hold a phone number."""
+    payload = task.payload if isinstance(task.payload, dict) else {}
+    ids = {key: payload.get(key) for key in ("call_id", "transfer_id", "agent_id")}
+    room = parse_room(payload["room"]) if isinstance(payload.get("room"), str) else None
+    if not ids["call_id"] and room is not None:
+        ids["call_id"] = room.call_id
+    return {"task_id": task.id, "task_kind": task.kind, **{k: v for k, v in ids.items() if isinstance(v, (str, int))}}
 
 
 def backoff(attempts: int) -> float:
@@ -170,13 +183,15 @@ class Worker:
 
     def _run_logged(self, task: outbox.Claimed) -> None:
         try:
-            self.execute(task)
-        except SQLAlchemyError as err:
-            # The database failed while the outcome was being recorded: the task stays claimed
-            # until its lease passes, then runs again (handlers are idempotent).
-            log.warning("task %s (%s): outcome not recorded, it will run again after its lease: %s", task.id, task.kind, err)
-        except Exception:  # the runner itself must survive anything a task does
-            log.exception("task %s (%s) crashed the runner", task.id, task.kind)
+            with log_context(**task_log_context(task)):
+                try:
+                    self.execute(task)
+                except SQLAlchemyError as err:
+                    # The database failed while the outcome was being recorded: the task stays claimed
+                    # until its lease passes, then runs again (handlers are idempotent).
+                    log.warning("task %s (%s): outcome not recorded, it will run again after its lease: %s", task.id, task.kind, err)
+                except Exception:  # the runner itself must survive anything a task does
+                    log.exception("task %s (%s) crashed the runner", task.id, task.kind)
         finally:
             with self._lock:
                 self._inflight.pop(task.id, None)
@@ -212,6 +227,10 @@ class Worker:
     # -- running one task --------------------------------------------------------------------
     def execute(self, task: outbox.Claimed, now: datetime | None = None) -> str:
         """Run a claimed task and record the outcome: done | later | retry | failed | lost."""
+        with log_context(**task_log_context(task)):
+            return self._execute(task, now)
+
+    def _execute(self, task: outbox.Claimed, now: datetime | None) -> str:
         handler = HANDLERS.get(task.kind)
         if handler is None:
             return self._give_up(task, f"no handler for task kind {task.kind!r}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_IMPORTS = ["twiml", "twiml.sip", "twiml.agent", "app.protocol", "app.config", "app.states", "bench.load_client", "bench.load_calls"]
+FIRST_IMPORTS = ["twiml", "twiml.sip", "twiml.agent", "app.protocol", "app.config", "app.states", "app.logs", "bench.load_client", "bench.load_calls"]
 
 
 @pytest.mark.parametrize("module", FIRST_IMPORTS)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: list[tuple[str, ...]] = [
     # 1. pure core
     ("app.states", "app.protocol", "app.protocol_js", "app.config", "app.errors", "app.summaries.base", "app.summaries.offline",
-     "app.summaries.prompt", "app.summaries.redact", "twiml", "app.metrics"),
+     "app.summaries.prompt", "app.summaries.redact", "app.logs", "twiml", "app.metrics"),
     # 2. persistence
     ("app.models", "app.db", "app.db_deadline", "app.repo", "app.outbox", "app.events", "app.event_ids", "app.ratelimit", "app.serializers", "app.metrics_export"),
     # 3. gateways
@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     # 5. delivery
     ("app.event_dispatcher", "app.sse", "app.worker"),
     # 6. edges
-    ("app.api", "app.twilio_webhooks", "app.livekit_webhooks", "app.pages", "app.cli", "app.current", "app.metrics_web", "app"),
+    ("app.api", "app.twilio_webhooks", "app.livekit_webhooks", "app.pages", "app.cli", "app.current", "app.metrics_web", "app.request_logs", "app"),
 ]
 # The documented exception: build_services wires the process's dispatcher into the container.
 ALLOWED = {("app.services", "app.event_dispatcher")}
