@@ -38,7 +38,7 @@ from app.db import migrate
 from app.models import Agent, Call, Summary, Task, Transfer
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble
 from tests.doubles.openai_compat import OpenAICompatibleDouble
-from tests.doubles.twilio_http import TwilioHttp
+from tests.doubles.twilio_http import TwilioHttp, WebhookClient
 from tests.doubles.twilio_sim import RecordingSipLegs, SimCall, SipLeg, TwilioSim
 from tests.fault.proxy import FaultProxy
 from tests.harness.server import ChildProcess, GunicornServer
@@ -325,34 +325,6 @@ class DoubleSipLegs(RecordingSipLegs):
                 leg.call.end_dial("completed")
 
 
-class WebhookClient:
-    """The simulator posts its webhooks to gunicorn over HTTP (it was written for a Flask test
-    client: same call shape, same answer shape)."""
-
-    class _Answer:
-        def __init__(self, r: requests.Response):
-            self.status_code = r.status_code
-            self.mimetype = r.headers.get("Content-Type", "").split(";")[0].strip()
-            self.headers = r.headers
-            self._content = r.content
-
-        def get_data(self, as_text: bool = False):
-            return self._content.decode() if as_text else self._content
-
-    def __init__(self):
-        self.http = requests.Session()
-        self.answers: list[tuple[str, int, float]] = []
-
-    def post(self, path, data=None, headers=None, base_url="", content_type=None):
-        all_headers = dict(headers or {})
-        if content_type:
-            all_headers["Content-Type"] = content_type
-        started = time.monotonic()
-        r = self.http.post(base_url + path, data=data, headers=all_headers, timeout=(3.0, API_BOUND_S))
-        self.answers.append((path, r.status_code, time.monotonic() - started))
-        return self._Answer(r)
-
-
 class FaultWorker(ChildProcess):
     name = "worker"
 
@@ -392,7 +364,7 @@ class Stack:
         self.livekit = LiveKitTwirpDouble().start()
         self.llm = OpenAICompatibleDouble()
         self.sip = DoubleSipLegs(self.livekit, self.livekit_joined)
-        self.webhooks = WebhookClient()
+        self.webhooks = WebhookClient(timeout=(3.0, API_BOUND_S))
         self.run: Run | None = None  # the test running now: LiveKit's webhooks are its answers
         self._webhook_backlog: list[tuple[str, str, str]] = []
         self._webhook_lock = threading.Lock()
