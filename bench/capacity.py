@@ -40,6 +40,7 @@ from bench.common import percentile
 from bench.proc_cpu import CpuMeter, CpuWindow, machine_description
 
 GROUPS = ["livekit-server", "livekit-sip", "app (gunicorn)", "worker", "redis", "bench: agents + simulator", "bench: SIP phones"]
+PACKETS_PER_S = 50  # livekit-sip sends PCMU in 20 ms packets: what a call should bring a phone each second
 SHORT = {"livekit-server": "lk-server", "livekit-sip": "lk-sip", "app (gunicorn)": "app", "worker": "worker", "redis": "redis",
          "bench: agents + simulator": "bench SDK", "bench: SIP phones": "bench SIP"}
 
@@ -169,10 +170,11 @@ def report(results: list[Level], args, machine: str, elapsed: float) -> str:
                      f"{fmt(100 * max((x.dropouts for x in r.legs), default=float('nan'))):>12}%  {fmt(100 * r.steady_cpu.machine_busy, '.0f'):>10}%")
     lines += ["", "What the callers' phones received from livekit-sip while listened to: RTP packets, lost on the way, and frames the",
               "phone's jitter buffer concealed (not there in time) or discarded (too late or too many); our agents' send gaps (this process late)",
-              "level  packets  lost    concealed  discarded  our send gaps"]
+              f"level  packets  of {PACKETS_PER_S}/s per call  lost    concealed  discarded  our send gaps"]
     for r in results:
-        lines.append(f"{r.level:>5}  {r.rtp.get('rx_pkt', 0):>7}  {_share(r.rtp, 'rx_loss'):>6}  {_share(r.rtp, 'jb_lost'):>9}  "
-                     f"{_share(r.rtp, 'jb_discard'):>9}  {r.underruns:>13}")
+        paced = r.calls_up * r.steady_cpu.wall_s * PACKETS_PER_S
+        lines.append(f"{r.level:>5}  {r.rtp.get('rx_pkt', 0):>7}  {fmt(100 * r.rtp.get('rx_pkt', 0) / paced if paced else float('nan'), '.0f'):>16}%  "
+                     f"{_share(r.rtp, 'rx_loss'):>6}  {_share(r.rtp, 'jb_lost'):>9}  {_share(r.rtp, 'jb_discard'):>9}  {r.underruns:>13}")
     lines += ["", "CPU while the calls run (listening window): ms of CPU per call-second, and in brackets % of one core for all calls",
               "level  " + "  ".join(f"{SHORT[g]:>15}" for g in GROUPS)]
     for r in results:
