@@ -64,6 +64,7 @@ class Level:
     rtp: dict[str, int]  # what the callers' phones received in the window (Listening.phones_received)
     setup_cpu: CpuWindow
     steady_cpu: CpuWindow
+    idle: CpuWindow  # the same processes with no call at all, before the first level
     load: float
     min_pass: float
     min_snr: float
@@ -97,13 +98,19 @@ class Level:
             counts[f"set-up: {unit.error}"] = counts.get(f"set-up: {unit.error}", 0) + 1
         return counts
 
+    def above_idle(self, window: CpuWindow, group: str) -> float:
+        """CPU seconds `group` used in `window` beyond what it uses with no calls (polling, timers)."""
+        idle_rate = self.idle.cpu_s.get(group, 0.0) / self.idle.wall_s if self.idle.wall_s else 0.0
+        return window.cpu_s.get(group, 0.0) - idle_rate * window.wall_s
+
     def per_call_ms(self, group: str) -> float:
-        """CPU milliseconds per second of one call, over the listening window."""
-        return 1000 * self.steady_cpu.cpu_s.get(group, 0.0) / (self.calls_up * self.steady_cpu.wall_s) if self.calls_up else float("nan")
+        """CPU milliseconds per second of one call above idle, over the listening window."""
+        return 1000 * self.above_idle(self.steady_cpu, group) / (self.calls_up * self.steady_cpu.wall_s) if self.calls_up else float("nan")
 
     def per_transfer_ms(self, group: str) -> float:
+        """CPU milliseconds per transfer above idle, over the set-up of this level's transfers."""
         done = len(self.new) - len(self.failed)
-        return 1000 * self.setup_cpu.cpu_s.get(group, 0.0) / done if done else float("nan")
+        return 1000 * self.above_idle(self.setup_cpu, group) / done if done else float("nan")
 
     def as_dict(self) -> dict:
         setup = [u.phases["bridged"] for u in self.new if "bridged" in u.phases]
@@ -113,6 +120,7 @@ class Level:
             "pass_rate": self.pass_rate, "good": self.good, "agent_send_underruns": self.underruns, "phones_received": self.rtp,
             "snr_db": {"p50": percentile([x.snr_db for x in self.legs], 50), "min": min((x.snr_db for x in self.legs), default=float("nan"))},
             "dropouts_max": max((x.dropouts for x in self.legs), default=float("nan")),
+            "idle": {"wall_s": self.idle.wall_s, "cpu_s": self.idle.cpu_s},
             "steady": {"wall_s": self.steady_cpu.wall_s, "machine_busy": self.steady_cpu.machine_busy,
                        "cpu_s": self.steady_cpu.cpu_s, "ms_per_call_s": {g: self.per_call_ms(g) for g in GROUPS}},
             "setup": {"wall_s": self.setup_cpu.wall_s, "machine_busy": self.setup_cpu.machine_busy, "cpu_s": self.setup_cpu.cpu_s,
@@ -124,7 +132,8 @@ class Level:
         }
 
 
-def run_level(stack: CapacityStack, meter: CpuMeter, units: list[WarmTransfer], level: int, args, routing: threading.Lock) -> Level:
+def run_level(stack: CapacityStack, meter: CpuMeter, units: list[WarmTransfer], level: int, args, routing: threading.Lock,
+              idle: CpuWindow) -> Level:
     first = len(units) + 1
     meter.start()
     with ThreadPoolExecutor(max_workers=args.parallel, thread_name_prefix="transfer") as pool:
@@ -139,8 +148,8 @@ def run_level(stack: CapacityStack, meter: CpuMeter, units: list[WarmTransfer], 
     underruns = listening.underruns()
     rtp = listening.phones_received()
     legs = listening.collect(args.window)
-    return Level(level, new, len(listening.units), legs, underruns, rtp, setup_cpu, steady_cpu, os.getloadavg()[0], args.min_pass, args.min_snr,
-                 args.max_dropouts)
+    return Level(level, new, len(listening.units), legs, underruns, rtp, setup_cpu, steady_cpu, idle, os.getloadavg()[0], args.min_pass,
+                 args.min_snr, args.max_dropouts)
 
 
 def fmt(value: float, spec: str = ".1f") -> str:
@@ -175,11 +184,15 @@ def report(results: list[Level], args, machine: str, elapsed: float) -> str:
         paced = r.calls_up * r.steady_cpu.wall_s * PACKETS_PER_S
         lines.append(f"{r.level:>5}  {r.rtp.get('rx_pkt', 0):>7}  {fmt(100 * r.rtp.get('rx_pkt', 0) / paced if paced else float('nan'), '.0f'):>16}%  "
                      f"{_share(r.rtp, 'rx_loss'):>6}  {_share(r.rtp, 'jb_lost'):>9}  {_share(r.rtp, 'jb_discard'):>9}  {r.underruns:>13}")
-    lines += ["", "CPU while the calls run (listening window): ms of CPU per call-second, and in brackets % of one core for all calls",
+    idle = results[0].idle if results else None
+    lines += ["", "CPU while the calls run (listening window): ms of CPU per call-second above idle, and in brackets % of one core in all",
               "level  " + "  ".join(f"{SHORT[g]:>15}" for g in GROUPS)]
+    if idle is not None:
+        lines.append(" idle  " + "  ".join(f"{'':>6} ({fmt(idle.percent(g), '.0f'):>4}%)  " for g in GROUPS))
     for r in results:
         lines.append(f"{r.level:>5}  " + "  ".join(f"{fmt(r.per_call_ms(g)):>6} ({fmt(r.steady_cpu.percent(g), '.0f'):>4}%)  " for g in GROUPS))
-    lines += ["", "CPU while each level's new transfers were set up: ms of CPU per transfer (the app's and the worker's work is per transfer)",
+    lines += ["", "CPU while each level's new transfers were set up: ms of CPU per transfer above idle (the app's and the worker's work is per",
+              "transfer; the worker's includes the hold audio it plays through each consult)",
               "level  new  wall s     app  worker"]
     for r in results:
         lines.append(f"{r.level:>5}  {len(r.new):>3}  {r.setup_cpu.wall_s:>6.1f}  {fmt(r.per_transfer_ms('app (gunicorn)'), '.0f'):>6}  "
@@ -217,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=2, help="the first level")
     parser.add_argument("--step", type=int, default=4, help="levels double up to this, then grow by it")
     parser.add_argument("--window", type=float, default=10.0, help="seconds listened to at each level")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds measured with no calls, before the first level")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between the last set-up and listening")
     parser.add_argument("--parallel", type=int, default=4, help="transfers being set up at once")
     parser.add_argument("--min-pass", type=float, default=0.95, help="share of legs that must pass for a level to be good")
@@ -241,8 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Level] = []
     routing = threading.Lock()
     try:
+        meter.start()
+        time.sleep(args.idle)  # no calls: what the processes use just by running
+        idle = meter.stop()
         for level in plan:
-            result = run_level(stack, meter, units, level, args, routing)
+            result = run_level(stack, meter, units, level, args, routing, idle)
             results.append(result)
             print(f"[capacity] level {level}: {result.calls_up} calls up, {len(result.failed)} failed set-ups, "
                   f"audio pass {result.passed}/{len(result.legs) + 2 * len(result.failed)}, machine {100 * result.steady_cpu.machine_busy:.0f}% busy"
