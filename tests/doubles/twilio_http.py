@@ -1,17 +1,24 @@
-"""The Twilio simulator's REST half over real HTTP, for a worker running in another process.
+"""The Twilio simulator over real HTTP, for an app running in other processes (gunicorn, a worker).
 
-In-process code reaches the simulator through `responses`; a separate process cannot, so this
-serves the same two endpoints (`POST /2010-04-01/Accounts/<sid>/Calls.json` and
-`.../Calls/<CallSid>.json`) on loopback, checks HTTP basic auth as Twilio does (401 otherwise),
-and answers with the simulator's own JSON bodies and error format.
+`TwilioHttp`, the REST half: in-process code reaches the simulator through `responses`; a
+separate process cannot, so this serves the same two endpoints
+(`POST /2010-04-01/Accounts/<sid>/Calls.json` and `.../Calls/<CallSid>.json`) on loopback, checks
+HTTP basic auth as Twilio does (401 otherwise), and answers with the simulator's own JSON bodies
+and error format.
+
+`WebhookClient`, the webhook half: what the simulator posts goes to the app over HTTP instead of
+through a Flask test client.
 """
 from __future__ import annotations
 
 import base64
 import re
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from types import SimpleNamespace
+
+import requests
 
 from tests.doubles.http import DoubleHandler
 from tests.doubles.twilio_sim import TwilioSim
@@ -53,3 +60,33 @@ class TwilioHttp:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class WebhookClient:
+    """The simulator posts its webhooks to the app (gunicorn) over HTTP (it was written for a
+    Flask test client: same call shape, same answer shape). `answers` records each post's path,
+    status and seconds."""
+
+    class _Answer:
+        def __init__(self, r: requests.Response):
+            self.status_code = r.status_code
+            self.mimetype = r.headers.get("Content-Type", "").split(";")[0].strip()
+            self.headers = r.headers
+            self._content = r.content
+
+        def get_data(self, as_text: bool = False):
+            return self._content.decode() if as_text else self._content
+
+    def __init__(self, timeout: tuple[float, float] = (3.0, 8.0)):
+        self.http = requests.Session()
+        self.timeout = timeout  # (connect, read) seconds
+        self.answers: list[tuple[str, int, float]] = []
+
+    def post(self, path, data=None, headers=None, base_url="", content_type=None):
+        all_headers = dict(headers or {})
+        if content_type:
+            all_headers["Content-Type"] = content_type
+        started = time.monotonic()
+        r = self.http.post(base_url + path, data=data, headers=all_headers, timeout=self.timeout)
+        self.answers.append((path, r.status_code, time.monotonic() - started))
+        return self._Answer(r)

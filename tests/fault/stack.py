@@ -38,7 +38,7 @@ from app.db import migrate
 from app.models import Agent, Call, Summary, Task, Transfer
 from tests.doubles.livekit_twirp import LiveKitTwirpDouble
 from tests.doubles.openai_compat import OpenAICompatibleDouble
-from tests.doubles.twilio_http import TwilioHttp
+from tests.doubles.twilio_http import TwilioHttp, WebhookClient
 from tests.doubles.twilio_sim import RecordingSipLegs, SimCall, SipLeg, TwilioSim
 from tests.fault.proxy import FaultProxy
 from tests.harness.http import Stream, WebhookClient
@@ -302,7 +302,7 @@ class Stack:
         self.livekit = LiveKitTwirpDouble().start()
         self.llm = OpenAICompatibleDouble()
         self.sip = DoubleSipLegs(self.livekit, self.livekit_joined)
-        self.webhooks = WebhookClient()
+        self.webhooks = WebhookClient(timeout=(3.0, API_BOUND_S))
         self.run: Run | None = None  # the test running now: LiveKit's webhooks are its answers
         self._webhook_backlog: list[tuple[str, str, str]] = []
         self._webhook_lock = threading.Lock()

@@ -161,6 +161,17 @@ class GrowingWav:
         raw = self.path.read_bytes()[layout[1]:]
         return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").copy()
 
+    def window(self, start: int, end: int) -> np.ndarray:
+        """Samples `start` to `end` (fewer if not written yet), read from the file without the
+        rest of it: a recording an hour long costs no more to look into than a fresh one."""
+        layout = self._layout()
+        if layout is None or end <= start:
+            return np.zeros(0, dtype=np.int16)
+        with self.path.open("rb") as f:
+            f.seek(layout[1] + 2 * start)
+            raw = f.read(2 * (end - start))
+        return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").copy()
+
     def length(self) -> int:
         """Samples written so far (0 before the header is written)."""
         layout = self._layout()

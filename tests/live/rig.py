@@ -293,7 +293,11 @@ class Rig:
     @classmethod
     def start(cls, workdir: Path, *, webhook_urls: list[str] | None = None,
               api_key: str = "devkey", api_secret: str = "secret",
-              binaries: Binaries | None = None) -> Rig:
+              binaries: Binaries | None = None, sip_rtp_ports: int = 100,
+              sip_log_level: str = "debug") -> Rig:
+        """`sip_rtp_ports`: livekit-sip takes one even port per call and holds it a while after
+        hang-up, so a run with many calls (bench/capacity.py) needs more than the tests' 100;
+        `sip_log_level`: debug logs every SIP message, which costs CPU a benchmark would count."""
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         binaries = binaries or Binaries.locate()
@@ -311,7 +315,8 @@ class Rig:
             livekit.start()
             t_livekit = time.monotonic()
             sip = LiveKitSIP(workdir, binaries.livekit_sip, ports, redis.address,
-                             livekit.ws_url, api_key, api_secret)
+                             livekit.ws_url, api_key, api_secret, rtp_ports=sip_rtp_ports,
+                             log_level=sip_log_level)
             started.append(sip.process)
             sip.start()
             t_sip = time.monotonic()

@@ -144,6 +144,19 @@ class SipPhone:
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
 
+    def stats(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The audio stream's receive counters now (see `stream_stats` in the phone process)."""
+        with self._cond:
+            before = sum(1 for e in self.events if e["event"] == "stats")
+        self._send("stats")
+        seen = [0]
+
+        def the_answer(event: dict[str, Any]) -> bool:  # wait_event shows each event once, in order
+            if event["event"] == "stats":
+                seen[0] += 1
+            return seen[0] > before and event["event"] == "stats"
+        return self.wait_event(the_answer, timeout, "stream stats")
+
     def hangup(self, timeout: float = 15.0) -> dict[str, Any]:
         """Hang up (BYE, or CANCEL while ringing) and wait for the recording to be closed."""
         self._send("hangup")
@@ -209,6 +222,7 @@ def _phone_main(config: dict[str, Any]) -> int:
             ci = self.getInfo()
             for i, media in enumerate(ci.media):
                 if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    state["media_index"] = i
                     audio = self.getAudioMedia(i)
                     if self.player is None:
                         self.player = pj.AudioMediaPlayer()
@@ -223,6 +237,18 @@ def _phone_main(config: dict[str, Any]) -> int:
             # Destroying the recorder writes the final WAV header.
             self.player = None
             self.recorder = None
+
+    def stream_stats(call: pj.Call, index: int | None) -> dict[str, Any]:
+        """Counters of the audio received so far: RTP packets received, lost on the way (gaps in
+        sequence numbers), and frames the jitter buffer had to conceal (`jb_lost`: not there in
+        time) or threw away (`jb_discard`: too late or too many, as when this process is late)."""
+        if index is None or "disconnected" in state:
+            return {"active": False}
+        st = call.getStreamStat(index)
+        rx = st.rtcp.rxStat
+        return {"active": True, "rx_pkt": int(rx.pkt), "rx_loss": int(rx.loss), "rx_discard": int(rx.discard),
+                "jb_lost": int(st.jbuf.lost), "jb_discard": int(st.jbuf.discard), "jb_empty": int(st.jbuf.empty),
+                "jitter_ms": rx.jitterUsec.mean / 1000 if rx.jitterUsec.n else 0.0}
 
     ep = pj.Endpoint()
     ep.libCreate()
@@ -294,6 +320,9 @@ def _phone_main(config: dict[str, Any]) -> int:
                 selector.unregister(stdin_fd)
                 commands = ["quit"]
         for command in commands:
+            if command == "stats":
+                emit("stats", **stream_stats(call, state.get("media_index")))
+                continue
             if command not in ("hangup", "quit"):
                 emit("error", message=f"unknown command {command!r}")
                 continue
