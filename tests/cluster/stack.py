@@ -43,9 +43,9 @@ from app.db import migrate
 from app.models import Call, Event, Task
 from tests.aio import LoopThread
 from tests.cluster.haproxy import HAProxy
-from tests.doubles.twilio_http import TwilioHttp
+from tests.doubles.twilio_http import TwilioHttp, WebhookClient
 from tests.doubles.twilio_sim import TwilioSim
-from tests.harness.http import Stream, WebhookClient
+from tests.harness.http import Stream
 from tests.harness.server import GunicornServer, flask_cli
 from tests.live.app_env import hold_tone_file
 from tests.live.participant import ToneParticipant

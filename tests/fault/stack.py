@@ -41,7 +41,7 @@ from tests.doubles.openai_compat import OpenAICompatibleDouble
 from tests.doubles.twilio_http import TwilioHttp, WebhookClient
 from tests.doubles.twilio_sim import RecordingSipLegs, SimCall, SipLeg, TwilioSim
 from tests.fault.proxy import FaultProxy
-from tests.harness.http import Stream, WebhookClient
+from tests.harness.http import Stream
 from tests.harness.server import ChildProcess, GunicornServer
 
 # -- settings of the app under test ------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""HTTP clients the multi-process suites (fault, cluster) share: an agent's event stream read on
-a thread, and the Twilio simulator's webhook poster over real HTTP."""
+"""What the multi-process suites (fault, cluster) share over HTTP: an agent's event stream read on
+a thread. (The simulator's webhook poster over HTTP is tests/doubles/twilio_http.WebhookClient.)"""
 from __future__ import annotations
 
 import threading
@@ -9,10 +9,6 @@ from collections.abc import Callable
 import requests
 
 from tests.support import parse_sse
-
-# How long a webhook post may take before the simulator gives up (Twilio waits 15 s; our
-# suites' bound is tighter so that a hung app fails the test quickly).
-WEBHOOK_TIMEOUT_S = 8.0
 
 
 class Stream:
@@ -75,31 +71,3 @@ class Stream:
 
     def close(self) -> None:
         self.response.close()
-
-
-class WebhookClient:
-    """The simulator posts its webhooks to gunicorn over HTTP (it was written for a Flask test
-    client: same call shape, same answer shape)."""
-
-    class _Answer:
-        def __init__(self, r: requests.Response):
-            self.status_code = r.status_code
-            self.mimetype = r.headers.get("Content-Type", "").split(";")[0].strip()
-            self.headers = r.headers
-            self._content = r.content
-
-        def get_data(self, as_text: bool = False):
-            return self._content.decode() if as_text else self._content
-
-    def __init__(self):
-        self.http = requests.Session()
-        self.answers: list[tuple[str, int, float]] = []
-
-    def post(self, path, data=None, headers=None, base_url="", content_type=None):
-        all_headers = dict(headers or {})
-        if content_type:
-            all_headers["Content-Type"] = content_type
-        started = time.monotonic()
-        r = self.http.post(base_url + path, data=data, headers=all_headers, timeout=(3.0, WEBHOOK_TIMEOUT_S))
-        self.answers.append((path, r.status_code, time.monotonic() - started))
-        return self._Answer(r)
