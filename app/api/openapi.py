@@ -447,15 +447,15 @@ def _api_paths() -> dict:
                             "Unknown query parameters are refused (422).",
                 parameters=[
                     _query_param("mine", "Only the agent's own calls: the only value is 1 (an agent sees nothing else).", {"type": "string", "enum": ["1"]}),
-                    _query_param("status", "A call status, or `ended` for any final one (completed, abandoned, failed).",
-                                 {"type": "string", "enum": sorted(STATUS_FILTERS)}),
-                    _query_param("limit", f"Calls per page, 1 to {PAGE_MAX} (default {LIST_LIMIT}).", {"type": "string", "pattern": "^[0-9]{1,3}$"}),
-                    _query_param("before", "The previous page's `next_before`.", {"type": "string", "maxLength": 64}),
+                    _query_param("status", "A call status, or `ended` for any final one (completed, abandoned, failed); empty: any.",
+                                 {"type": "string", "enum": ["", *sorted(STATUS_FILTERS)]}),
+                    _query_param("limit", f"Calls per page, 1 to {PAGE_MAX} (empty: {LIST_LIMIT}).", {"type": "string", "pattern": f"^(|{PAGE_MAX}|[1-9][0-9]?)$"}),
+                    _query_param("before", "The previous page's `next_before` (empty: from the newest).", {"type": "string", "maxLength": 64}),
                 ],
                 responses={"200": _json(_obj({"calls": {"type": "array", "items": _ref("Call")}, "queued": {"type": "integer", "minimum": 0},
                                               "next_before": {"type": ["string", "null"]}}),
                                         "Calls the agent handles, is in, or transferred, newest first.")},
-                errors=(*AGENT_READ, 422),
+                errors=(*AGENT_READ, 404, 422),
             )
         },
         "/api/calls/{session_id}": {

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, or_, select
 
 from app import states
 from app.db import Database
-from app.errors import ValidationFailed
+from app.errors import NotFound
 from app.models import Agent, Call, Transfer
 from app.serializers import call_dict
 
@@ -51,7 +51,7 @@ def list_calls(db: Database, agent_id: str, page: Page) -> dict:
 
     Paging is by key (created_at, id), not by offset: calls that start while an agent reads their
     history do not shift the next page. `before` is a call id the agent may see (the last one of
-    the previous page); any other id is refused rather than silently read as "from the start".
+    the previous page); any other id is 404 rather than silently read as "from the start".
     """
     query = select(Call).where(took_part(agent_id))
     if page.status == ENDED:
@@ -62,7 +62,8 @@ def list_calls(db: Database, agent_id: str, page: Page) -> dict:
         if page.before is not None:
             anchor = s.scalar(select(Call).where(Call.id == page.before, took_part(agent_id)))
             if anchor is None:
-                raise ValidationFailed("before must be the id of a call from your previous page (next_before).")
+                # Not found *for this agent*: a call they never took part in does not exist for them.
+                raise NotFound("before: no such call among yours; pass the previous page's next_before.")
             query = query.where(or_(Call.created_at < anchor.created_at, and_(Call.created_at == anchor.created_at, Call.id < anchor.id)))
         calls = list(s.scalars(query.order_by(Call.created_at.desc(), Call.id.desc()).limit(page.limit)))
         queued = s.scalar(select(func.count()).select_from(Call).where(Call.status == "queued")) or 0

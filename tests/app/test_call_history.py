@@ -96,9 +96,9 @@ def test_history_shows_only_calls_the_agent_took_part_in(client, make_agent):
     assert [x["session_id"] for x in b.get("/api/calls?status=ended").json["calls"]] == [sid]  # Agent B
     assert [x["session_id"] for x in c.get("/api/calls?status=ended").json["calls"]] == [own["session_id"]]
     assert c.get(f"/api/calls/{sid}").status_code == 403  # and the detail is refused too
-    # Another agent's call is no cursor: refused, not read as "from the start".
+    # Another agent's call is no cursor: not found (for Carol), not read as "from the start".
     r = c.get(f"/api/calls?status=ended&before={sid}")
-    assert r.status_code == 422 and r.json["error"]["code"] == "validation_error"
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
 
 
 def test_bad_queries_are_refused_with_a_typed_error(client, make_agent):

@@ -301,6 +301,7 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     _expect(alice.get(f"/api/calls?status=ended&limit=5&before={sid}"), 200)
     _expect(alice.get("/api/calls?status=nope"), 422)
     _expect(alice.get("/api/calls?mine=0"), 422)
+    _expect(alice.get("/api/calls?before=not-a-call-of-hers"), 404)
     _expect(alice.get(f"/api/calls/{sid}"), 200)
     _expect(alice.get("/api/calls/nope"), 404)
     _expect(carol.get(f"/api/calls/{sid}"), 403)
