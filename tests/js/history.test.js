@@ -14,6 +14,12 @@ describe('Recent calls wording', () => {
     assert.equal(callLine({ customer_name: 'Wendy', channel: 'web', end_reason: null }), 'Wendy · Web · ended');
   });
 
+  it('a line about us starts with a capital', () => {
+    const me = (id) => (id === 'alice' ? 'you' : nameOf(id));
+    assert.equal(transferLine({ from_agent_id: 'alice', to_agent_id: 'bob', status: 'completed' }, me), 'You → Bob: Completed.');
+    assert.equal(timelineText({ type: 'call_active', payload: { agent_id: 'alice' } }, me), 'You joined');
+  });
+
   it('a transfer line names both agents (or the number) and the outcome with its reason', () => {
     assert.equal(transferLine({ from_agent_id: 'alice', to_agent_id: 'bob', status: 'completed' }, nameOf), 'Alice → Bob: Completed.');
     assert.equal(transferLine({ from_agent_id: 'alice', to_agent_id: null, to_phone: '+14155550100', status: 'declined', reason: 'Busy with a customer.' }, nameOf),
@@ -25,7 +31,7 @@ describe('Recent calls wording', () => {
       const text = timelineText({ type, payload: { agent_id: 'bob', from_agent_id: 'alice', to_agent_id: 'bob', outcome: 'declined', reason: 'x' } }, nameOf);
       assert.ok(text && !text.includes('undefined'), `${type}: ${text}`);
     }
-    assert.equal(timelineText({ type: 'transfer_completed', payload: { to_agent_id: 'bob' } }, nameOf), 'Transfer completed: Bob has the customer');
+    assert.equal(timelineText({ type: 'transfer_completed', payload: { to_agent_id: 'bob' } }, nameOf), 'Transfer completed to Bob');
     assert.equal(timelineText({ type: 'call_ended', payload: { reason: 'agent_ended' } }, nameOf), 'Call ended (ended by the agent)');
   });
 

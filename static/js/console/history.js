@@ -27,16 +27,23 @@ export function callLine(call) {
   return `${call.customer_name} · ${channel} · ${endedReasonText(call.end_reason)}`;
 }
 
+/** "you joined" reads "You joined" at the start of a line. */
+const sentence = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+
 /** A transfer of the opened call, with its outcome. */
 export function transferLine(t, nameOf) {
   const target = t.to_agent_id ? nameOf(t.to_agent_id) : t.to_phone;
   const label = TRANSFER_STATUS_LABEL[t.status] ?? t.status;
   const reason = t.reason ? ` ${t.reason}` : '';
-  return `${nameOf(t.from_agent_id)} → ${target}: ${label}.${reason}`;
+  return sentence(`${nameOf(t.from_agent_id)} → ${target}: ${label}.${reason}`);
 }
 
 /** One timeline event in words. */
 export function timelineText(e, nameOf) {
+  return sentence(eventWords(e, nameOf));
+}
+
+function eventWords(e, nameOf) {
   const p = e.payload ?? {};
   switch (e.type) {
     case 'call_assigned': return `Call from ${p.customer_name ?? 'the customer'} assigned`;
@@ -49,7 +56,7 @@ export function timelineText(e, nameOf) {
     case 'transfer_requested': return `Transfer requested by ${nameOf(p.from_agent_id)}`;
     case 'transfer_ringing': return 'Transfer ringing';
     case 'transfer_accepted': return 'Transfer accepted';
-    case 'transfer_completed': return `Transfer completed: ${p.to_agent_id ? nameOf(p.to_agent_id) : p.to_phone} has the customer`;
+    case 'transfer_completed': return `Transfer completed to ${p.to_agent_id ? nameOf(p.to_agent_id) : p.to_phone}`;
     case 'transfer_bridged': return 'Agent B reached the customer';
     case 'transfer_declined':
     case 'transfer_cancelled':
