@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { EVENT_TYPES } from '../../static/js/lib/protocol.js';
-import { callLine, timelineText, transferLine, when } from '../../static/js/console/history.js';
+import { callLine, duration, recordingView, timelineText, transferLine, when } from '../../static/js/console/history.js';
 
 const names = { alice: 'Alice', bob: 'Bob' };
 const nameOf = (id) => names[id] ?? id;
@@ -12,6 +12,18 @@ describe('Recent calls wording', () => {
     assert.equal(callLine({ customer_name: 'Jane', channel: 'phone', end_reason: 'customer_hung_up' }), 'Jane · Phone · the customer hung up');
     assert.equal(callLine({ customer_name: 'Wendy', channel: 'web', end_reason: 'some_new_reason' }), 'Wendy · Web · some new reason');
     assert.equal(callLine({ customer_name: 'Wendy', channel: 'web', end_reason: null }), 'Wendy · Web · ended');
+  });
+
+  it('a recording plays from the app, only once Twilio has made it, and says when there is none', () => {
+    const phone = { session_id: 'c/1', channel: 'phone' };
+    assert.deepEqual(recordingView({ ...phone, recording: { status: 'completed', duration_s: 125, channels: 2 } }),
+      { src: '/api/calls/c%2F1/recording', text: '2:05 · caller and agents on separate channels' });
+    assert.equal(recordingView({ ...phone, recording: { status: 'in-progress', duration_s: null, channels: null } }).src, null);
+    assert.match(recordingView({ ...phone, recording: { status: 'absent', duration_s: 0, channels: 2 } }).text, /too short or silent/);
+    assert.deepEqual(recordingView({ ...phone, recording: null }), { src: null, text: 'This call was not recorded.' });
+    assert.deepEqual(recordingView({ session_id: 'w', channel: 'web', recording: null }), { src: null, text: 'Web calls are not recorded.' });
+    assert.equal(duration(59.6), '1:00');
+    assert.equal(duration(null), '0:00');
   });
 
   it('a transfer line names both agents (or the number) and the outcome with its reason', () => {
