@@ -134,6 +134,13 @@ class Settings:
     # LIVEKIT_SIP_HOST. Empty means Twilio's default (North America, Virginia).
     TWILIO_SIP_EDGE: str = ""
     TRANSCRIPTION_ENABLED: bool = False
+    # Record phone callers' bridges into LiveKit (dual channel, from answer; web calls never are).
+    # RECORDING_NOTICE is said to the caller first (empty: nothing). Recordings are deleted, at
+    # Twilio and here, RECORDING_RETENTION_DAYS after they were made (0: kept as long as the call,
+    # CALL_RETENTION_DAYS); always before their call is deleted.
+    RECORDING_ENABLED: bool = False
+    RECORDING_NOTICE: str = ""
+    RECORDING_RETENTION_DAYS: int = 0
     TRANSFER_ALLOWED_PREFIXES: tuple[str, ...] = field(default_factory=tuple)
 
     # Transfers and events
@@ -300,6 +307,7 @@ def _load(environ: Mapping[str, str] | None, overrides: Mapping[str, object] | N
 
 
 APP_ENVS = ("development", "test", "production")
+RECORDING_NOTICE_MAX = 500
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -324,6 +332,7 @@ RANGES: tuple[tuple[str, float, float, str], ...] = (
     ("SUMMARY_REDRAFT_S", 1, 3600, "seconds"),
     ("CALL_RETENTION_DAYS", 1, 3650, "days"),
     ("SESSION_RETENTION_DAYS", 1, 3650, "days"),
+    ("RECORDING_RETENTION_DAYS", 0, 3650, "days"),
     ("LOGIN_CONCURRENCY", 1, 64, ""),
     ("WORKER_METRICS_PORT", 0, 65535, ""),
 )
@@ -353,6 +362,7 @@ def _validate(s: Settings) -> list[str]:
         note = RANGE_NOTES.get(name, "")
         check(low <= getattr(s, name) <= high, f"{name} must be between {low:g} and {high:g}{unit and ' ' + unit}{note}")
     check(s.TWILIO_TIMEOUT_S > 0, "TWILIO_TIMEOUT_S must be more than 0 seconds")
+    check(len(s.RECORDING_NOTICE) <= RECORDING_NOTICE_MAX, f"RECORDING_NOTICE must be at most {RECORDING_NOTICE_MAX} characters (it is said before every bridge)")
     check(not (s.TWILIO_SIP_EDGE and s.TWILIO_SIP_EDGE not in SIP_EDGES), f"TWILIO_SIP_EDGE must be one of {', '.join(SIP_EDGES)}")
     check(1 <= s.SSE_STREAMS_PER_SESSION <= s.SSE_STREAMS_PER_AGENT <= 100,
           "SSE_STREAMS_PER_SESSION and SSE_STREAMS_PER_AGENT must be 1-100, per session at most per agent")
@@ -383,6 +393,9 @@ def _production_problems(s: Settings) -> list[str]:
         # /metrics is on the same public host Twilio reaches: call volumes, outcomes and error
         # rates are not for anyone who asks.
         problems.append("METRICS_TOKEN must be set in production, at least 32 characters (scrapers send it as a bearer token)")
+    if s.RECORDING_ENABLED and not s.telephony_configured:
+        problems.append("RECORDING_ENABLED needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_PHONE_NUMBER in production "
+                        "(recordings are made, played and deleted through Twilio)")
     if s.telephony_configured and not s.TRANSFER_ALLOWED_PREFIXES:
         problems.append("TRANSFER_ALLOWED_PREFIXES must list the E.164 prefixes phone transfers may dial in production (e.g. +1,+44): "
                         "an empty list would let a stolen agent session call anywhere")

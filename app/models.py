@@ -132,6 +132,33 @@ class Call(Base):
     )
 
 
+class Recording(Base):
+    """A recording Twilio made of a phone caller's bridge (`<Dial record>`, RECORDING_ENABLED).
+
+    A table rather than columns on calls: Twilio reports each recording on its own (one callback
+    per RecordingSid), and a caller bridged twice (sent back to the hold loop after an answered
+    bridge) would have two. The media stays at Twilio; its URL is derived from the sid and the
+    account (app.gateways.twilio), so nothing here is a link anyone could use without our
+    credentials. Deleted at Twilio and here after RECORDING_RETENTION_DAYS, and before its call
+    is (app.services.recordings).
+    """
+
+    __tablename__ = "recordings"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)  # Twilio's RecordingSid (RE...)
+    call_id: Mapped[str] = mapped_column(String(32), ForeignKey("calls.id"), index=True)
+    # RecordingStatus: in-progress, completed, absent (too short or silent), failed; only moved
+    # forward, so a late or repeated callback cannot undo a completed one.
+    status: Mapped[str] = mapped_column(String(16))
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(String(32))  # RecordingSource: DialVerb
+    error_code: Mapped[str | None] = mapped_column(String(16))  # ErrorCode (16101 too short, 16102 silent)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ContextEntry(Base):
     __tablename__ = "context_entries"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.models import Agent, Call, ContextEntry, Summary, Transfer
+from app.models import Agent, Call, ContextEntry, Recording, Summary, Transfer
 
 
 def iso(value: datetime | None) -> str | None:
@@ -69,6 +69,14 @@ def transfer_dict(transfer: Transfer, summary: Summary | None = None) -> dict:
         "ended_at": iso(transfer.ended_at),
         "summary": summary_dict(summary),
     }
+
+
+def recording_dict(recording: Recording | None) -> dict | None:
+    """What the console shows of a call's recording; never a Twilio URL (the audio is served by
+    GET /api/calls/<id>/recording)."""
+    if recording is None:
+        return None
+    return {"status": recording.status, "duration_s": recording.duration_s, "channels": recording.channels}
 
 
 def call_dict(call: Call) -> dict:

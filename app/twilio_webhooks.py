@@ -160,6 +160,15 @@ def transcription():
     return _xml(VoiceResponse())
 
 
+@bp.post(paths.RECORDING)
+@twilio_webhook
+def recording():
+    """`<Dial recordingStatusCallback>`: a recording of the caller's bridge is ready (or absent).
+    Answered with an empty document whatever it names; Twilio ignores the body of this callback."""
+    services().recordings.reported(_params())
+    return _xml(VoiceResponse())
+
+
 # -- Agent B's phone leg --------------------------------------------------------------------------
 @bp.post(paths.TRANSFER_ANSWER)
 @twilio_webhook

@@ -15,7 +15,7 @@ from twiml.agent import (
     briefing_announcement,
 )
 from twiml.common import DEFAULT_VOICE, INLINE_TWIML_MAX_CHARS, Voice, inline_twiml
-from twiml.customer import TranscriptionOptions, customer_bridge, queued_hold
+from twiml.customer import RecordingOptions, TranscriptionOptions, customer_bridge, queued_hold
 from twiml.endings import (
     call_ended,
     caller_left,
@@ -52,6 +52,7 @@ __all__ = [
     "INLINE_TWIML_MAX_CHARS",
     "ROLE_AGENT_B",
     "ROLE_CUSTOMER",
+    "RecordingOptions",
     "SAY_MAX_BYTES",
     "SIP_EDGES",
     "SipTrunk",

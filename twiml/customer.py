@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import VoiceResponse
 
 from twiml.common import Voice, check_url
-from twiml.sip import DIAL_TIMEOUT_MAX_S, HEADER_CALL, HEADER_ROLE, ROLE_CUSTOMER, SipTrunk, add_sip_dial
+from twiml.sip import DIAL_TIMEOUT_MAX_S, HEADER_CALL, HEADER_ROLE, ROLE_CUSTOMER, DialRecording, SipTrunk, add_sip_dial
 from twiml.speech import add_speech
 
 TRANSCRIPTION_TRACKS = ("inbound_track", "outbound_track", "both_tracks")
@@ -44,6 +44,18 @@ class TranscriptionOptions:
             raise ValueError(f"transcription track must be one of {TRANSCRIPTION_TRACKS}")
 
 
+@dataclass(frozen=True)
+class RecordingOptions:
+    """Record the caller's bridge (RECORDING_ENABLED): the status callback URL, and what the caller
+    is told first (RECORDING_NOTICE; empty says nothing)."""
+
+    status_callback_url: str
+    notice: str = ""
+
+    def __post_init__(self) -> None:
+        check_url(self.status_callback_url, "recording status callback URL")
+
+
 def _start_transcription(response: VoiceResponse, options: TranscriptionOptions) -> None:
     start = response.start()
     start.transcription(
@@ -70,8 +82,13 @@ def customer_bridge(
     call_id: str | int,
     dial_action_url: str,
     transcription: TranscriptionOptions | None = None,
+    recording: RecordingOptions | None = None,
 ) -> VoiceResponse:
-    """`[<Start><Transcription/></Start>] <Say>greeting</Say> <Dial answerOnBridge action><Sip>`.
+    """`[<Start><Transcription/></Start>] [<Say>notice</Say>] <Say>greeting</Say> <Dial answerOnBridge action [record…]><Sip>`.
+
+    With `recording`, the notice is the first thing the caller hears, and the `<Dial>` records
+    both sides from answer in two channels (twiml.sip.DialRecording). A caller bridged again after
+    the hold loop hears it again: every `<Dial>` starts a recording of its own.
 
     Transcription starts first so nothing said after the greeting is missed. The `<Say>` has
     already answered the caller's call (Twilio answers an inbound call at its first `<Say>`,
@@ -86,6 +103,8 @@ def customer_bridge(
     response = VoiceResponse()
     if transcription is not None:
         _start_transcription(response, transcription)
+    if recording is not None and recording.notice:
+        add_speech(response, recording.notice, voice)
     add_speech(response, greeting, voice)
     add_sip_dial(
         response,
@@ -95,6 +114,7 @@ def customer_bridge(
         action_url=dial_action_url,
         answer_on_bridge=True,
         timeout_s=DIAL_TIMEOUT_MAX_S,
+        recording=DialRecording(recording.status_callback_url) if recording is not None else None,
     )
     return response
 

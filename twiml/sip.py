@@ -115,6 +115,26 @@ def sip_uri(room: str, sip_host: str, headers: Mapping[str, str], *, transport: 
 # Twilio's ceiling for <Dial timeout>.
 DIAL_TIMEOUT_MAX_S = 600
 
+# <Dial record>: "record-from-answer-dual" records both legs from the moment the dialled party
+# answers, in two channels, the first (parent) leg on channel 1 and the dialled leg on channel 2
+# (https://www.twilio.com/docs/voice/twiml/dial#record). Here that is the caller on one channel and
+# the LiveKit room (whichever agent is talking, hold audio) on the other.
+RECORD_DUAL_FROM_ANSWER = "record-from-answer-dual"
+# recordingStatusCallbackEvent: in-progress, completed, absent; the default is "completed"
+# (https://www.twilio.com/docs/voice/twiml/recording). "absent" too, so a recording Twilio could
+# not make (too short, error 16101; silent, 16102) is known as such rather than never heard of.
+RECORDING_EVENTS = "completed absent"
+
+
+@dataclass(frozen=True)
+class DialRecording:
+    """`<Dial record recordingStatusCallback>`: where Twilio reports each recording of the dial."""
+
+    status_callback_url: str
+
+    def __post_init__(self) -> None:
+        check_url(self.status_callback_url, "recording status callback URL")
+
 
 def add_sip_dial(
     response: VoiceResponse,
@@ -125,8 +145,10 @@ def add_sip_dial(
     action_url: str | None = None,
     answer_on_bridge: bool = False,
     timeout_s: int | None = None,
+    recording: DialRecording | None = None,
 ) -> None:
-    """Append `<Dial [answerOnBridge] [action method=POST] [timeout]><Sip username password>URI</Sip></Dial>`."""
+    """Append `<Dial [answerOnBridge] [action method=POST] [timeout] [record recordingStatusCallback…]>
+    <Sip username password>URI</Sip></Dial>`."""
     dial_attrs = {}
     if action_url is not None:
         dial_attrs = {"action": check_url(action_url, "dial action URL"), "method": "POST"}
@@ -136,6 +158,13 @@ def add_sip_dial(
         if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or not 5 <= timeout_s <= DIAL_TIMEOUT_MAX_S:
             raise ValueError(f"dial timeout must be an integer between 5 and {DIAL_TIMEOUT_MAX_S} seconds")
         dial_attrs["timeout"] = timeout_s
+    if recording is not None:
+        dial_attrs.update(
+            record=RECORD_DUAL_FROM_ANSWER,
+            recording_status_callback=recording.status_callback_url,
+            recording_status_callback_method="POST",
+            recording_status_callback_event=RECORDING_EVENTS,
+        )
     dial = response.dial(**dial_attrs)
     uri = sip_uri(room, trunk.host, headers, transport=trunk.transport, edge=trunk.edge)
     dial.sip(uri, username=trunk.username or None, password=trunk.password or None)

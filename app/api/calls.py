@@ -1,7 +1,7 @@
 """Calls: web customers start them; agents add context, join, leave and end them."""
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import Response, g, jsonify, request
 
 from app.api import bp
 from app.api.guards import agent_required, client_address, current_caller, customer_required
@@ -107,3 +107,21 @@ def _calls_page(args) -> Page:
 @agent_required
 def get_call(session_id: str):
     return jsonify(call=services().calls.get_call(g.agent.agent_id, session_id))
+
+
+# Private to the agent's browser: a shared cache must never keep a call's audio, nor the browser's
+# disk once the page is gone.
+RECORDING_CACHE_CONTROL = "private, no-store"
+
+
+@bp.get("/calls/<session_id>/recording")
+@agent_required
+def call_recording(session_id: str):
+    """The call's recording, streamed from Twilio through this process (app.services.recordings)."""
+    media = services().recordings.media(g.agent.agent_id, session_id)
+    headers = {"Cache-Control": RECORDING_CACHE_CONTROL, "Content-Disposition": "inline", "X-Content-Type-Options": "nosniff"}
+    if media.length is not None:
+        headers["Content-Length"] = str(media.length)
+    response = Response(media.chunks(), mimetype=media.content_type, headers=headers, direct_passthrough=True)
+    response.call_on_close(media.close)  # also when the browser goes away mid-stream
+    return response

@@ -88,12 +88,13 @@ ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
         "Authenticated, but not allowed: wrong or missing CSRF token or customer key, or not a party to this call or transfer.",
         ("forbidden", "csrf_failed", "invalid_customer_key"),
     ),
-    404: ("NotFound", "No such call, transfer, agent or route.", ("not_found",)),
+    404: ("NotFound", "No such call, transfer, agent or route; or the call has no recording.", ("not_found", "no_recording")),
     405: ("MethodNotAllowed", "The route exists but not with this method.", ("method_not_allowed",)),
     409: (
         "Conflict",
         "Valid, but the call, transfer or agent is not in a state that allows it.",
-        ("invalid_state", "call_ended", "transfer_in_progress", "agent_unavailable", "owner_on_phone", "phone_transfer", "agent_busy", "agent_b_left"),
+        ("invalid_state", "call_ended", "transfer_in_progress", "agent_unavailable", "owner_on_phone", "phone_transfer", "agent_busy", "agent_b_left",
+         "recording_not_ready"),
     ),
     413: ("PayloadTooLarge", f"The body is larger than the app accepts ({MAX_BODY_BYTES // 1024} KiB).", ("payload_too_large",)),
     422: (
@@ -106,7 +107,7 @@ ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     503: (
         "ServiceUnavailable",
         "The database, LiveKit or telephony is unavailable or not configured.",
-        ("db_unavailable", "livekit_unavailable", "livekit_error", "telephony_not_configured"),
+        ("db_unavailable", "livekit_unavailable", "livekit_error", "telephony_not_configured", "twilio_unavailable"),
     ),
 }
 
@@ -470,6 +471,30 @@ def _api_paths() -> dict:
                 errors=(*AGENT_READ, 403, 404),
             )
         },
+        "/api/calls/{session_id}/recording": {
+            "get": _op(
+                "getCallRecording",
+                "The call's recording (audio), streamed from Twilio",
+                "calls",
+                security=AGENT,
+                description=(
+                    "Phone calls recorded with RECORDING_ENABLED (web calls never are), for the agents who may read the call "
+                    "(every agent who took part, once it has ended). The app fetches the audio from Twilio with the account's "
+                    "credentials and streams it on: no Twilio URL or credential reaches the browser. 404 `no_recording`: none, "
+                    "Twilio made none (too short or silent) or it was deleted; 409 `recording_not_ready`: Twilio is still "
+                    "processing it; 503 `twilio_unavailable`: Twilio did not answer in TWILIO_TIMEOUT_S or failed."
+                ),
+                parameters=[SESSION_ID_PARAM],
+                responses={
+                    "200": {
+                        "description": "The audio (MP3, two channels: the caller and the agents' side). `Content-Length` when Twilio gave it.",
+                        "headers": {"Cache-Control": {"required": True, "schema": {"const": "private, no-store"}}},
+                        "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+                    }
+                },
+                errors=(*AGENT_READ, 403, 404, 409, 503),
+            )
+        },
         "/api/calls/{session_id}/summary": {
             "get": _op(
                 "getSummary",
@@ -719,6 +744,7 @@ def _other_paths() -> dict:
         "/twilio/dial-action": twilio("twilioDialAction", "Twilio: the caller's bridge into LiveKit ended"),
         "/twilio/status": twilio("twilioStatus", "Twilio: the caller's call progressed"),
         "/twilio/transcription": twilio("twilioTranscription", "Twilio: real-time transcription"),
+        "/twilio/recording": twilio("twilioRecording", "Twilio: a recording of the caller's bridge is ready (or absent)"),
         "/twilio/transfer/{transfer_id}/answer": twilio("twilioTransferAnswer", "Twilio: Agent B's phone answered", transfer=True),
         "/twilio/transfer/{transfer_id}/gather": twilio("twilioTransferGather", "Twilio: Agent B pressed a key", transfer=True),
         "/twilio/transfer/{transfer_id}/status": twilio("twilioTransferStatus", "Twilio: Agent B's leg progressed", transfer=True),
@@ -881,7 +907,17 @@ def _schemas() -> dict:
                 summary=_nullable("Summary"),
                 transfers={"type": "array", "items": _ref("Transfer")},
                 timeline={"type": "array", "items": _ref("Event")},
+                recording=_nullable("Recording"),
             )
+        ),
+        "Recording": _obj(
+            {
+                "status": {"type": "string", "enum": ["in-progress", "completed", "absent", "failed"],
+                           "description": "Twilio's RecordingStatus; only `completed` can be played (GET /api/calls/{session_id}/recording)."},
+                "duration_s": {"type": ["integer", "null"], "minimum": 0},
+                "channels": {"type": ["integer", "null"], "minimum": 1},
+            },
+            description="A phone call's recording (never a Twilio URL).",
         ),
         "ContextEntry": _obj(
             {

@@ -23,6 +23,7 @@ from app.services.livekit_events import LiveKitEvents
 from app.services.notifications import Notifications
 from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
+from app.services.recordings import RecordingService
 from app.services.routing import drain_queue
 from app.services.streams import StreamRegistry
 from app.services.summaries import SummaryStore
@@ -52,6 +53,7 @@ class Services:
     streams: StreamRegistry
     notifications: Notifications
     arrivals: Arrivals
+    recordings: RecordingService
 
     def drain_queue(self) -> list[tuple[str, str]]:
         # Not for views: the service method that frees an agent drains the queue itself. Tests
@@ -106,5 +108,6 @@ def build_services(
         streams=StreamRegistry(db, settings.SSE_STREAMS_PER_SESSION, settings.SSE_STREAMS_PER_AGENT, settings.SESSION_LIFETIME_S),
         notifications=Notifications(db, settings.NOTIFICATIONS_PAGE_SIZE),
         arrivals=Arrivals(db, livekit, calls, phone_legs, settings),
+        recordings=RecordingService(db, twilio, calls),
     )
     return services

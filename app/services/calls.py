@@ -22,11 +22,12 @@ from app.models import Agent, Call, ContextEntry, Transfer, utcnow
 from app.protocol import ATTR_CALL, ROLE_AGENT_A, ROLE_AGENT_B, ROLE_LEAVING, ROLE_OWNER, agent_identity, call_room
 from app.ratelimit import RateLimiter
 from app.repo import agents_in_call, load_call, new_id, open_transfer, release_agent, transition
-from app.serializers import call_dict, entry_dict, transfer_dict
+from app.serializers import call_dict, entry_dict, recording_dict, transfer_dict
 from app.services import call_list, effects
 from app.services.agents import AuthContext, hash_secret
 from app.services.audiences import call_audience
 from app.services.phone_legs import PhoneLegs
+from app.services.recordings import current_recording
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore
 from app.services.transfer_rules import close_for_call_end, end_transfer, owner_left
@@ -196,6 +197,7 @@ class CallService:
                 summary=self.summaries.current_dict(s, call.id),
                 transfers=[transfer_dict(t, self.summaries.by_id(s, t.summary_id)) for t in transfers],
                 timeline=timeline(s, call.id),
+                recording=recording_dict(current_recording(s, call.id)),
             )
 
     def list_calls(self, agent_id: str, page: call_list.Page | None = None) -> dict:

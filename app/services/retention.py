@@ -11,7 +11,9 @@ failed; `transferred` is Agent B's live call), it ended more than CALL_RETENTION
 agent still holds it as their call, and it has no open transfer. Its dependent rows go with it,
 children first (transfers point at summaries, everything points at the call): transfers,
 summaries, context entries, its events (the call's timeline and notifications about it), and
-any leftover leases. Tasks that mention it are left to their own retention (TASK_RETENTION_DAYS);
+any leftover leases. A call that still has a recording is kept until the recording has been deleted
+at Twilio (app.services.recordings deletes those of calls past CALL_RETENTION_DAYS first): deleting
+the row alone would leave the audio at Twilio with nothing pointing at it. Tasks that mention it are left to their own retention (TASK_RETENTION_DAYS);
 their handlers treat a call that is gone as nothing left to do.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app import states
 from app.db import Database
-from app.models import Agent, AgentSession, Call, ContextEntry, Event, HoldLease, Summary, SummaryLease, Transfer, utcnow
+from app.models import Agent, AgentSession, Call, ContextEntry, Event, HoldLease, Recording, Summary, SummaryLease, Transfer, utcnow
 
 # A call brings hundreds of rows with it (context lines, events): a smaller batch of calls keeps
 # each transaction about as large as a batch of sessions.
@@ -45,8 +47,8 @@ def prune_events(db: Database, retention_days: int, batch: int = 5000) -> int:
     return db.delete_in_batches(Event, Event.created_at < cutoff, batch=batch, order_by=Event.id)
 
 
-def prunable_calls(retention_days: int, now: datetime | None = None):
-    """The condition for a call that may be deleted (see the module's docstring)."""
+def expired_calls(retention_days: int, now: datetime | None = None):
+    """Calls past their retention that nothing live needs (see the module's docstring)."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     held = exists().where(Agent.active_call_id == Call.id)
     open_transfer = exists().where(Transfer.call_id == Call.id, Transfer.status.in_(sorted(states.TRANSFER_OPEN)))
@@ -56,6 +58,11 @@ def prunable_calls(retention_days: int, now: datetime | None = None):
         ~held,
         ~open_transfer,
     )
+
+
+def prunable_calls(retention_days: int, now: datetime | None = None):
+    """The condition for a call that may be deleted now: expired, and no recording left."""
+    return and_(expired_calls(retention_days, now), ~exists().where(Recording.call_id == Call.id))
 
 
 def prune_calls(db: Database, retention_days: int, *, batch: int = CALL_BATCH, now: datetime | None = None) -> int:
@@ -77,8 +84,10 @@ def prune_calls(db: Database, retention_days: int, *, batch: int = CALL_BATCH, n
 
 
 # What belongs to a call, children before parents (a transfer points at its summary). Every table
-# with a foreign key to calls must be here (tests/app/test_bounded_growth.py checks).
-CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease)
+# with a foreign key to calls must be here (tests/app/test_bounded_growth.py checks). Recordings
+# are listed for completeness: `prunable_calls` excludes a call that has one, re-checked in the
+# deleting transaction, so none is ever deleted here without its audio at Twilio.
+CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease, Recording)
 
 
 def _delete_calls(s: Session, ids: list[str]) -> None:

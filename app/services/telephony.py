@@ -115,6 +115,10 @@ class TelephonyService:
         self.calls = calls
         self.legs = legs
         self.transcription = settings.TRANSCRIPTION_ENABLED
+        self.recording = settings.RECORDING_ENABLED
+        self.recording_notice = settings.RECORDING_NOTICE.strip()
+        # The notice is Twilio speaking on the outbound track too: not an agent's words.
+        self._prompts = _PROMPTS | ({_normalised(self.recording_notice)} if self.recording_notice else set())
 
     # -- /twilio/voice -----------------------------------------------------------------------
     def inbound(self, call_sid: str, caller: str, urls: WebhookUrls, *, after_hold: bool = False):
@@ -156,6 +160,9 @@ class TelephonyService:
         if holding:
             return self._hold_loop(urls, after_hold)
         transcription = twiml.TranscriptionOptions(status_callback_url=urls.transcription) if self.transcription else None
+        # Only the caller's own bridge is recorded: its two channels are the caller and the room,
+        # whichever agent is talking there (Agent B's phone legs are not recorded on their own).
+        recording = twiml.RecordingOptions(urls.recording, self.recording_notice) if self.recording else None
         return twiml.customer_bridge(
             voice=voice,
             greeting=GREETING_AFTER_HOLD if after_hold else GREETING,
@@ -164,6 +171,7 @@ class TelephonyService:
             call_id=call.id,
             dial_action_url=urls.dial_action,
             transcription=transcription,
+            recording=recording,
         )
 
     def _hold_loop(self, urls: WebhookUrls, after_hold: bool):
@@ -229,7 +237,7 @@ class TelephonyService:
             return
         with self.db.transaction() as s:
             call = load_call(s, call.id)
-            if utterance.track != TRACK_CUSTOMER and not self._agent_speech(call, utterance.text):
+            if utterance.track != TRACK_CUSTOMER and not self._agent_speech(call, utterance.text, self._prompts):
                 return
             seen = select(ContextEntry.id).where(ContextEntry.call_id == call.id, ContextEntry.external_id == utterance.external_id)
             if s.scalar(seen) is not None:
@@ -243,13 +251,13 @@ class TelephonyService:
             emit(s, "context_added", {"entry": entry_dict(entry)}, audiences=call_audience(s, call), call_id=call.id)
 
     @staticmethod
-    def _agent_speech(call: Call, text: str) -> bool:
+    def _agent_speech(call: Call, text: str, prompts: frozenset[str] | set[str] = _PROMPTS) -> bool:
         """Whether an utterance on the outbound track (what the caller hears) is an agent talking.
         Not when no agent is talking to the caller (the greeting, the hold loop, hold audio), and
         not when it is one of our own prompts, which Twilio speaks on the same track."""
         if call.status not in (C.ACTIVE, C.TRANSFERRED):
             return False
-        return _normalised(text) not in _PROMPTS
+        return _normalised(text) not in prompts
 
     def _by_sid(self, call_sid: str) -> Call | None:
         with self.db.reading() as s:

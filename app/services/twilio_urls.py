@@ -15,6 +15,8 @@ VOICE = "/voice"
 STATUS = "/status"
 DIAL_ACTION = "/dial-action"
 TRANSCRIPTION = "/transcription"
+# `<Dial recordingStatusCallback>` on the caller's bridge (RECORDING_ENABLED).
+RECORDING = "/recording"
 TRANSFER_ANSWER = "/transfer/<transfer_id>/answer"
 TRANSFER_GATHER = "/transfer/<transfer_id>/gather"
 TRANSFER_STATUS = "/transfer/<transfer_id>/status"
@@ -61,6 +63,10 @@ class WebhookUrls:
     @property
     def transcription(self) -> str:
         return self._url(TRANSCRIPTION)
+
+    @property
+    def recording(self) -> str:
+        return self._url(RECORDING)
 
     def transfer_answer(self, transfer_id: str) -> str:
         return self._url(TRANSFER_ANSWER, transfer_id)

@@ -223,6 +223,11 @@ def periodic_sessions(ctx: TaskContext, p: dict) -> None:
     retention.prune_sessions(ctx.services.db, ctx.settings.SESSION_RETENTION_DAYS)
 
 
+def periodic_recordings(ctx: TaskContext, p: dict) -> None:
+    # Deleted at Twilio, then here; also those of calls about to be pruned (app.services.recordings).
+    ctx.services.recordings.prune(ctx.settings.RECORDING_RETENTION_DAYS, ctx.settings.CALL_RETENTION_DAYS, now=ctx.now)
+
+
 HANDLERS: dict[str, Callable[[TaskContext, dict], None]] = {
     effects.CREATE_ROOM: create_room,
     effects.DELETE_ROOM: delete_room,
@@ -246,6 +251,7 @@ HANDLERS: dict[str, Callable[[TaskContext, dict], None]] = {
     "periodic.prune_tasks": periodic_tasks,
     "periodic.prune_calls": periodic_calls,
     "periodic.prune_sessions": periodic_sessions,
+    "periodic.prune_recordings": periodic_recordings,
 }
 
 # Periodic jobs and their interval (seconds): each re-enqueues itself when it ends.
@@ -258,4 +264,5 @@ PERIODIC: dict[str, float] = {
     "periodic.prune_tasks": 3600.0,
     "periodic.prune_calls": 3600.0,
     "periodic.prune_sessions": 3600.0,
+    "periodic.prune_recordings": 3600.0,
 }

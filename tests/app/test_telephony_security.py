@@ -18,6 +18,7 @@ ROUTES = [
     "/twilio/status",
     "/twilio/dial-action",
     "/twilio/transcription",
+    "/twilio/recording",
     "/twilio/transfer/tr_0123456789abcdef/answer",
     "/twilio/transfer/tr_0123456789abcdef/gather",
     "/twilio/transfer/tr_0123456789abcdef/status",

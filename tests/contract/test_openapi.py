@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import responses
 from openapi_spec_validator import validate as validate_openapi
 
 import app.api.agents
@@ -38,6 +39,7 @@ from app.api.openapi import CACHE_CONTROL, ERRORS, NOT_BLANK, build_spec
 from app.api.validation import Field
 from app.api.validation import parse_json as real_parse_json
 from tests.harness.openapi_check import ResponseRecorder, SpecChecker, openapi_path
+from tests.telephony import TELEPHONY, agent_on, make_sim
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -46,8 +48,7 @@ NOT_OVER_HTTP = {
     (409, "agent_exists"): "`flask agents add` (CLI) only",
     (409, "phone_leg_ended"): "the Twilio gateway, called by the worker only",
     (422, "invalid_phone_number", "app/gateways/twilio.py"): "the Twilio gateway, called by the worker only",
-    (502, "twilio_error"): "Twilio REST calls happen in worker tasks, never in a request",
-    (503, "twilio_unavailable"): "Twilio REST calls happen in worker tasks, never in a request",
+    (502, "twilio_error"): "Twilio REST refusals reach worker tasks only; the recording route answers any Twilio failure as 503",
     (503, "sip_provisioning_ambiguous"): "`flask livekit provision-sip` (CLI) only",
     (0, "http_error"): "the fallback for werkzeug statuses no route raises",
 }
@@ -377,6 +378,28 @@ def _drive(app_, services, make_app, livekit_double) -> None:
 
     _expect(alice.post("/api/logout", headers=a_csrf), 200)
     _expect(alice.get("/api/me"), 401)
+
+    # A recorded phone call (RECORDING_ENABLED): its audio through the app, and the errors around it.
+    _expect(bob.post("/api/presence", json={"status": "away"}, headers=b_csrf), 200)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        phone = make_app(**TELEPHONY, RECORDING_ENABLED=True)
+        sim = make_sim(phone, rsps)
+        dave = agent_on(phone, "dave")
+        caller = sim.call_in()
+        phone_sid = dave.get("/api/calls").json["calls"][0]["session_id"]
+        _expect(dave.post("/api/token", {"session_id": phone_sid}), 200)
+        caller.hang_up()
+        _expect(dave.get(f"/api/calls/{phone_sid}/recording"), 404)  # Twilio has not reported it yet
+        [(url, params)] = [(u, p) for u, p in sim.pending if "RecordingSid" in p]
+        sim.post(url, dict(params, RecordingStatus="in-progress"))
+        _expect(dave.get(f"/api/calls/{phone_sid}/recording"), 409)  # still being processed
+        sim.deliver()  # the status callback, then the recording callback (/twilio/recording)
+        _expect(dave.get(f"/api/calls/{phone_sid}"), 200)
+        _expect(dave.get(f"/api/calls/{phone_sid}/recording"), 200)
+        _expect(carol.get(f"/api/calls/{phone_sid}/recording"), 403)
+        _expect(bob.get(f"/api/calls/{sid}/recording"), 404)  # a web call: never recorded
+        sim.fail_next_media()
+        _expect(dave.get(f"/api/calls/{phone_sid}/recording"), 503)
 
 
 def test_every_response_of_the_flow_conforms(app, services, make_app, livekit_double, spec, monkeypatch):

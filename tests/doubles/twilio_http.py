@@ -1,8 +1,9 @@
 """The Twilio simulator over real HTTP, for an app running in other processes (gunicorn, a worker).
 
 `TwilioHttp`, the REST half: in-process code reaches the simulator through `responses`; a
-separate process cannot, so this serves the same two endpoints
-(`POST /2010-04-01/Accounts/<sid>/Calls.json` and `.../Calls/<CallSid>.json`) on loopback, checks
+separate process cannot, so this serves the same endpoints (`POST /2010-04-01/Accounts/<sid>/Calls.json`
+and `.../Calls/<CallSid>.json`; a recording's media, `GET .../Recordings/<RecordingSid>.mp3|.wav`,
+and its deletion, `DELETE .../Recordings/<RecordingSid>.json`) on loopback, checks
 HTTP basic auth as Twilio does (401 otherwise), and answers with the simulator's own JSON bodies
 and error format.
 
@@ -32,6 +33,8 @@ class TwilioHttp:
         expected = base64.b64encode(f"{sim.account_sid}:{auth_token}".encode()).decode()
         calls = re.escape(f"/2010-04-01/Accounts/{sim.account_sid}/Calls")
         create, update = re.compile(calls + r"\.json$"), re.compile(calls + r"/CA[0-9a-f]{32}\.json$")
+        recordings = re.escape(f"/2010-04-01/Accounts/{sim.account_sid}/Recordings/") + r"RE[0-9a-f]{32}"
+        media, delete = re.compile(recordings + r"(\.mp3|\.wav)?$"), re.compile(recordings + r"\.json$")
         front = self
 
         class Handler(DoubleHandler):
@@ -44,9 +47,23 @@ class TwilioHttp:
                 if handler is None:
                     self.send(404, "application/json", b'{"code": 20404, "message": "Not found", "status": 404}')
                     return
-                request = SimpleNamespace(method="POST", url=front.base + self.path, body=body)
+                request = SimpleNamespace(method="POST", url=front.base + self.path, body=body, headers=self.headers)
                 status, headers, payload = sim._gate(request, handler)
                 self.send(status, headers.get("Content-Type", "application/json"), payload.encode())
+
+            def _recording(self, method: str, pattern, handler):
+                if not pattern.search(self.path):
+                    self.send(404, "application/json", b'{"code": 20404, "message": "Not found", "status": 404}')
+                    return
+                request = SimpleNamespace(method=method, url=front.base + self.path, body=b"", headers=self.headers)
+                status, headers, payload = sim._gate(request, handler)
+                self.send(status, headers.get("Content-Type", "application/json"), payload if isinstance(payload, bytes) else payload.encode())
+
+            def do_GET(self):  # noqa: N802 (http.server naming)
+                self._recording("GET", media, sim._media)
+
+            def do_DELETE(self):  # noqa: N802 (http.server naming)
+                self._recording("DELETE", delete, sim._delete_recording)
 
         self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self.server.daemon_threads = True

@@ -6,15 +6,31 @@ worker processes the live rig and the fault suite start.
 """
 from __future__ import annotations
 
+from requests.adapters import HTTPAdapter
 from twilio.http.http_client import TwilioHttpClient
 
 TWILIO_API = "https://api.twilio.com"
+
+
+class _Rebased(HTTPAdapter):
+    """For requests made on the client's session directly (the gateway streams recording media
+    that way): the same change of host."""
+
+    def __init__(self, base: str):
+        super().__init__()
+        self.base = base
+
+    def send(self, request, *args, **kwargs):
+        request.url = self.base + request.url[len(TWILIO_API):]
+        return super().send(request, *args, **kwargs)
 
 
 class RebasedHttpClient(TwilioHttpClient):
     def __init__(self, base: str, **kwargs):
         super().__init__(**kwargs)
         self.base = base.rstrip("/")
+        if self.session is not None:
+            self.session.mount(TWILIO_API, _Rebased(self.base))
 
     def request(self, method, url, *args, **kwargs):
         if url.startswith(TWILIO_API):

@@ -6,7 +6,8 @@ signed with `RequestValidator.compute_signature` over the absolute URL — and i
 the app answers: `<Say>` and `<Play>` are recorded, `<Gather>` is answered with the next scripted
 digits (or silence), `<Redirect>` is followed (after a `<Pause>` or `<Play>` it waits for
 `resume()`, like a caller on hold), `<Dial><Sip>` becomes a `SipLeg` with its URI, X- headers and
-credentials, `<Hangup/>` or the end of the document ends the call, and `<Start><Transcription>` is
+credentials (and, with `record`, a recording when an answered dial ends: its recordingStatusCallback
+is queued with the other callbacks and its media served by the REST half), `<Hangup/>` or the end of the document ends the call, and `<Start><Transcription>` is
 remembered so the test can send transcription events to its callback URL.
 
 REST: `install(responses_mock)` answers `POST .../Calls.json` (recording the exact form fields and
@@ -29,17 +30,20 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
 
 from tests.doubles.twilio_sim_calls import FINAL, RecordingSipLegs, SimCall, SipLeg, SipLegs, Step, _now, new_sid, synchronized
-from tests.doubles.twilio_sim_rest import API, RestRequest, TwilioRest
+from tests.doubles.twilio_sim_rest import API, RestRequest, SimRecording, TwilioRest
 
-__all__ = ["API", "FINAL", "RecordingSipLegs", "RestRequest", "SimCall", "SipLeg", "SipLegs", "Step", "TwilioSim", "new_sid"]
+__all__ = ["API", "FINAL", "RecordingSipLegs", "RestRequest", "SimCall", "SimRecording", "SipLeg", "SipLegs", "Step", "TwilioSim", "new_sid"]
 
 
 @dataclass
@@ -54,6 +58,7 @@ class TwilioSim(TwilioRest):
         self.client = client
         self.account_sid = account_sid
         self.validator = RequestValidator(auth_token)
+        self.auth_token = auth_token
         self.number = number
         self.voice_url = voice_url
         self.status_url = status_url
@@ -67,6 +72,9 @@ class TwilioSim(TwilioRest):
         self.delivered: list[Delivered] = []
         self._create_failures: deque = deque()
         self._update_failures: deque = deque()
+        self.recordings: dict[str, SimRecording] = {}
+        self._media_failures: deque = deque()
+        self._delete_failures: deque = deque()
 
     # -- posting webhooks ------------------------------------------------------------------------
     def sign(self, url: str, params: dict) -> str:
@@ -189,12 +197,14 @@ class TwilioSim(TwilioRest):
     def _dial(self, call: SimCall, el, rest: list, url: str) -> bool:
         sip = el.find("Sip")
         assert sip is not None and len(el) == 1, "only <Dial><Sip> is simulated"
-        leg = SipLeg(call, (sip.text or "").strip(), sip.get("username"), sip.get("password"), el.get("action"), el.get("answerOnBridge") == "true")
+        leg = SipLeg(call, (sip.text or "").strip(), sip.get("username"), sip.get("password"), el.get("action"), el.get("answerOnBridge") == "true",
+                     record=el.get("record"), recording_callback=el.get("recordingStatusCallback"),
+                     recording_events=el.get("recordingStatusCallbackEvent") or "completed")
         call.dials.append(leg)
         call.steps.append(Step("dial", leg.uri, dict(el.attrib)))
         outcome = self.sip_legs.connect(leg)
         if outcome == "answered":
-            leg.connected = True
+            leg.connected, leg.answered_at = True, time.monotonic()
             call.sip, call._after_dial = leg, (rest, url)
             return True
         status, _, code = outcome.partition(":")  # "busy:486": DialCallStatus and the SIP response
@@ -230,9 +240,47 @@ class TwilioSim(TwilioRest):
 
     def _end(self, call: SimCall, status: str, extra: dict | None = None) -> None:
         if call.sip is not None:
-            self.sip_legs.disconnect(call.sip)
+            self.leg_over(call.sip)
             call.sip = None
         self._progress(call, status, extra)
+
+    # -- recordings (<Dial record>) ---------------------------------------------------------------
+    def leg_over(self, leg: SipLeg) -> None:
+        """An answered `<Dial>` ends (either side hung up, or a redirect interrupted it): the SIP
+        leg is disconnected and, if the dial was recorded, the recording is made and its status
+        callback queued. record-from-answer-*: only an answered dial is recorded (TwiML `<Dial>`
+        docs, `record`), so a dial that failed (busy, no-answer) makes none."""
+        was_up = leg.connected
+        self.sip_legs.disconnect(leg)
+        if not was_up or not leg.record or leg.record == "do-not-record" or leg.answered_at is None:
+            return
+        seconds = max(0, round(time.monotonic() - leg.answered_at))
+        started = datetime.now(UTC) - timedelta(seconds=seconds)
+        recording = SimRecording(new_sid("RE"), leg.call.sid, seconds, 2 if leg.record.endswith("-dual") else 1, started)
+        self.recordings[recording.sid] = recording
+        if leg.recording_callback and "completed" in leg.recording_events.split():
+            self.pending.append((leg.recording_callback, self.recording_params(recording)))
+
+    def recording_params(self, recording: SimRecording, status: str = "completed") -> dict:
+        """What Twilio posts to a recordingStatusCallback (TwiML `<Recording>` docs and the
+        `<Dial>` docs' recordingStatusCallback parameters: AccountSid, CallSid, RecordingSid,
+        RecordingUrl, RecordingStatus, RecordingDuration, RecordingChannels, RecordingStartTime,
+        RecordingSource, ErrorCode). CallSid is the parent call's, i.e. the caller's."""
+        return {
+            "AccountSid": self.account_sid,
+            "CallSid": recording.call_sid,
+            "RecordingSid": recording.sid,
+            "RecordingUrl": f"{API}/Accounts/{self.account_sid}/Recordings/{recording.sid}",
+            "RecordingStatus": status,
+            "RecordingDuration": str(recording.duration_s),
+            "RecordingChannels": str(recording.channels),
+            "RecordingStartTime": format_datetime(recording.started_at),
+            "RecordingSource": "DialVerb",
+            "ErrorCode": "0",
+        }
+
+    def recording_callbacks(self) -> list[Delivered]:
+        return [d for d in self.delivered if "RecordingSid" in d.params]
 
     @synchronized
     def deliver(self, *, reverse: bool = False) -> list[Delivered]:

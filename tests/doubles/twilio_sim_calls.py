@@ -48,6 +48,11 @@ class SipLeg:
     action: str | None
     answer_on_bridge: bool
     connected: bool = False
+    # `<Dial record recordingStatusCallback recordingStatusCallbackEvent>`, when the app asked.
+    record: str | None = None
+    recording_callback: str | None = None
+    recording_events: str = "completed"
+    answered_at: float | None = None  # time.monotonic() when the leg was answered
 
     @property
     def base(self) -> str:
@@ -174,7 +179,7 @@ class SimCall:
         a failure status, refused it (LiveKit SIP's ringing timeout: "busy", 486)."""
         leg = self.sip
         assert leg is not None, "no dial in progress"
-        self.sim.sip_legs.disconnect(leg)
+        self.sim.leg_over(leg)
         self.sip = None
         return self.sim._dial_finished(self, leg, dial_status, sip_code=sip_code)
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { EVENT_TYPES } from '../../static/js/lib/protocol.js';
-import { callLine, timelineText, transferLine, when } from '../../static/js/console/history.js';
+import { callLine, duration, recordingView, timelineText, transferLine, when } from '../../static/js/console/history.js';
 
 const names = { alice: 'Alice', bob: 'Bob' };
 const nameOf = (id) => names[id] ?? id;
@@ -18,6 +18,18 @@ describe('Recent calls wording', () => {
     const me = (id) => (id === 'alice' ? 'you' : nameOf(id));
     assert.equal(transferLine({ from_agent_id: 'alice', to_agent_id: 'bob', status: 'completed' }, me), 'You → Bob: Completed.');
     assert.equal(timelineText({ type: 'call_active', payload: { agent_id: 'alice' } }, me), 'You joined');
+  });
+
+  it('a recording plays from the app, only once Twilio has made it, and says when there is none', () => {
+    const phone = { session_id: 'c/1', channel: 'phone' };
+    assert.deepEqual(recordingView({ ...phone, recording: { status: 'completed', duration_s: 125, channels: 2 } }),
+      { src: '/api/calls/c%2F1/recording', text: '2:05 · caller and agents on separate channels' });
+    assert.equal(recordingView({ ...phone, recording: { status: 'in-progress', duration_s: null, channels: null } }).src, null);
+    assert.match(recordingView({ ...phone, recording: { status: 'absent', duration_s: 0, channels: 2 } }).text, /too short or silent/);
+    assert.deepEqual(recordingView({ ...phone, recording: null }), { src: null, text: 'This call was not recorded.' });
+    assert.deepEqual(recordingView({ session_id: 'w', channel: 'web', recording: null }), { src: null, text: 'Web calls are not recorded.' });
+    assert.equal(duration(59.6), '1:00');
+    assert.equal(duration(null), '0:00');
   });
 
   it('a transfer line names both agents (or the number) and the outcome with its reason', () => {

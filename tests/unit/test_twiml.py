@@ -151,6 +151,27 @@ def test_customer_bridge_dials_livekit_with_credentials_headers_and_action():
     assert not any(name.lower().startswith("x-twilio") for name in headers)
 
 
+def test_customer_bridge_records_both_sides_from_answer_after_the_notice():
+    recording = twiml.RecordingOptions("https://app.example.com/twilio/recording", "Calls are <recorded> & kept 30 days.")
+    root = customer_doc(recording=recording)
+    assert [child.tag for child in root] == ["Say", "Say", "Dial"]
+    assert root[0].text == "Calls are recorded & kept 30 days."  # cleaned for speech, escaped by the library
+    dial = root.find("Dial")
+    assert dial.get("record") == "record-from-answer-dual"
+    assert dial.get("recordingStatusCallback") == "https://app.example.com/twilio/recording"
+    assert dial.get("recordingStatusCallbackMethod") == "POST"
+    assert dial.get("recordingStatusCallbackEvent") == "completed absent"
+    assert dial.get("answerOnBridge") == "true" and dial.get("action") == "https://app.example.com/twilio/dial-action"
+
+
+def test_customer_bridge_records_without_a_notice_and_not_at_all_unasked():
+    root = customer_doc(recording=twiml.RecordingOptions("https://app.example.com/twilio/recording"))
+    assert [child.tag for child in root] == ["Say", "Dial"] and root.find("Dial").get("record") == "record-from-answer-dual"
+    assert customer_doc().find("Dial").get("record") is None
+    with pytest.raises(ValueError):
+        twiml.RecordingOptions("not a url")
+
+
 def test_customer_bridge_omits_credentials_when_trunk_has_none():
     sip = customer_doc(trunk=twiml.SipTrunk(host="localhost:5060")).find("Dial/Sip")
     assert sip.get("username") is None and sip.get("password") is None

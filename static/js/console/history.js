@@ -1,8 +1,10 @@
 // "Recent calls": the agent's finished calls (GET /api/calls?mine=1&status=ended), a page at a
 // time with the server's next_before, and one call's record opened from the list: its transfers
 // with their outcomes, context, summary versions and timeline (GET /api/calls/<id> and
-// /api/calls/<id>/summary). The server decides which calls an agent may read: those they took
-// part in. Phone calls are not recorded yet, so there is no recording to play here.
+// /api/calls/<id>/summary), and its recording when the call has one: phone calls are recorded
+// with RECORDING_ENABLED (web calls never are), and the audio comes from the app
+// (GET /api/calls/<id>/recording, which streams it from Twilio), loaded only when played. The
+// server decides which calls an agent may read: those they took part in.
 
 import { fill, h, show, timeOfDay } from '../lib/dom.js';
 import { TRANSFER_STATUS_LABEL } from '../lib/protocol.js';
@@ -36,6 +38,27 @@ export function transferLine(t, nameOf) {
   const label = TRANSFER_STATUS_LABEL[t.status] ?? t.status;
   const reason = t.reason ? ` ${t.reason}` : '';
   return sentence(`${nameOf(t.from_agent_id)} → ${target}: ${label}.${reason}`);
+}
+
+/** "2:05" for a duration in seconds. */
+export function duration(seconds) {
+  const s = Math.max(0, Math.round(Number(seconds) || 0));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/**
+ * What the record shows of the call's audio: `src` to play (a completed recording only, always
+ * the app's own URL) and words about it.
+ */
+export function recordingView(call) {
+  const r = call.recording;
+  if (!r) return { src: null, text: call.channel === 'web' ? 'Web calls are not recorded.' : 'This call was not recorded.' };
+  if (r.status === 'completed') {
+    const sides = r.channels === 2 ? ' · caller and agents on separate channels' : '';
+    return { src: `/api/calls/${encodeURIComponent(call.session_id)}/recording`, text: `${duration(r.duration_s)}${sides}` };
+  }
+  if (r.status === 'in-progress') return { src: null, text: 'The recording is still being processed; open the call again shortly.' };
+  return { src: null, text: 'No recording was made (the call was too short or silent).' };
 }
 
 /** One timeline event in words. */
@@ -82,6 +105,7 @@ export class CallHistory {
       detail: byId('history-detail'), heading: byId('history-detail-heading'), facts: byId('history-facts'),
       transfers: byId('history-transfers'), context: byId('history-context'), summaries: byId('history-summaries'),
       timeline: byId('history-timeline'), close: byId('history-close'), refresh: byId('history-refresh'),
+      recording: byId('history-recording'),
     };
     this.calls = [];
     this.before = null;
@@ -149,6 +173,11 @@ export class CallHistory {
       h('div', {}, h('dt', {}, 'Started'), h('dd', {}, when(call.created_at))),
       h('div', {}, h('dt', {}, 'Ended'), h('dd', {}, `${when(call.ended_at)} (${endedReasonText(call.end_reason)})`)),
       h('div', {}, h('dt', {}, 'Last agent'), h('dd', {}, call.agent_id ? nameOf(call.agent_id) : '—')));
+    const audio = recordingView(call);
+    fill(this.el.recording, audio.src
+      ? [h('audio', { controls: true, preload: 'none', src: audio.src, 'aria-label': `Recording of the call with ${call.customer_name}` }),
+        h('p', { class: 'muted' }, audio.text)]
+      : h('p', { class: 'muted' }, audio.text));
     const transfers = call.transfers.map((t) => h('li', { dataset: { status: t.status } }, transferLine(t, nameOf)));
     fill(this.el.transfers, transfers.length ? transfers : h('li', { class: 'muted' }, 'No transfers.'));
     renderEntries(this.el.context, call.context, nameOf);
@@ -164,6 +193,9 @@ export class CallHistory {
   }
 
   close() {
+    const player = this.el.recording.querySelector('audio');
+    if (player) player.pause();
+    fill(this.el.recording);  // drops the player: nothing keeps streaming once the record is closed
     show(this.el.detail, false);
     delete this.el.detail.dataset.sessionId;
   }
