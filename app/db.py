@@ -156,6 +156,10 @@ def _event_streams(session: Session) -> None:
     _add_missing(session, ("event_streams",))
 
 
+def _customer_streams(session: Session) -> None:
+    _add_missing(session, ("customer_streams",))
+
+
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
 MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (1, "initial schema", _initial_schema),
@@ -163,6 +167,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (3, "agents.disabled_at", _agent_disabled),
     (4, "event streams", _event_streams),
     (5, "events ids never reused (SQLite AUTOINCREMENT)", events_autoincrement),
+    (8, "customer status streams", _customer_streams),
 ]
 
 

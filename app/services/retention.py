@@ -11,7 +11,7 @@ failed; `transferred` is Agent B's live call), it ended more than CALL_RETENTION
 agent still holds it as their call, and it has no open transfer. Its dependent rows go with it,
 children first (transfers point at summaries, everything points at the call): transfers,
 summaries, context entries, its events (the call's timeline and notifications about it), and
-any leftover leases. Tasks that mention it are left to their own retention (TASK_RETENTION_DAYS);
+any leftover leases and customer stream rows. Tasks that mention it are left to their own retention (TASK_RETENTION_DAYS);
 their handlers treat a call that is gone as nothing left to do.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from app import states
 from app.db import Database
-from app.models import Agent, AgentSession, Call, ContextEntry, Event, HoldLease, Summary, SummaryLease, Transfer, utcnow
+from app.models import Agent, AgentSession, Call, ContextEntry, CustomerStream, Event, HoldLease, Summary, SummaryLease, Transfer, utcnow
 
 # A call brings hundreds of rows with it (context lines, events): a smaller batch of calls keeps
 # each transaction about as large as a batch of sessions.
@@ -77,8 +77,9 @@ def prune_calls(db: Database, retention_days: int, *, batch: int = CALL_BATCH, n
 
 
 # What belongs to a call, children before parents (a transfer points at its summary). Every table
-# with a foreign key to calls must be here (tests/app/test_bounded_growth.py checks).
-CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease)
+# with a foreign key to calls must be here (tests/app/test_bounded_growth.py checks). A customer's
+# stream row left by a process that died has no foreign key, but belongs to its call all the same.
+CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease, CustomerStream)
 
 
 def _delete_calls(s: Session, ids: list[str]) -> None:
