@@ -146,24 +146,28 @@ class Dispatcher:
     def subscribe(self, audience: str) -> Subscription:
         """A queue of `audience`'s events from now on; StreamsFull if this process already holds
         as many streams as it may without starving its other requests of threads."""
-        return self._add(self._subs, audience, Subscription(audience=audience))
+        return self._add(Subscription(audience=audience))
 
     def subscribe_call(self, call_id: str) -> Subscription:
         """A queue of every event about `call_id` from now on (a customer's status stream); the
         same per-process limit as agents' streams: both hold request threads."""
-        return self._add(self._call_subs, call_id, Subscription(call_id=call_id))
+        return self._add(Subscription(call_id=call_id))
 
-    def _add(self, groups: dict[str, set[Subscription]], key: str, sub: Subscription) -> Subscription:
-        self.ensure_started()
+    def _add(self, sub: Subscription) -> Subscription:
+        self.ensure_started()  # first: (re)starting replaces the subscription maps
         with self._lock:
             if self._count() >= self.max_streams:
                 raise StreamsFull("This server has no room for another live event stream right now; updates come by polling.")
+            groups, key = self._group_of(sub)
             groups.setdefault(key, set()).add(sub)
         return sub
 
+    def _group_of(self, sub: Subscription) -> tuple[dict[str, set[Subscription]], str]:
+        return (self._subs, sub.audience) if sub.call_id is None else (self._call_subs, sub.call_id)
+
     def unsubscribe(self, sub: Subscription) -> None:
-        groups, key = (self._subs, sub.audience) if sub.call_id is None else (self._call_subs, sub.call_id)
         with self._lock:
+            groups, key = self._group_of(sub)
             subs = groups.get(key)
             if subs is not None:
                 subs.discard(sub)
