@@ -156,6 +156,9 @@ class Settings:
     # together: a new stream beyond either limit closes that agent's oldest (app.sse).
     SSE_STREAMS_PER_SESSION: int = 2
     SSE_STREAMS_PER_AGENT: int = 6
+    # A web customer's status streams (/api/calls/<id>/events) per call, on all processes: a new
+    # one beyond it closes the call's oldest (a reloaded page, a second tab).
+    SSE_STREAMS_PER_CALL: int = 2
     # Every stream holds a request thread: a process keeps this many of its GUNICORN_THREADS for
     # everything else (Twilio webhooks, API calls, health) and answers more streams with 503
     # (the dashboard then polls). GUNICORN_THREADS is read here and by gunicorn.conf.py.
@@ -366,6 +369,7 @@ def _validate(s: Settings) -> list[str]:
     check(not (s.TWILIO_SIP_EDGE and s.TWILIO_SIP_EDGE not in SIP_EDGES), f"TWILIO_SIP_EDGE must be one of {', '.join(SIP_EDGES)}")
     check(1 <= s.SSE_STREAMS_PER_SESSION <= s.SSE_STREAMS_PER_AGENT <= 100,
           "SSE_STREAMS_PER_SESSION and SSE_STREAMS_PER_AGENT must be 1-100, per session at most per agent")
+    check(1 <= s.SSE_STREAMS_PER_CALL <= 10, "SSE_STREAMS_PER_CALL must be 1-10")
     check(1 <= s.SSE_THREAD_RESERVE < s.GUNICORN_THREADS,
           "SSE_THREAD_RESERVE must be at least 1 and less than GUNICORN_THREADS (streams need threads too)")
     for name in ("CREATE_CALL_RATE_LIMIT", "LOGIN_RATE_LIMIT", "LOGIN_AGENT_RATE_LIMIT", "PHONE_DIAL_RATE_LIMIT", "PHONE_DIAL_GLOBAL_RATE_LIMIT"):

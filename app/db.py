@@ -160,6 +160,10 @@ def _recordings(session: Session) -> None:
     _add_missing(session, ("recordings",))
 
 
+def _customer_streams(session: Session) -> None:
+    _add_missing(session, ("customer_streams",))
+
+
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
 MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (1, "initial schema", _initial_schema),
@@ -168,6 +172,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (4, "event streams", _event_streams),
     (5, "events ids never reused (SQLite AUTOINCREMENT)", events_autoincrement),
     (7, "recordings of phone calls", _recordings),
+    (8, "customer status streams", _customer_streams),
 ]
 
 

@@ -35,10 +35,13 @@ GAP_SPAN = 10_000
 
 
 class Subscription:
-    """One waiting SSE handler: a private queue filled by the dispatcher."""
+    """One waiting SSE handler: a private queue filled by the dispatcher, with the events of an
+    agent (`audience`) or, for a web customer's status stream, every event about one call
+    (`call_id`: any audience, each recipient's copy included)."""
 
-    def __init__(self, audience: str):
+    def __init__(self, audience: str | None = None, call_id: str | None = None):
         self.audience = audience
+        self.call_id = call_id
         self.queue: deque[Delivered] = deque(maxlen=10_000)
         self.ready = threading.Event()
         self.closed = False
@@ -81,6 +84,7 @@ class Dispatcher:
         # Streams this process may hold (each holds a request thread): see SSE_THREAD_RESERVE.
         self.max_streams = max_streams
         self._subs: dict[str, set[Subscription]] = {}
+        self._call_subs: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -102,6 +106,7 @@ class Dispatcher:
                 return
             self._pid = os.getpid()
             self._subs = {}
+            self._call_subs = {}
             self._stop.clear()
             # Read the starting point now, not on the thread: a stream that asks for the high
             # water mark right after subscribing must never fall into a window the thread skips.
@@ -112,7 +117,7 @@ class Dispatcher:
 
     def close_streams(self) -> None:
         with self._lock:
-            subs = [sub for group in self._subs.values() for sub in group]
+            subs = [sub for groups in (self._subs, self._call_subs) for group in groups.values() for sub in group]
         for sub in subs:
             sub.closed = True
             sub.ready.set()
@@ -141,25 +146,40 @@ class Dispatcher:
     def subscribe(self, audience: str) -> Subscription:
         """A queue of `audience`'s events from now on; StreamsFull if this process already holds
         as many streams as it may without starving its other requests of threads."""
-        self.ensure_started()
-        sub = Subscription(audience)
+        return self._add(Subscription(audience=audience))
+
+    def subscribe_call(self, call_id: str) -> Subscription:
+        """A queue of every event about `call_id` from now on (a customer's status stream); the
+        same per-process limit as agents' streams: both hold request threads."""
+        return self._add(Subscription(call_id=call_id))
+
+    def _add(self, sub: Subscription) -> Subscription:
+        self.ensure_started()  # first: (re)starting replaces the subscription maps
         with self._lock:
-            if sum(len(s) for s in self._subs.values()) >= self.max_streams:
+            if self._count() >= self.max_streams:
                 raise StreamsFull("This server has no room for another live event stream right now; updates come by polling.")
-            self._subs.setdefault(audience, set()).add(sub)
+            groups, key = self._group_of(sub)
+            groups.setdefault(key, set()).add(sub)
         return sub
+
+    def _group_of(self, sub: Subscription) -> tuple[dict[str, set[Subscription]], str]:
+        return (self._subs, sub.audience) if sub.call_id is None else (self._call_subs, sub.call_id)
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            subs = self._subs.get(sub.audience)
+            groups, key = self._group_of(sub)
+            subs = groups.get(key)
             if subs is not None:
                 subs.discard(sub)
                 if not subs:
-                    del self._subs[sub.audience]
+                    del groups[key]
+
+    def _count(self) -> int:
+        return sum(len(s) for s in self._subs.values()) + sum(len(s) for s in self._call_subs.values())
 
     def subscriber_count(self) -> int:
         with self._lock:
-            return sum(len(s) for s in self._subs.values())
+            return self._count()
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -217,9 +237,9 @@ class Dispatcher:
                 del self._gaps[gap_id]
 
     def _deliver(self, row: Delivered) -> None:
-        if row.audience is None:
-            return
         with self._lock:
-            subs = list(self._subs.get(row.audience, ()))
+            subs = list(self._subs.get(row.audience, ())) if row.audience is not None else []
+            if row.call_id is not None:
+                subs += self._call_subs.get(row.call_id, ())
         for sub in subs:
             sub.push(row)

@@ -283,6 +283,19 @@ class EventStream(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class CustomerStream(Base):
+    """One open status stream of a web customer (GET /api/calls/<id>/events), on any process: the
+    per-call limit (SSE_STREAMS_PER_CALL) counts these rows (app.services.streams). A row whose
+    process died is the call's oldest and the first one closed; rows older than a session
+    lifetime are deleted."""
+
+    __tablename__ = "customer_streams"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class RateLimitWindow(Base):
     """Fixed-window counters shared by every worker (rate limits must not live in one process)."""
 

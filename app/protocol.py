@@ -227,3 +227,8 @@ EVENT_TYPES = frozenset(EVENTS)
 SESSION_EVENT_TYPES = frozenset({"session_ended", "stream_replaced"})
 # Sent by the SSE endpoint only (never stored): the stream is live from here on.
 STREAM_READY_EVENT = "ready"
+# A web customer's status stream (GET /api/calls/<id>/events) sends only these: the customer's
+# view of the call (the JSON of GET /api/calls/<id>/status), and, to a stream closed because the
+# call has too many, the notice not to reconnect.
+CUSTOMER_STATUS_EVENT = "status"
+CUSTOMER_STREAM_REPLACED_EVENT = "stream_replaced"

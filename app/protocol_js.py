@@ -79,6 +79,8 @@ def render() -> str:
         ("EVENT_PAYLOAD_KEYS", events, "Payload keys per event type (some only sometimes)."),
         ("CALL_ID_KEY", p.CALL_ID_KEY, "The payload key carrying the call's id in every event about a call."),
         ("STREAM_READY_EVENT", p.STREAM_READY_EVENT, "The SSE event that says the stream is live (never stored)."),
+        ("CUSTOMER_STATUS_EVENT", p.CUSTOMER_STATUS_EVENT, "A customer's status stream: the call's status (as GET /api/calls/<id>/status)."),
+        ("CUSTOMER_STREAM_REPLACED_EVENT", p.CUSTOMER_STREAM_REPLACED_EVENT, "A customer's status stream closed for a newer one: do not reconnect."),
     ]
     return HEADER + "\n" + "\n".join(_const(*c) for c in consts) + "\n" + FUNCTIONS
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from flask import Response, g, jsonify, request
 
 from app.api import bp
-from app.api.guards import agent_required, client_address, current_caller, customer_required
-from app.api.validation import ID, Field, parse_json
+from app.api.guards import agent_required, client_address, current_caller, customer_cookie, customer_required, set_customer_cookie
+from app.api.validation import ID, Field, event_id, parse_json
 from app.current import services
+from app.customer_sse import CustomerStreamResponse
 from app.errors import ValidationFailed
 from app.serializers import call_dict, entry_dict
 from app.services.call_list import LIST_LIMIT, PAGE_MAX, STATUS_FILTERS, Page
@@ -21,18 +22,17 @@ def _livekit_url() -> str:
 def create_call():
     body = parse_json(request, {"customer_name": Field(str, max_len=120)})
     web = services().calls.create_web_call(body["customer_name"], client_address())
-    return (
-        jsonify(
-            session_id=web.call.id,
-            room_name=web.call.room_name,
-            token=web.token,
-            livekit_url=_livekit_url(),
-            customer_key=web.customer_key,
-            agent_id=web.call.agent_id,
-            status=web.call.status,
-        ),
-        201,
+    response = jsonify(
+        session_id=web.call.id,
+        room_name=web.call.room_name,
+        token=web.token,
+        livekit_url=_livekit_url(),
+        customer_key=web.customer_key,
+        agent_id=web.call.agent_id,
+        status=web.call.status,
     )
+    set_customer_cookie(response, web.call.id, web.customer_key)
+    return response, 201
 
 
 @bp.get("/calls/<session_id>/status")
@@ -40,6 +40,21 @@ def create_call():
 def customer_call_status(session_id: str):
     """The web customer's view of their own call (X-Customer-Key): what the page should show."""
     return jsonify(services().calls.customer_status(session_id, g.customer_key))
+
+
+@bp.get("/calls/<session_id>/events")
+def customer_call_events(session_id: str):
+    """The web customer's status as Server-Sent Events (app.customer_sse), authenticated by the
+    key cookie create-call set for this call, since an EventSource sends no headers."""
+    key = customer_cookie()
+    # Validated although a status stream replays nothing: the current status is all that was missed.
+    event_id(request.headers.get("Last-Event-ID"), "Last-Event-ID")
+    call = services().calls.customer_call(session_id, key)
+    return Response(
+        CustomerStreamResponse(services(), call.id),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
+    )
 
 
 @bp.post("/add-context")

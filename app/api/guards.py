@@ -1,4 +1,5 @@
-"""Who is calling: logged-in agents (session cookie + CSRF header) and web customers (key header).
+"""Who is calling: logged-in agents (session cookie + CSRF header) and web customers (key header;
+for their status stream alone, the key cookie `create-call` set: see `set_customer_cookie`).
 
 The decorators put the caller on `flask.g` (`g.agent`, `g.customer_key`) so a view never asks
 twice. They only establish who is asking; whether that caller may touch a given call or
@@ -19,6 +20,8 @@ from app.services.calls import Caller
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CUSTOMER_KEY_HEADER = "X-Customer-Key"
 CSRF_HEADER = "X-CSRF-Token"
+# The customer's key for one call, sent by the browser to that call's status stream only.
+CUSTOMER_COOKIE = "wt_customer"
 
 
 def current_agent() -> AuthContext | None:
@@ -77,6 +80,37 @@ def current_caller() -> Caller:
 
 def customer_key() -> str | None:
     return request.headers.get(CUSTOMER_KEY_HEADER)
+
+
+def customer_stream_path(call_id: str) -> str:
+    return f"/api/calls/{call_id}/events"
+
+
+def set_customer_cookie(response, call_id: str, key: str) -> None:
+    """The customer key as a cookie for the call's status stream, which an EventSource cannot
+    send a header to, and which must not carry the key in its URL (logs, history, Referer).
+
+    HttpOnly (page scripts never read it), SameSite=Strict (no other site's request carries it)
+    and scoped to that one stream's path: the browser sends it nowhere else, and no other route
+    reads it (everything that changes something takes the X-Customer-Key header, which another
+    site cannot set), so it is no CSRF vector. Secure with SESSION_COOKIE_SECURE; it lasts as long
+    as an agent's session would."""
+    settings = services().settings
+    response.set_cookie(
+        CUSTOMER_COOKIE, key, max_age=settings.SESSION_LIFETIME_S, path=customer_stream_path(call_id),
+        secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Strict",
+    )
+
+
+def customer_cookie() -> str:
+    """The key cookie of a status stream; 401 when the browser sent none."""
+    key = request.cookies.get(CUSTOMER_COOKIE)
+    if not key:
+        raise NotAuthenticated(
+            "No customer cookie for this call: the status stream is for the browser that started it (POST /api/create-call).",
+            code="customer_cookie_missing",
+        )
+    return key
 
 
 def client_address() -> str:

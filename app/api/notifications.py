@@ -5,21 +5,10 @@ from flask import Response, g, jsonify, request
 
 from app.api import bp
 from app.api.guards import agent_required
+from app.api.validation import event_id as _event_id
 from app.current import services
 from app.errors import ValidationFailed
 from app.sse import EventStreamResponse
-
-MAX_EVENT_ID = 2**31 - 1
-
-
-def _event_id(raw: str | None, name: str) -> int | None:
-    if raw is None or raw == "":
-        return None
-    # ASCII digits only ("²" and "١٢" are digits to str.isdigit), and no larger than the events
-    # table's id column can hold (a 32-bit integer on PostgreSQL).
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_EVENT_ID:
-        raise ValidationFailed(f"{name} must be an event id: an integer from 0 to {MAX_EVENT_ID}.")
-    return int(raw)
 
 
 @bp.get("/notifications/<agent_id>")

@@ -29,9 +29,10 @@ from flask import current_app, request
 
 from app import MAX_BODY_BYTES, outbox, states
 from app.api import bp
-from app.api.guards import CSRF_HEADER, CUSTOMER_KEY_HEADER
+from app.api.guards import CSRF_HEADER, CUSTOMER_COOKIE, CUSTOMER_KEY_HEADER
 from app.api.validation import ID
 from app.events import EVENT_TYPES
+from app.protocol import CUSTOMER_STATUS_EVENT, CUSTOMER_STREAM_REPLACED_EVENT
 from app.services.call_list import LIST_LIMIT, PAGE_MAX, STATUS_FILTERS
 from app.services.calls import CUSTOMER_NAME_MAX
 from app.services.summaries import CONTEXT_TEXT_MAX
@@ -82,7 +83,11 @@ EVENT_ID_PATTERN = (
 # raises a code that is neither listed here nor named there as unreachable through HTTP.
 ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     400: ("BadRequest", "The body is not a JSON object (or not JSON at all).", ("invalid_json", "bad_request")),
-    401: ("NotAuthenticated", "No valid session (or wrong credentials).", ("not_authenticated", "invalid_credentials")),
+    401: (
+        "NotAuthenticated",
+        "No valid session (or wrong credentials; or, on a customer's status stream, no customer cookie).",
+        ("not_authenticated", "invalid_credentials", "customer_cookie_missing"),
+    ),
     403: (
         "Forbidden",
         "Authenticated, but not allowed: wrong or missing CSRF token or customer key, or not a party to this call or transfer.",
@@ -230,6 +235,7 @@ PUBLIC: list[dict] = []
 AGENT: list[dict] = [{"agentSession": []}]
 AGENT_CSRF: list[dict] = [{"agentSession": [], "csrfToken": []}]
 CUSTOMER: list[dict] = [{"customerKey": []}]
+CUSTOMER_STREAM: list[dict] = [{"customerCookie": []}]
 CUSTOMER_OR_AGENT: list[dict] = [{"customerKey": []}, {"agentSession": [], "csrfToken": []}]
 
 
@@ -358,10 +364,13 @@ def _api_paths() -> dict:
                 "A web customer starts a call",
                 "calls",
                 security=PUBLIC,
-                description="Creates the call and its LiveKit room and assigns an available agent (or queues the call). Rate-limited per address. Keep `customer_key`: it is the customer's credential (`X-Customer-Key`) for this call.",
+                description="Creates the call and its LiveKit room and assigns an available agent (or queues the call). Rate-limited per address. Keep `customer_key`: it is the customer's credential (`X-Customer-Key`) for this call. The same key is set as the HttpOnly, SameSite=Strict cookie `wt_customer`, scoped to the call's status stream (`Path=/api/calls/<session_id>/events`; `Secure` with SESSION_COOKIE_SECURE): nothing else accepts it.",
                 body=_body({"customer_name": _text(CUSTOMER_NAME_MAX, examples=["Jane Doe"])}),
                 responses={
-                    "201": _json(_ref("CreatedCall"), "The call, the customer's LiveKit token and key.", links=_links_from_call()),
+                    "201": dict(
+                        _json(_ref("CreatedCall"), "The call, the customer's LiveKit token and key.", links=_links_from_call()),
+                        headers={"Set-Cookie": {"description": "`wt_customer=<customer_key>; Path=/api/calls/<session_id>/events; HttpOnly; SameSite=Strict; Max-Age=…`", "schema": {"type": "string"}}},
+                    ),
                 },
                 errors=(*BODY, 429),
             )
@@ -376,6 +385,34 @@ def _api_paths() -> dict:
                 parameters=[SESSION_ID_PARAM],
                 responses={"200": _json(_ref("CustomerCallStatus"), "What the customer page shows.")},
                 errors=(403, 404),
+            )
+        },
+        "/api/calls/{session_id}/events": {
+            "get": _op(
+                "streamCustomerCallStatus",
+                "The web customer's view of their call as Server-Sent Events",
+                "calls",
+                security=CUSTOMER_STREAM,
+                description="Authenticated by the `wt_customer` cookie create-call set for this call (an EventSource sends no headers, and the key never goes in a URL): none is 401 `customer_cookie_missing`, another call's is 403 `invalid_customer_key`. Each `event: status` carries the JSON of `GET /api/calls/{session_id}/status`, with an `id:`; one is sent on connect (also on a reconnect with `Last-Event-ID`: the current status is all that was missed) and again whenever it changes. The stream closes after the status of an ended call. At most SSE_STREAMS_PER_CALL streams per call: the oldest gets `event: stream_replaced` and closes (do not reconnect; poll). Comments (`: keepalive`) keep it open.",
+                parameters=[
+                    SESSION_ID_PARAM,
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "description": "The id of the last status received (validated; the current status is sent regardless).", "schema": {"type": "string", "pattern": EVENT_ID_PATTERN}},
+                ],
+                responses={
+                    "200": {
+                        "description": "The call's status until the call ends.",
+                        "headers": {"Cache-Control": {"schema": {"const": "no-cache, no-transform"}}},
+                        "content": {"text/event-stream": {"schema": _ref("CustomerStreamEvent")}},
+                    },
+                    "503": dict(
+                        _error_response(
+                            "`streams_full`: this process holds as many streams as it may (poll the status instead; `Retry-After`); or the database is unavailable.",
+                            ("streams_full", "db_unavailable"),
+                        ),
+                        headers={"Retry-After": {"description": "With `streams_full`: seconds before opening a stream again.", "schema": {"type": "integer", "minimum": 0}}},
+                    ),
+                },
+                errors=(401, 403, 404, 422),
             )
         },
         "/api/add-context": {
@@ -972,6 +1009,16 @@ def _schemas() -> dict:
             optional=("id", "retry"),
             description="One Server-Sent Event, as its fields.",
         ),
+        "CustomerStreamEvent": _obj(
+            {
+                "id": {"type": "string", "pattern": "^[0-9]+$", "description": "Rises with every status (what `Last-Event-ID` sends back)."},
+                "event": {"type": "string", "enum": [CUSTOMER_STATUS_EVENT, CUSTOMER_STREAM_REPLACED_EVENT]},
+                "data": {"type": "string", "contentMediaType": JSON, "description": "JSON: a `CustomerCallStatus` (for `status`)."},
+                "retry": {"type": "integer", "minimum": 0},
+            },
+            optional=("id", "retry"),
+            description="One Server-Sent Event of a customer's status stream, as its fields.",
+        ),
         "HealthDetails": _obj(
             {
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
@@ -1060,6 +1107,7 @@ def _document(cookie_name: str) -> str:
                 "agentSession": {"type": "apiKey", "in": "cookie", "name": cookie_name, "description": "The session cookie `POST /api/login` sets."},
                 "csrfToken": {"type": "apiKey", "in": "header", "name": CSRF_HEADER, "description": "The `csrf_token` from login (or `GET /api/me`); required on every agent POST/PUT."},
                 "customerKey": {"type": "apiKey", "in": "header", "name": CUSTOMER_KEY_HEADER, "description": "The `customer_key` create-call returned, for that call only."},
+                "customerCookie": {"type": "apiKey", "in": "cookie", "name": CUSTOMER_COOKIE, "description": "The same key as the HttpOnly cookie create-call sets, sent only to (and accepted only by) that call's status stream."},
                 "twilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature", "description": "Twilio's HMAC of the URL and fields."},
                 "metricsToken": {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN, for `GET /metrics`."},
                 "livekitWebhookToken": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "LiveKit's signed JWT (raw, no `Bearer`), covering the body's sha256."},

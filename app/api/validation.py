@@ -142,3 +142,17 @@ def _kind_name(kind: type) -> str:
 
 
 ID = Field(str, max_len=64)
+
+
+MAX_EVENT_ID = 2**31 - 1
+
+
+def event_id(raw: str | None, name: str) -> int | None:
+    """An event id from a query parameter or the Last-Event-ID header; None when absent."""
+    if raw is None or raw == "":
+        return None
+    # ASCII digits only ("²" and "١٢" are digits to str.isdigit), and no larger than the events
+    # table's id column can hold (a 32-bit integer on PostgreSQL).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_EVENT_ID:
+        raise ValidationFailed(f"{name} must be an event id: an integer from 0 to {MAX_EVENT_ID}.")
+    return int(raw)

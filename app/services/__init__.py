@@ -25,7 +25,7 @@ from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
 from app.services.recordings import RecordingService
 from app.services.routing import drain_queue
-from app.services.streams import StreamRegistry
+from app.services.streams import CustomerStreamRegistry, StreamRegistry
 from app.services.summaries import SummaryStore
 from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
@@ -51,6 +51,7 @@ class Services:
     telephony: TelephonyService
     livekit_events: LiveKitEvents
     streams: StreamRegistry
+    customer_streams: CustomerStreamRegistry
     notifications: Notifications
     arrivals: Arrivals
     recordings: RecordingService
@@ -106,6 +107,7 @@ def build_services(
         telephony=TelephonyService(db, livekit, summaries, calls, phone_legs, settings),
         livekit_events=LiveKitEvents(db, livekit, calls, phone_legs, settings, AgentDepartures(db, livekit, calls, settings.AGENT_RECONNECT_GRACE_S)),
         streams=StreamRegistry(db, settings.SSE_STREAMS_PER_SESSION, settings.SSE_STREAMS_PER_AGENT, settings.SESSION_LIFETIME_S),
+        customer_streams=CustomerStreamRegistry(db, settings.SSE_STREAMS_PER_CALL, settings.SESSION_LIFETIME_S),
         notifications=Notifications(db, settings.NOTIFICATIONS_PAGE_SIZE),
         arrivals=Arrivals(db, livekit, calls, phone_legs, settings),
         recordings=RecordingService(db, twilio, calls),

@@ -159,8 +159,14 @@ class CallService:
 
     def customer_status(self, call_id: str, customer_key: str | None) -> dict:
         """The web customer's view of their own call: what their page should show."""
-        call = self.customer_call(call_id, customer_key)
+        return self.customer_view(self.customer_call(call_id, customer_key).id)
+
+    def customer_view(self, call_id: str) -> dict:
+        """What the customer's page shows about the call, for a caller who already proved the key
+        (the status route, the customer's status stream). Nothing agent-internal: no notes,
+        summary or transfer reasons, only what the call is doing and with whom."""
         with self.db.reading() as s:
+            call = load_call(s, call_id)
             agent_name = s.scalar(select(Agent.name).where(Agent.id == call.agent_id)) if call.agent_id else None
         return {
             "session_id": call.id,

@@ -11,7 +11,7 @@ failed; `transferred` is Agent B's live call), it ended more than CALL_RETENTION
 agent still holds it as their call, and it has no open transfer. Its dependent rows go with it,
 children first (transfers point at summaries, everything points at the call): transfers,
 summaries, context entries, its events (the call's timeline and notifications about it), and
-any leftover leases. A call that still has a recording is kept until the recording has been deleted
+any leftover leases and customer stream rows. A call that still has a recording is kept until the recording has been deleted
 at Twilio (app.services.recordings deletes those of calls past CALL_RETENTION_DAYS first): deleting
 the row alone would leave the audio at Twilio with nothing pointing at it. Tasks that mention it are left to their own retention (TASK_RETENTION_DAYS);
 their handlers treat a call that is gone as nothing left to do.
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app import states
 from app.db import Database
-from app.models import Agent, AgentSession, Call, ContextEntry, Event, HoldLease, Recording, Summary, SummaryLease, Transfer, utcnow
+from app.models import Agent, AgentSession, Call, ContextEntry, CustomerStream, Event, HoldLease, Recording, Summary, SummaryLease, Transfer, utcnow
 
 # A call brings hundreds of rows with it (context lines, events): a smaller batch of calls keeps
 # each transaction about as large as a batch of sessions.
@@ -87,7 +87,8 @@ def prune_calls(db: Database, retention_days: int, *, batch: int = CALL_BATCH, n
 # with a foreign key to calls must be here (tests/app/test_bounded_growth.py checks). Recordings
 # are listed for completeness: `prunable_calls` excludes a call that has one, re-checked in the
 # deleting transaction, so none is ever deleted here without its audio at Twilio.
-CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease, Recording)
+# A customer's stream row left by a process that died has no foreign key, but belongs to its call all the same.
+CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease, Recording, CustomerStream)
 
 
 def _delete_calls(s: Session, ids: list[str]) -> None:

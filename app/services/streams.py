@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 
 from app.db import Database
 from app.events import emit
-from app.models import Agent, EventStream, utcnow
+from app.models import Agent, Call, CustomerStream, EventStream, utcnow
 
 
 class StreamRegistry:
@@ -57,3 +57,44 @@ class StreamRegistry:
     def close(self, stream_id: str) -> None:
         with self.db.transaction() as s:
             s.execute(delete(EventStream).where(EventStream.id == stream_id))
+
+
+class CustomerStreamRegistry:
+    """The same for web customers' status streams, counted per call (SSE_STREAMS_PER_CALL).
+
+    A customer has no event audience of their own, so a stream closed here learns it from its
+    own row: it looks for it each time it re-reads the status (on every event of its call and on
+    every heartbeat), and ends with `stream_replaced` once the row is gone."""
+
+    def __init__(self, db: Database, per_call: int, lifetime_s: int):
+        self.db = db
+        self.per_call = per_call
+        self.stale_after = timedelta(seconds=lifetime_s)
+
+    def open(self, call_id: str) -> str:
+        stream_id = secrets.token_hex(8)
+        now = utcnow()
+        with self.db.transaction() as s:
+            # One open at a time per call (the call row is the lock), as for an agent's streams.
+            s.get(Call, call_id, with_for_update=True)
+            s.execute(delete(CustomerStream).where(CustomerStream.call_id == call_id, CustomerStream.opened_at < now - self.stale_after))
+            older = list(
+                s.scalars(
+                    select(CustomerStream.id)
+                    .where(CustomerStream.call_id == call_id)
+                    .order_by(CustomerStream.opened_at.desc(), CustomerStream.id)
+                )
+            )
+            s.add(CustomerStream(id=stream_id, call_id=call_id, opened_at=now))
+            victims = older[self.per_call - 1:]
+            if victims:
+                s.execute(delete(CustomerStream).where(CustomerStream.id.in_(victims)))
+        return stream_id
+
+    def is_open(self, s, stream_id: str) -> bool:
+        """Inside the caller's read: whether the stream still has its row."""
+        return s.get(CustomerStream, stream_id) is not None
+
+    def close(self, stream_id: str) -> None:
+        with self.db.transaction() as s:
+            s.execute(delete(CustomerStream).where(CustomerStream.id == stream_id))

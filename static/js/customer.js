@@ -4,18 +4,19 @@
 // is lost for good we fetch a fresh token and join again) and a page refresh: the session id and
 // the customer key live in sessionStorage, and POST /api/token answers with the call's room.
 //
-// What the call is doing (waiting for an agent, with whom, on hold, ended and why) comes from
-// GET /api/calls/<id>/status: read when someone joins or leaves the room, and every few seconds.
+// What the call is doing (waiting for an agent, with whom, on hold, ended and why) is pushed over
+// the call's status stream (lib/status_feed.js); while that fails it comes from
+// GET /api/calls/<id>/status, read when someone joins or leaves the room and every 3 s.
 
 import { Api, ApiError } from './lib/api.js';
 import { CallAudio } from './lib/audio.js';
 import { Ticker, busy, byId, setDisabled, show } from './lib/dom.js';
 import { CALL_FINAL_STATUSES } from './lib/protocol.js';
+import { StatusFeed } from './lib/status_feed.js';
 
 const STORE_KEY = 'wt.customer.call';
 const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
 const ENDED_CODES = new Set(['call_ended', 'not_found', 'invalid_customer_key']);
-const STATUS_POLL_MS = 3000;
 const OVER = new Set(CALL_FINAL_STATUSES);
 const ENDED_TEXT = {
   customer_hung_up: 'You hung up. Thank you for calling.',
@@ -47,9 +48,8 @@ class CustomerPage {
     this.retryTimer = null;
     this.retryAt = null;
     this.ending = false;
-    this.status = null; // the last answer of /api/calls/<id>/status
-    this.statusTimer = null;
-    this.statusLoop = 0;
+    this.status = null; // the last status pushed or read (/api/calls/<id>/status)
+    this.feed = null;
     this.roomPeople = '';
 
     this.audio.addEventListener('change', () => {
@@ -58,7 +58,7 @@ class CustomerPage {
       const people = this.audio.remotes().map((p) => p.identity).sort().join(' ');
       if (people !== this.roomPeople) {
         this.roomPeople = people;
-        this.refreshStatus();
+        if (this.feed?.mode !== 'sse') this.refreshStatus();
       }
       this.render();
     });
@@ -82,21 +82,25 @@ class CustomerPage {
     if (this.call) {
       this.showView('call');
       this.ticker.run(this.call.started_at);
-      this.pollStatus();
+      this.followStatus();
       this.reconnect(true);
     } else {
       this.showView('start');
     }
   }
 
-  /** Read the call's status now and then every few seconds while there is a call. */
-  pollStatus() {
-    clearTimeout(this.statusTimer);
-    const loop = ++this.statusLoop; // one loop at a time, even across calls
-    if (!this.call) return;
-    this.refreshStatus().finally(() => {
-      if (this.call && loop === this.statusLoop) this.statusTimer = setTimeout(() => this.pollStatus(), STATUS_POLL_MS);
+  /** Follow the call's status while there is a call: pushed, or polled when the stream fails. */
+  followStatus() {
+    this.feed?.stop();
+    const call = this.call;
+    if (!call) return;
+    this.feed = new StatusFeed({
+      sessionId: call.session_id,
+      onStatus: (status) => { if (this.call === call) this.applyStatus(status); },
+      poll: () => this.refreshStatus(),
+      onMode: (mode) => { byId('call-view').dataset.feed = mode; },
     });
+    this.feed.start();
   }
 
   async refreshStatus() {
@@ -114,7 +118,12 @@ class CustomerPage {
       console.warn('could not read the call status', err); // the next poll asks again
       return;
     }
-    if (this.call !== call || this.ending) return;
+    if (this.call !== call) return;
+    await this.applyStatus(status);
+  }
+
+  async applyStatus(status) {
+    if (this.ending) return;
     this.status = status;
     if (OVER.has(status.status)) {
       await this.finish(ENDED_TEXT[status.end_reason] ?? 'This call has ended. Thank you for calling.');
@@ -167,7 +176,7 @@ class CustomerPage {
       this.save();
       this.showView('call');
       this.ticker.run(this.call.started_at);
-      this.pollStatus();
+      this.followStatus();
       await this.join(created);
     });
   }
@@ -240,7 +249,8 @@ class CustomerPage {
 
   async finish(text) {
     clearTimeout(this.retryTimer);
-    clearTimeout(this.statusTimer);
+    this.feed?.stop();
+    this.feed = null;
     this.call = null;
     this.status = null;
     sessionStorage.removeItem(STORE_KEY);
@@ -317,5 +327,6 @@ window.wtDiagnostics = {
   audioState: () => page.audio.state,
   remotes: () => page.audio.remotes(),
   callStatus: () => page.status,
+  statusFeed: () => page.feed?.mode ?? null,
 };
 page.init();

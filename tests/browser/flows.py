@@ -163,15 +163,18 @@ def initiate_transfer_to(page: Page, agent_label: str) -> None:
     page.get_by_role("button", name="Initiate Transfer").click()
 
 
-def call_with_agent_a(session, customer_name: str = "Jane Doe", b_options: dict | None = None, b_setup=None, a_name: str = "Alice"):
+def call_with_agent_a(session, customer_name: str = "Jane Doe", b_options: dict | None = None, b_setup=None, a_name: str = "Alice", customer_setup=None):
     """Alice (Agent A, display name `a_name`) with a customer on a live call, Bob (Agent B)
     signed in on /agent-b.
 
     Bob signs in after the call is assigned, so routing gives the call to Alice. `b_setup`
-    runs on Bob's page before it loads (e.g. to intercept routes)."""
+    runs on Bob's page before it loads (e.g. to intercept routes), `customer_setup` on the
+    customer's before the call starts."""
     session.server.add_agent("alice", a_name)
     session.server.add_agent("bob", "Bob")
     customer = session.person("customer")
+    if customer_setup is not None:
+        customer_setup(customer)
     a = session.person("agent-a")
     b = session.person("agent-b", **(b_options or {}))
     sign_in(a.page, "/agent", "alice")

@@ -47,6 +47,12 @@ export const CALL_ID_KEY = "session_id";
 /** The SSE event that says the stream is live (never stored). */
 export const STREAM_READY_EVENT = "ready";
 
+/** A customer's status stream: the call's status (as GET /api/calls/<id>/status). */
+export const CUSTOMER_STATUS_EVENT = "status";
+
+/** A customer's status stream closed for a newer one: do not reconnect. */
+export const CUSTOMER_STREAM_REPLACED_EVENT = "stream_replaced";
+
 /** 'call', 'transfer' or null, by the room name's prefix. */
 export function roomKind(name) {
   if (typeof name !== 'string') return null;
