@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Numbered steps ("Step 12: …") count their lines, they are not facts about the call.
 _ENUMERATOR = re.compile(r"^\s*(?:step|part|point|item|line)\s*\d+\s*[:.)-]", re.I)
@@ -88,6 +89,7 @@ def items(text: str) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=8192)  # the summarizer asks again for the same clauses while it shortens them
 def facts(text: str) -> frozenset[Fact]:
     """Every concrete fact a sentence carries, as normalised keys."""
     body = _ENUMERATOR.sub("", text)

@@ -17,9 +17,11 @@ phone Agent B), in the order that loses least:
 """
 from __future__ import annotations
 
+import heapq
 import re
+from collections import Counter
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 from app.summaries.base import (
     SPEECH_MAX_CHARS,
@@ -162,20 +164,48 @@ def _units(lines: tuple[ContextLine, ...]) -> list[_Unit]:
     return units
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[\w$€£.:]+", text.lower().replace(",", "")))
+@lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[str, ...]:
+    flat = re.sub(r"[^\w$€£.:]+", " ", text.lower())
+    return tuple(t.strip(".:") for t in flat.split() if t.strip(".:"))
 
 
-def _stated(fact: Fact, words: set[str], flat: str) -> bool:
-    """Whether the text already kept states this fact: an identifier or amount verbatim, an item
-    or state by its words ("linen lampshade" is stated by "the lampshade, the linen one")."""
-    if fact.kind in _EXACT or fact.kind == "promise":
-        return re.search(rf"(?<![\w$]){re.escape(fact.key)}s?(?![\w])", flat) is not None
-    return all(w in words for w in fact.key.split())
+@lru_cache(maxsize=4096)
+def _phrases(text: str) -> frozenset[str]:
+    """What a sentence states verbatim: its word n-grams (as fact keys are written, a plural also
+    as its singular) and the whole sentence (a promise's key)."""
+    tokens = _tokens(text)
+    out = {" ".join(tokens)}
+    for n in range(1, 5):
+        for k in range(len(tokens) - n + 1):
+            gram = " ".join(tokens[k : k + n])
+            out.add(gram)
+            if gram.endswith("s"):
+                out.add(gram[:-1])
+    return frozenset(out)
 
 
-def _flat(text: str) -> str:
-    return re.sub(r"[^\w$€£.:]+", " ", text.lower())
+class _Said:
+    """What the sentences kept so far state, counted so one can be taken out again cheaply."""
+
+    def __init__(self) -> None:
+        self.phrases: Counter[str] = Counter()
+        self.words: Counter[str] = Counter()
+
+    def add(self, u: _Unit) -> None:
+        self.phrases.update(_phrases(u.text))
+        self.words.update(set(_tokens(u.text)))
+
+    def remove(self, u: _Unit) -> None:
+        self.phrases.subtract(_phrases(u.text))
+        self.words.subtract(set(_tokens(u.text)))
+
+    def states(self, fact: Fact) -> bool:
+        """An identifier, amount, date or promise verbatim; an item or state by its words
+        ("linen lampshade" is stated by "the lampshade, the linen one")."""
+        if fact.kind in _EXACT or fact.kind == "promise":
+            return self.phrases[fact.key] > 0
+        return all(self.words[w] > 0 for w in fact.key.split())
 
 
 def _choose(units: list[_Unit]) -> list[_Unit]:
@@ -183,38 +213,35 @@ def _choose(units: list[_Unit]) -> list[_Unit]:
 
     Density is new fact weight per character, so an agent's typed note that restates three facts
     the customer took a minute to say wins over the minute. Questions count half: "Was the box
-    damaged?" states nothing the answer does not."""
+    damaged?" states nothing the answer does not. The greedy choice is lazy (a sentence's density
+    only falls as others are kept), so a long call costs n log n, not n²."""
+    said = _Said()
     chosen: list[_Unit] = []
-    words: set[str] = set()
-    flat = ""
-    pool = [u for u in units if u.facts]
-    while True:
-        best, best_score = None, 0.0
-        for u in pool:
-            new = {f for f in u.facts if not _stated(f, words, flat)}
-            if not new:
-                continue
-            score = _density(u, new)
-            if score > best_score:
-                best, best_score = u, score
-        if best is None:
-            break
-        chosen.append(best)
-        words |= _words(best.text)
-        flat += " " + _flat(best.text)
-        pool.remove(best)
+    heap = [(-_density(u, u.facts), u.order, u) for u in units if u.facts]
+    heapq.heapify(heap)
+    while heap:
+        _stale, order, u = heapq.heappop(heap)
+        new = [f for f in u.facts if not said.states(f)]
+        if not new:
+            continue
+        score = _density(u, new)
+        if heap and score < -heap[0][0]:
+            heapq.heappush(heap, (-score, order, u))
+            continue
+        chosen.append(u)
+        said.add(u)
     # Greedy cover can pick a sentence early whose facts later picks all restate: drop those,
     # the least dense first, as long as everything they said is still said by the rest.
     for u in sorted(chosen, key=lambda u: _density(u, u.facts)):
-        rest = [o for o in chosen if o is not u]
-        rest_words = set().union(*(_words(o.text) for o in rest)) if rest else set()
-        rest_flat = " ".join(_flat(o.text) for o in rest)
-        if rest and all(_stated(f, rest_words, rest_flat) for f in u.facts):
-            chosen = rest
+        said.remove(u)
+        if all(said.states(f) for f in u.facts):
+            chosen.remove(u)
+        else:
+            said.add(u)
     return sorted(chosen, key=lambda u: u.order)
 
 
-def _density(u: _Unit, new: frozenset[Fact] | set[Fact]) -> float:
+def _density(u: _Unit, new) -> float:
     gain = sum(_WEIGHT[f.kind] for f in new)
     return gain / (len(u.text) + 40) * (0.5 if u.question else 1.0) * (1.2 if u.note else 1.0)
 
@@ -235,22 +262,38 @@ def _reason_text(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
-def _pack(items: list[str], max_items: int, max_chars: int = 300) -> list[str]:
-    """At most max_items entries: neighbours are joined ("a; b") once there are too many."""
+def _pack(items: list[str], max_items: int, max_chars: int = 300) -> list[str] | None:
+    """At most max_items entries of at most max_chars, by joining neighbours ("a; b"); None when
+    they cannot be packed that tightly (then the summary does not fit, and never loses an item
+    to a cut). Few items: the shortest neighbours are joined first, which reads best; many: each
+    entry is filled in turn, which is linear."""
     items = [i for i in items if i]
-    while len(items) > max_items:
-        pairs = [(len(items[k]) + len(items[k + 1]), k) for k in range(len(items) - 1)]
-        size, k = min(pairs)
-        if size + 2 > max_chars:
-            break
-        items[k : k + 2] = [items[k].rstrip(".") + "; " + items[k + 1][:1].lower() + items[k + 1][1:]]
-    return items[:max_items]
+
+    def join(a: str, b: str) -> str:
+        return a.rstrip(".") + "; " + b[:1].lower() + b[1:]
+
+    if len(items) <= 4 * max_items:
+        while len(items) > max_items:
+            size, k = min((len(items[k]) + len(items[k + 1]), k) for k in range(len(items) - 1))
+            if size + 2 > max_chars:
+                return None
+            items[k : k + 2] = [join(items[k], items[k + 1])]
+        return items
+    packed: list[str] = []
+    for item in items:
+        if packed and len(packed[-1]) + len(item) + 2 <= max_chars:
+            packed[-1] = join(packed[-1], item)
+        else:
+            packed.append(item)
+        if len(packed) > max_items:
+            return None
+    return packed
 
 
 _NO_NEXT_STEP = "Continue with the customer from the details above."
 
 
-def _build(name: str, chosen: list[_Unit], all_text: str, *, tight: bool = False) -> StructuredSummary:
+def _build(name: str, chosen: list[_Unit], mood: tuple[str, str], *, tight: bool = False) -> StructuredSummary | None:
     # The reason is what the customer (or the agent's note) first says is wrong or wanted.
     opening = [u for u in chosen if (u.customer or u.note) and not u.question]
     reason_unit = next(
@@ -265,54 +308,66 @@ def _build(name: str, chosen: list[_Unit], all_text: str, *, tight: bool = False
     steps = [u.text for u in rest if TRIED.search(u.text) and not u.question]
     details = [u.text for u in rest if u.text not in steps]
     limit = StructuredSummary.model_fields["details"].metadata[-1].max_length
+    details, steps = _pack(details, limit), _pack(steps, limit)
+    if details is None or steps is None:
+        return None
     return StructuredSummary(
         customer_name=_clip(name, 120),
         reason=_clip(_reason_text(reason_unit.text), 600),
-        details=[_clip(d, 300) for d in _pack(details, limit)],
-        steps_taken=[_clip(d, 300) for d in _pack(steps, limit)],
+        details=details,
+        steps_taken=steps,
         # Under a tight budget the stock next step gives way to the call's own facts.
         next_steps=_clip(next_unit.text, 600) if next_unit else ("" if tight else _NO_NEXT_STEP),
-        sentiment=_sentiment(all_text),
-        urgency=_urgency(all_text),
+        sentiment=mood[0],
+        urgency=mood[1],
     )
 
 
-def _fits(summary: StructuredSummary, budget: int) -> bool:
-    return len(render_speech(summary, limit=10 * budget)) <= budget and len(render_text(summary)) <= TEXT_MAX_CHARS
+def _fits(summary: StructuredSummary | None, budget: int) -> bool:
+    return summary is not None and len(render_speech(summary, limit=10 * budget)) <= budget and len(render_text(summary)) <= TEXT_MAX_CHARS
 
 
-def _said_elsewhere(clause: str, *, words: set[str], flat: str) -> bool:
-    return all(_stated(f, words, flat) for f in facts(clause))
-
-
-def _fit(name: str, chosen: list[_Unit], all_text: str, budget: int) -> StructuredSummary:
+def _fit(name: str, chosen: list[_Unit], mood: tuple[str, str], budget: int) -> StructuredSummary:
     """Shorten wording, then facts said twice, and only then drop facts, until the summary fits."""
-    summary = _build(name, chosen, all_text)
+    summary = _build(name, chosen, mood)
     if _fits(summary, budget):
         return summary
-    build = partial(_build, name, all_text=all_text, tight=True)
-    # 1. clauses with no fact, longest sentences first.
-    for u in sorted(chosen, key=lambda u: -len(u.text)):
+    build = partial(_build, name, mood=mood, tight=True)
+    # 1. clauses with no fact.
+    for u in chosen:
         u.text = _without_clauses(u.text, lambda c: not facts(c))
     summary = build(chosen)
     if _fits(summary, budget):
         return summary
-    # 2. clauses whose every fact another kept sentence states as well.
+    # 2. clauses whose every fact another kept sentence states as well, longest sentences first.
+    said = _Said()
+    for u in chosen:
+        said.add(u)
     for u in sorted(chosen, key=lambda u: -len(u.text)):
-        rest = [o for o in chosen if o is not u]
-        words = set().union(*(_words(o.text) for o in rest)) if rest else set()
-        flat = " ".join(_flat(o.text) for o in rest)
-        u.text = _without_clauses(u.text, partial(_said_elsewhere, words=words, flat=flat))
+        said.remove(u)
+        u.text = _without_clauses(u.text, lambda c: all(said.states(f) for f in facts(c)))
         u.facts = facts(u.text)
-        summary = build(chosen)
-        if _fits(summary, budget):
-            return summary
-    # 3. whole sentences, the least concrete first; the opening sentence stays.
-    while len(chosen) > 1 and not _fits(summary, budget):
-        worth = {id(u): sum(_WEIGHT[f.kind] for f in u.facts) / (len(u.text) + 40) for u in chosen}
-        chosen.remove(min(chosen[1:], key=lambda u: worth[id(u)]))
-        summary = build(chosen)
-    return summary
+        said.add(u)
+    summary = build(chosen)
+    if _fits(summary, budget):
+        return summary
+    # 3. whole sentences, the least concrete first (the opening sentence stays): the fewest that
+    # make it fit, found by bisection so a long call costs log n renderings, not n.
+    worth = {id(u): sum(_WEIGHT[f.kind] for f in u.facts) / (len(u.text) + 40) for u in chosen}
+    victims = sorted(chosen[1:], key=lambda u: worth[id(u)])
+
+    def without(k: int) -> StructuredSummary | None:
+        gone = {id(u) for u in victims[:k]}
+        return build([u for u in chosen if id(u) not in gone])
+
+    low, high = 1, len(victims)
+    while low < high:
+        mid = (low + high) // 2
+        if _fits(without(mid), budget):
+            high = mid
+        else:
+            low = mid + 1
+    return without(low) or _build(name, chosen[:1], mood, tight=True)
 
 
 def summarize_offline(data: SummaryInput, budget: int = SPEECH_MAX_CHARS) -> StructuredSummary:
@@ -332,7 +387,7 @@ def summarize_offline(data: SummaryInput, budget: int = SPEECH_MAX_CHARS) -> Str
         )
     # Mood and urgency from what was said, not from "how can I help you today".
     all_text = " ".join(u.text for u in units)
-    return _fit(name, chosen, all_text, budget)
+    return _fit(name, chosen, (_sentiment(all_text), _urgency(all_text)), budget)
 
 
 class OfflineProvider:
