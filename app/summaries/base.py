@@ -93,6 +93,9 @@ def _spell(match: re.Match) -> str:
     token = match.group(2)
     if re.fullmatch(r"\d{1,3}(,\d{3})*(\.\d+)?", token):
         return match.group(0)
+    # Words, not identifiers: "22nd", "3-seater", "5-year" are read as they are written.
+    if re.fullmatch(r"\d+(?:st|nd|rd|th)|\d+-[a-z]+", token):
+        return match.group(0)
     spelled = " ".join(ch for ch in token if ch != "-")
     return ("number " if match.group(1) else "") + spelled
 
@@ -102,6 +105,7 @@ def speakable(text: str) -> str:
     text = text.replace("&", " and ").replace("#", " #")
     text = _LONG_NUMBER.sub(_spell, text)
     text = _SPEAKABLE.sub(" ", text)
+    text = re.sub(r"\s+([.,;:!?])", r"\1", text)  # where brackets were: "(pickup) ." → "pickup."
     return re.sub(r"\s+", " ", text).strip()
 
 

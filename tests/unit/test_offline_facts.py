@@ -106,6 +106,17 @@ def test_the_reason_reads_as_a_sentence(reason, spoken):
     assert speakable(_sentence(reason_speech(reason))) == spoken
 
 
+@pytest.mark.parametrize(
+    "written,spoken",
+    [("the 22nd", "the 22nd"), ("a 3-seater sofa", "a 3-seater sofa"), ("contract SG-4410-7782", "contract S G 4 4 1 0 7 7 8 2"),
+     ("(pickup grey).", "pickup grey.")],
+)
+def test_speech_spells_identifiers_but_not_ordinals_or_compounds(written, spoken):
+    from app.summaries.base import speakable
+
+    assert speakable(written) == spoken
+
+
 def test_the_offline_summary_speaks_of_the_customer_in_the_third_person():
     result = summary(
         ("customer", "transcript", "I'm calling about a refund for order 12345."),
