@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,13 @@ def main() -> None:
     total = sum(len(s.case.facts) for s in scores)
     spoken = sum(len(s.case.facts) - len(s.missing_in_speech) for s in scores)
     pii = sum(len(s.pii_found) for s in scores)
+    # Not a speed goal, but the offline summary is also the fallback when an LLM is late: say what it costs.
+    from bench.prompt_size import context
+
+    for lines in (max(len(s.case.data.entries) for s in scores), 600):
+        started = time.perf_counter()
+        summarize_offline(context(lines))
+        print(f"time to summarize a {lines}-line call: {(time.perf_counter() - started) * 1000:.0f} ms")
     print(f"overall: {kept}/{total} facts kept ({kept / total * 100:.1f} %), spoken {spoken}/{total} ({spoken / total * 100:.1f} %), PII found: {pii}")
 
 
