@@ -86,12 +86,15 @@ def render_text(s: StructuredSummary) -> str:
 
 
 _SPEAKABLE = re.compile(r"[^\w\s.,;:!?'%$€£@+/-]", re.UNICODE)
-_LONG_NUMBER = re.compile(r"(?<![\w.])(#?)([A-Za-z]{0,3}\d[\dA-Za-z-]{3,})(?![\w])")
+_LONG_NUMBER = re.compile(r"(?<![\w.-])(#?)([A-Za-z]{0,4}-?\d[\dA-Za-z-]{3,})(?![\w])")
 
 
 def _spell(match: re.Match) -> str:
     token = match.group(2)
     if re.fullmatch(r"\d{1,3}(,\d{3})*(\.\d+)?", token):
+        return match.group(0)
+    # Words, not identifiers: "22nd", "3-seater", "5-year" are read as they are written.
+    if re.fullmatch(r"\d+(?:st|nd|rd|th)|\d+-[a-z]+", token):
         return match.group(0)
     spelled = " ".join(ch for ch in token if ch != "-")
     return ("number " if match.group(1) else "") + spelled
@@ -102,6 +105,7 @@ def speakable(text: str) -> str:
     text = text.replace("&", " and ").replace("#", " #")
     text = _LONG_NUMBER.sub(_spell, text)
     text = _SPEAKABLE.sub(" ", text)
+    text = re.sub(r"\s+([.,;:!?])", r"\1", text)  # where brackets were: "(pickup) ." → "pickup."
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -110,10 +114,54 @@ def _sentence(text: str) -> str:
     return f"{text}." if text else ""
 
 
+_CALLING = re.compile(
+    r"^(?:(?:the )?(?:customer|caller)(?: is|'s)?|they(?: are|'re)|he(?: is|'s)|she(?: is|'s)|i(?: am|'m))?\s*"
+    r"(?:is |are )?(?:calling|phoning|ringing|here)\s+(?:again\s+)?(?:about|regarding|for)\s+",
+    re.I,
+)
+# A reason that is a clause ("The customer wants a refund") follows "because"; a noun phrase
+# ("Refund request for order 12345") follows "about", with the article a listener expects.
+_CLAUSE = re.compile(
+    r"^(?:the customer|customer|the caller|caller|they|he|she|we|i|it|their|his|her)\b"
+    r"|\b(?:is|are|was|were|has|have|had|wants?|needs?|can'?t|cannot|won'?t|didn'?t|doesn'?t|did not|does not)\b",
+    re.I,
+)
+_DETERMINED = re.compile(r"^(?:a|an|the|their|his|her|our|some|two|three|several|multiple|\d)\b", re.I)
+_COUNTABLE = re.compile(
+    r"^(?:refund|request|question|problem|complaint|charge|claim|dispute|damaged|broken|missing|late|wrong|"
+    r"duplicate|double|cracked|new|lost|billing question|delivery|return|replacement|cancellation)\b",
+    re.I,
+)
+
+
+def _lower_first(text: str) -> str:
+    first = text.split(" ", 1)[0]
+    # Acronyms and identifiers keep their capitals ("SIM card", "VPN", "QX7P2L").
+    if (len(first) > 1 and first.isupper()) or any(ch.isdigit() for ch in first) or first[1:2].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def reason_speech(reason: str) -> str:
+    """ "They are calling about a refund request for order 12345", whatever shape the reason has."""
+    reason = reason.strip().rstrip(".;:")
+    bare = _CALLING.sub("", reason, count=1)
+    if bare != reason:
+        reason = bare
+    elif _CLAUSE.search(reason):
+        clause = re.sub(r"^(customer|caller)\b", r"the \1", _lower_first(reason), flags=re.I)
+        return f"They are calling because {clause}"
+    reason = _lower_first(reason)
+    if _COUNTABLE.match(reason) and not _DETERMINED.match(reason):
+        article = "an" if reason[:1].lower() in "aeiou" else "a"
+        reason = f"{article} {reason}"
+    return f"They are calling about {reason}"
+
+
 def render_speech(s: StructuredSummary, limit: int = SPEECH_MAX_CHARS) -> str:
     parts = [
         _sentence(f"The customer is {s.customer_name}"),
-        _sentence(f"They are calling about {s.reason}"),
+        _sentence(reason_speech(s.reason)),
         *(_sentence(d) for d in s.details),
     ]
     if s.steps_taken:

@@ -265,3 +265,42 @@ def _cvv_at(run: list[_Group], i: int, before) -> tuple[int, str] | None:
     if count >= 3 and _CVV_BEFORE.search(before(run[i].start)):
         return j - 1, _REDACTED
     return None
+
+
+# -- contact details and secrets, for summaries ------------------------------------------------
+# Stored context keeps phone numbers and email addresses (the agent on the call may need them, and
+# redact() must not eat order numbers that look like them). A summary is different: it is copied
+# into events, read aloud over another phone line and shown to someone who did not take the call,
+# so it carries none of them. Dates of birth and access codes are verification secrets, likewise.
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_PHONE = re.compile(
+    r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?!\w)"  # international, +1 646 555 0133
+    r"|(?<![\w-])\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?![\w-])"  # North American, 415-555-0142
+    r"|(?<![\w-])0\d{3,4}\s?\d{6}(?![\w-])",  # UK style, 07700 900123
+)
+_BIRTH_DATE = re.compile(
+    r"(?<![\w\]])((?:date of birth|birth ?date|d\.?o\.?b\.?|born(?: on)?)(?:\s+(?:is|was))?\s*[:=]?\s*)"
+    r"(?:\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\w+ \d{1,2}(?:st|nd|rd|th)?,? \d{4})",
+    re.I,
+)
+_ACCESS_CODE = re.compile(
+    r"(?<![\w\]])((?:gate|door|access|alarm|entry|garage|lockbox|pin|pass)\s*(?:code|number)?(?:[\s,]+(?:is|it'?s|was))?\s*[:=]?\s*)\d{3,8}\b",
+    re.I,
+)
+
+
+_ASKS_BIRTH_DATE = re.compile(r"\b(?:date of birth|birth ?date|d\.?o\.?b\b|born)", re.I)
+_ANY_DATE = re.compile(r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b")
+
+
+def mask_contacts(text: str, *, answering: str = "") -> str:
+    """Phone numbers, email addresses, dates of birth and access codes replaced by a marker.
+
+    `answering` is the line just before, from the other speaker: "your date of birth?" makes the
+    bare date in "It's 04/12/1968." a date of birth too."""
+    text = _EMAIL.sub("[email]", text)
+    if _ASKS_BIRTH_DATE.search(answering):
+        text = _ANY_DATE.sub("[redacted]", text)
+    text = _BIRTH_DATE.sub(lambda m: f"{m.group(1)}[redacted]", text)
+    text = _ACCESS_CODE.sub(lambda m: f"{m.group(1)}[redacted]", text)
+    return _PHONE.sub("[phone number]", text)

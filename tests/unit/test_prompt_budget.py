@@ -61,6 +61,14 @@ def test_system_message_is_the_original_instruction_plus_the_json_contract():
     assert "single JSON object" in system["content"]
 
 
+def test_system_message_asks_for_every_fact_and_shorter_wording_before_fewer_facts():
+    content = build_messages(call(2))[0]["content"]
+    for kind in ("items", "identifiers", "amounts", "dates", "evidence", "promise"):
+        assert kind in content
+    assert "shorten the wording" in content and "rather than leave out a fact" in content
+    assert "Leave out phone numbers, email addresses" in content
+
+
 def test_schema_matches_the_pydantic_model():
     schema = summary_json_schema()
     fields = StructuredSummary.model_fields
