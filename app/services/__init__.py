@@ -26,6 +26,7 @@ from app.services.phone_transfers import PhoneTransfers
 from app.services.routing import drain_queue
 from app.services.streams import StreamRegistry
 from app.services.summaries import SummaryStore
+from app.services.teams import TeamService
 from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
 from app.summaries.base import SummaryProvider
@@ -52,6 +53,7 @@ class Services:
     streams: StreamRegistry
     notifications: Notifications
     arrivals: Arrivals
+    teams: TeamService
 
     def drain_queue(self) -> list[tuple[str, str]]:
         # Not for views: the service method that frees an agent drains the queue itself. Tests
@@ -106,5 +108,6 @@ def build_services(
         streams=StreamRegistry(db, settings.SSE_STREAMS_PER_SESSION, settings.SSE_STREAMS_PER_AGENT, settings.SESSION_LIFETIME_S),
         notifications=Notifications(db, settings.NOTIFICATIONS_PAGE_SIZE),
         arrivals=Arrivals(db, livekit, calls, phone_legs, settings),
+        teams=TeamService(db),
     )
     return services
