@@ -29,7 +29,7 @@ export function callLine(call) {
 
 /** A transfer of the opened call, with its outcome. */
 export function transferLine(t, nameOf) {
-  const target = t.to_agent_id ? nameOf(t.to_agent_id) : t.to_phone;
+  const target = t.to_agent_id ? nameOf(t.to_agent_id) : t.to_team ? `team ${t.to_team}` : t.to_phone;
   const label = TRANSFER_STATUS_LABEL[t.status] ?? t.status;
   const reason = t.reason ? ` ${t.reason}` : '';
   return `${nameOf(t.from_agent_id)} → ${target}: ${label}.${reason}`;
