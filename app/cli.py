@@ -1,6 +1,6 @@
 """Operator commands: `flask --app app init-db | worker | check-config | tasks list | tasks retry |
-agents add | list | demo | set-password | disable | enable | revoke-sessions |
-livekit provision-sip | summarize FILE`."""
+agents add | list | demo | set-password | set-teams | disable | enable | revoke-sessions |
+teams add | list | livekit provision-sip | summarize FILE`."""
 from __future__ import annotations
 
 import json
@@ -184,13 +184,14 @@ def register_cli(app: Flask) -> None:
     # history and in `ps` output for every user of the machine.
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters; prompted if omitted.")
     @click.option("--phone", default=None, help="E.164 number for phone transfers, e.g. +14155550100.")
-    def add(agent_id, name, password, phone):
+    @click.option("--team", "teams_", multiple=True, help="A team the agent belongs to (repeat for several).")
+    def add(agent_id, name, password, phone, teams_):
         """Create an agent account."""
         try:
-            agent = services().agents.add(agent_id, name, password, phone)
+            agent = services().agents.add(agent_id, name, password, phone, teams=tuple(teams_))
         except AppError as err:
             raise click.ClickException(err.message) from err
-        click.echo(f"Created agent {agent.id} ({agent.name}).")
+        click.echo(f"Created agent {agent.id} ({agent.name})" + (f" in {', '.join(teams_)}." if teams_ else "."))
 
     @agents.command("list")
     def list_():
@@ -215,6 +216,14 @@ def register_cli(app: Flask) -> None:
         """Give an agent a new password; every session they have ends."""
         _admin(services().agents.set_password, agent_id, password)
         click.echo(f"Password of {agent_id} changed; their open sessions have ended.")
+
+    @agents.command("set-teams")
+    @click.argument("agent_id")
+    @click.argument("team_ids", nargs=-1)
+    def set_teams(agent_id, team_ids):
+        """Make TEAM_IDS exactly the agent's teams (none: in no team)."""
+        _admin(services().teams.set_agent_teams, agent_id, tuple(team_ids))
+        click.echo(f"{agent_id} is in {', '.join(dict.fromkeys(team_ids))}." if team_ids else f"{agent_id} is in no team.")
 
     @agents.command("disable")
     @click.argument("agent_id")
@@ -250,6 +259,34 @@ def register_cli(app: Flask) -> None:
             password = secrets.token_urlsafe(9)
             svc.agents.add(agent_id, name, password)
             click.echo(f"  {agent_id}  password: {password}")
+
+    register_team_cli(app)
+
+
+def register_team_cli(app: Flask) -> None:
+    teams = AppGroup("teams", help="Manage the teams transfers can be addressed to.")
+    app.cli.add_command(teams)
+
+    @teams.command("add")
+    @click.argument("team_id")
+    @click.option("--name", required=True, help="Display name shown to agents, e.g. Billing.")
+    @click.option("--keyword", "keywords", multiple=True, help="A word a call for this team uses (repeat for several); the offline summary suggests the team from these and its name.")
+    def add_team(team_id, name, keywords):
+        """Create a team. Put agents in it with `agents add --team` or `agents set-teams`."""
+        try:
+            team = services().teams.add(team_id, name, tuple(keywords))
+        except AppError as err:
+            raise click.ClickException(err.message) from err
+        click.echo(f"Created team {team.id} ({team.name}).")
+
+    @teams.command("list")
+    def list_teams():
+        """List teams with their keywords and members."""
+        rows = services().teams.listing()
+        if not rows:
+            click.echo("No teams yet. Add one with: flask --app app teams add ID --name NAME")
+        for team, members in rows:
+            click.echo(f"{team.id}\t{team.name}\t{','.join(team.keywords or []) or '-'}\t{','.join(members) or '-'}")
 
 
 def twilio_instructions(settings) -> list[str]:

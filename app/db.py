@@ -156,6 +156,11 @@ def _event_streams(session: Session) -> None:
     _add_missing(session, ("event_streams",))
 
 
+def _teams(session: Session) -> None:
+    # transfers last: its new to_team column refers to teams.
+    _add_missing(session, ("teams", "agent_teams", "transfer_offers", "transfers"))
+
+
 def _recordings(session: Session) -> None:
     _add_missing(session, ("recordings",))
 
@@ -171,6 +176,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (3, "agents.disabled_at", _agent_disabled),
     (4, "event streams", _event_streams),
     (5, "events ids never reused (SQLite AUTOINCREMENT)", events_autoincrement),
+    (6, "teams, their members, team transfer offers", _teams),
     (7, "recordings of phone calls", _recordings),
     (8, "customer status streams", _customer_streams),
 ]

@@ -202,6 +202,9 @@ class Transfer(Base):
     from_agent_id: Mapped[str] = mapped_column(String(64), ForeignKey("agents.id"))
     to_agent_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("agents.id"))
     to_phone: Mapped[str | None] = mapped_column(String(20))
+    # A transfer to a team (app.services.team_offers): offered to the team's free members, and
+    # `to_agent_id` stays null until one of them accepts; from then on it is a transfer to them.
+    to_team: Mapped[str | None] = mapped_column(String(64), ForeignKey("teams.id"))
     status: Mapped[str] = mapped_column(String(16), index=True)
     transfer_room: Mapped[str] = mapped_column(String(96), unique=True)
     summary_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("summaries.id"))
@@ -234,6 +237,38 @@ class Transfer(Base):
             postgresql_where=text("status IN ('pending','ringing','briefing')"),
         ),
     )
+
+
+class Team(Base):
+    """A group of agents a transfer can be addressed to (`flask --app app teams add`). `keywords`
+    help the offline summarizer suggest the team for a call (app.summaries.team_match)."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    keywords: Mapped[list | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AgentTeam(Base):
+    """Membership: an agent may belong to any number of teams."""
+
+    __tablename__ = "agent_teams"
+
+    agent_id: Mapped[str] = mapped_column(String(64), ForeignKey("agents.id"), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), ForeignKey("teams.id"), primary_key=True, index=True)
+
+
+class TransferOffer(Base):
+    """A team member a team transfer was offered to (the free members when it started). A member
+    who declines is no longer offered; the transfer ends `declined` once every one has."""
+
+    __tablename__ = "transfer_offers"
+
+    transfer_id: Mapped[str] = mapped_column(String(32), ForeignKey("transfers.id"), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64), ForeignKey("agents.id"), primary_key=True, index=True)
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Event(Base):

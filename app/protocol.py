@@ -209,9 +209,14 @@ EVENTS: dict[str, EventSpec] = {
     "context_added": _spec("entry"),
     "customer_presence": _spec("present grace_s"),
     "summary_ready": _spec("summary", "degraded reason transfer_id"),
-    "transfer_requested": _spec("transfer_id transfer_room customer_name from_agent_id from_agent_name summary ring_timeout_s to_phone"),
-    "transfer_ringing": _spec("transfer_id to_agent_id to_phone"),
-    "transfer_accepted": _spec("transfer_id to_agent_id", "to_phone channel"),
+    # `to_team`/`team_name`: a team transfer, offered to every free member (null otherwise).
+    "transfer_requested": _spec(
+        "transfer_id transfer_room customer_name from_agent_id from_agent_name summary ring_timeout_s to_phone to_team team_name"
+    ),
+    "transfer_ringing": _spec("transfer_id to_agent_id to_phone", "to_team"),
+    "transfer_accepted": _spec("transfer_id to_agent_id", "to_phone channel to_team"),
+    # A team transfer was accepted by `to_agent_id`: the other members offered it stop ringing.
+    "transfer_taken": _spec("transfer_id to_team to_agent_id to_agent_name"),
     "transfer_bridged": _spec("transfer_id bridged_at"),
     "transfer_declined": _TRANSFER_ENDED,
     "transfer_completed": _spec("transfer_id customer_room to_agent_id to_phone"),

@@ -58,6 +58,7 @@ def transfer_dict(transfer: Transfer, summary: Summary | None = None) -> dict:
         "from_agent_id": transfer.from_agent_id,
         "to_agent_id": transfer.to_agent_id,
         "to_phone": transfer.to_phone,
+        "to_team": transfer.to_team,
         "reason": transfer.reason,
         "reason_code": transfer.reason_code,
         "error_code": transfer.error_code,

@@ -99,7 +99,7 @@ ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
         "Conflict",
         "Valid, but the call, transfer or agent is not in a state that allows it.",
         ("invalid_state", "call_ended", "transfer_in_progress", "agent_unavailable", "owner_on_phone", "phone_transfer", "agent_busy", "agent_b_left",
-         "recording_not_ready"),
+         "recording_not_ready", "team_unavailable", "transfer_taken"),
     ),
     413: ("PayloadTooLarge", f"The body is larger than the app accepts ({MAX_BODY_BYTES // 1024} KiB).", ("payload_too_large",)),
     422: (
@@ -347,6 +347,17 @@ def _api_paths() -> dict:
                 errors=AGENT_READ,
             )
         },
+        "/api/teams": {
+            "get": _op(
+                "listTeams",
+                "The teams a transfer can be addressed to",
+                "agents",
+                security=AGENT,
+                description="Each team with `available`: how many of its members are free now (available, not on a call, account enabled).",
+                responses={"200": _json(_obj({"teams": {"type": "array", "items": _ref("Team")}}), "Every team, by name.")},
+                errors=AGENT_READ,
+            )
+        },
         "/api/presence": {
             "post": _op(
                 "setPresence",
@@ -567,16 +578,18 @@ def _api_paths() -> dict:
                 "Agent A starts a warm transfer",
                 "transfers",
                 security=AGENT_CSRF,
-                description="To a dashboard agent (`to_agent_id`; an offline agent with a phone is dialled) or a phone number (`to_phone`, international form, checked with libphonenumber and normalised to E.164; premium-rate and similar numbers are refused). Exactly one of the two; a blank one counts as not given. The customer is put on hold and Agent A gets a token for the private transfer room.",
+                description="To a dashboard agent (`to_agent_id`; an offline agent with a phone is dialled), a phone number (`to_phone`, international form, checked with libphonenumber and normalised to E.164; premium-rate and similar numbers are refused) or a team (`to_team`: offered to every member free now but Agent A; the first to accept takes it, `transfer.to_agent_id` is null until then; 409 `team_unavailable` when nobody is free). Exactly one of the three; a blank one counts as not given. The customer is put on hold and Agent A gets a token for the private transfer room.",
                 body=_body(
                     _session_body(
                         to_agent_id=_text(ID.max_len, required=False, examples=["agent-b"]),
                         to_phone=_text(20, required=False, examples=["+14155550100"]),
+                        to_team=_text(ID.max_len, required=False, examples=["billing"]),
                     ),
-                    optional=("to_agent_id", "to_phone"),
+                    optional=("to_agent_id", "to_phone", "to_team"),
                     oneOf=[
                         {"required": ["to_agent_id"], "properties": {"to_agent_id": {"type": "string", "pattern": NOT_BLANK}}},
                         {"required": ["to_phone"], "properties": {"to_phone": {"type": "string", "pattern": NOT_BLANK}}},
+                        {"required": ["to_team"], "properties": {"to_team": {"type": "string", "pattern": NOT_BLANK}}},
                     ],
                 ),
                 responses={
@@ -591,6 +604,7 @@ def _api_paths() -> dict:
                 "Agent B accepts and joins the transfer room",
                 "transfers",
                 security=AGENT_CSRF,
+                description="A team transfer goes to the first member who accepts; a later accept is 409 `transfer_taken`.",
                 body=_body(_transfer_body()),
                 responses={"200": dict(transfer_answer, links=_links_from_transfer("completeTransfer", "cancelTransfer", "declineTransfer"))},
                 errors=(*AGENT_WRITE, *BODY, 404, 409),
@@ -602,6 +616,7 @@ def _api_paths() -> dict:
                 "Agent B declines (before or after the briefing)",
                 "transfers",
                 security=AGENT_CSRF,
+                description="A member declining a team transfer nobody has taken is no longer offered it; it rings on for the others and ends `declined` once every member offered has declined.",
                 body=_body(_transfer_body(reason=_text(200, required=False)), optional=("reason",)),
                 responses={"200": _json(_obj({"transfer": _ref("Transfer")}), "The declined transfer.")},
                 errors=(*AGENT_WRITE, *BODY, 404, 409),
@@ -898,6 +913,15 @@ def _schemas() -> dict:
                 "from_agent_name": STRING,
                 "requested_at": DATE_TIME,
                 "summary": _nullable("Summary"),
+                "to_team": {"type": ["string", "null"], "description": "The team it was offered to as a member, or null."},
+                "team_name": NULLABLE_STRING,
+            }
+        ),
+        "Team": _obj(
+            {
+                "id": STRING,
+                "name": STRING,
+                "available": {"type": "integer", "minimum": 0, "description": "Members free now."},
             }
         ),
         "CreatedCall": _obj(
@@ -978,6 +1002,7 @@ def _schemas() -> dict:
                 "from_agent_id": STRING,
                 "to_agent_id": NULLABLE_STRING,
                 "to_phone": NULLABLE_STRING,
+                "to_team": {"type": ["string", "null"], "description": "A team transfer's team; `to_agent_id` is null until a member accepts."},
                 "reason": NULLABLE_STRING,
                 "reason_code": NULLABLE_STRING,
                 "error_code": NULLABLE_STRING,

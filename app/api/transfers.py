@@ -18,10 +18,16 @@ def _livekit_url() -> str:
 def initiate_transfer():
     body = parse_json(
         request,
-        {"session_id": ID, "to_agent_id": Field(str, required=False, max_len=64), "to_phone": Field(str, required=False, max_len=20)},
+        {
+            "session_id": ID,
+            "to_agent_id": Field(str, required=False, max_len=64),
+            "to_phone": Field(str, required=False, max_len=20),
+            "to_team": Field(str, required=False, max_len=64),
+        },
     )
     transfer, token = services().transfers.initiate(
-        g.agent.agent_id, g.agent.agent_name, body["session_id"], to_agent_id=body["to_agent_id"], to_phone=body["to_phone"]
+        g.agent.agent_id, g.agent.agent_name, body["session_id"],
+        to_agent_id=body["to_agent_id"], to_phone=body["to_phone"], to_team=body["to_team"],
     )
     return jsonify(transfer=transfer, token=token, livekit_url=_livekit_url()), 201
 

@@ -16,17 +16,18 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.db import Database
 from app.errors import Conflict, NotAuthenticated, NotFound, RateLimited, ValidationFailed
 from app.events import emit, newest_event_id
-from app.models import Agent, AgentSession, Call, Summary, Transfer, utcnow
+from app.models import Agent, AgentSession, Call, Summary, Team, Transfer, TransferOffer, utcnow
 from app.ratelimit import RateLimiter
 from app.serializers import agent_dict, summary_dict
 from app.services.phone_numbers import dialable
 from app.services.routing import drain_queue
+from app.services.teams import assign as assign_teams
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
 PASSWORD_MIN = 8
@@ -99,7 +100,7 @@ class AgentService:
         return self._dummy_hash
 
     # -- accounts (CLI) --------------------------------------------------------------------
-    def add(self, agent_id: str, name: str, password: str, phone: str | None = None) -> Agent:
+    def add(self, agent_id: str, name: str, password: str, phone: str | None = None, teams: tuple[str, ...] = ()) -> Agent:
         if not AGENT_ID.match(agent_id):
             raise ValidationFailed("Agent id must be 1-64 lowercase letters, digits, '.', '_' or '-'.")
         if not name.strip() or len(name) > 120:
@@ -113,6 +114,9 @@ class AgentService:
                 raise Conflict(f"Agent {agent_id} already exists.", code="agent_exists")
             agent = Agent(id=agent_id, name=name.strip(), phone=phone, password_hash=generate_password_hash(password, method=self.hash_method))
             s.add(agent)
+            if teams:
+                s.flush()  # the membership rows refer to the agent
+                assign_teams(s, agent_id, teams)  # an unknown team refuses the whole account
         return agent
 
     # -- administration (CLI) -----------------------------------------------------------------
@@ -175,12 +179,16 @@ class AgentService:
     def pending_transfers(self, agent_id: str) -> list[dict]:
         """Transfers ringing for this agent right now: what a refreshed dashboard must show."""
         with self.db.reading() as s:
+            # Addressed to them, or to a team that offered it to them and nobody has taken yet.
+            offered = select(TransferOffer.transfer_id).where(TransferOffer.agent_id == agent_id, TransferOffer.declined_at.is_(None))
+            for_me = or_(Transfer.to_agent_id == agent_id, and_(Transfer.to_agent_id.is_(None), Transfer.id.in_(offered)))
             rows = s.execute(
-                select(Transfer, Call.customer_name, Agent.name, Summary)
+                select(Transfer, Call.customer_name, Agent.name, Summary, Team.name)
                 .join(Call, Call.id == Transfer.call_id)
                 .join(Agent, Agent.id == Transfer.from_agent_id)
                 .outerjoin(Summary, Summary.id == Transfer.summary_id)
-                .where(Transfer.to_agent_id == agent_id, Transfer.status.in_(["pending", "ringing"]))
+                .outerjoin(Team, Team.id == Transfer.to_team)
+                .where(for_me, Transfer.status.in_(["pending", "ringing"]))
                 .order_by(Transfer.requested_at)
             ).all()
             return [
@@ -193,8 +201,10 @@ class AgentService:
                     "from_agent_name": from_name,
                     "requested_at": t.requested_at.isoformat(),
                     "summary": summary_dict(summary),
+                    "to_team": t.to_team,
+                    "team_name": team_name,
                 }
-                for t, customer_name, from_name, summary in rows
+                for t, customer_name, from_name, summary, team_name in rows
             ]
 
     def newest_event_id(self) -> int:

@@ -25,7 +25,21 @@ from sqlalchemy.orm import Session
 
 from app import states
 from app.db import Database
-from app.models import Agent, AgentSession, Call, ContextEntry, CustomerStream, Event, HoldLease, Recording, Summary, SummaryLease, Transfer, utcnow
+from app.models import (
+    Agent,
+    AgentSession,
+    Call,
+    ContextEntry,
+    CustomerStream,
+    Event,
+    HoldLease,
+    Recording,
+    Summary,
+    SummaryLease,
+    Transfer,
+    TransferOffer,
+    utcnow,
+)
 
 # A call brings hundreds of rows with it (context lines, events): a smaller batch of calls keeps
 # each transaction about as large as a batch of sessions.
@@ -92,6 +106,9 @@ CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease
 
 
 def _delete_calls(s: Session, ids: list[str]) -> None:
+    # A team transfer's offers belong to it (a grandchild of the call): they go first.
+    offered = select(Transfer.id).where(Transfer.call_id.in_(ids))
+    s.execute(delete(TransferOffer).where(TransferOffer.transfer_id.in_(offered)).execution_options(synchronize_session=False))
     for model in CALL_CHILDREN:
         s.execute(delete(model).where(model.call_id.in_(ids)).execution_options(synchronize_session=False))
     s.execute(delete(Call).where(Call.id.in_(ids)).execution_options(synchronize_session=False))

@@ -20,6 +20,7 @@ from app.repo import open_transfer
 from app.serializers import summary_dict
 from app.services import effects
 from app.services.audiences import call_audience
+from app.services.teams import team_refs
 from app.summaries.base import ContextLine, StructuredSummary, SummaryInput, SummaryResult, finish, render_speech_from_text
 from app.summaries.redact import mentions_digits, redact, redact_across
 from app.summaries.summarizer import Summarizer
@@ -107,7 +108,7 @@ class SummaryStore:
 
     def input_for(self, s: Session, call: Call) -> SummaryInput:
         lines = tuple(ContextLine(e.author, e.source, e.text) for e in self.entries(s, call.id))
-        return SummaryInput(call.customer_name, lines)
+        return SummaryInput(call.customer_name, lines, team_refs(s))
 
     # -- summaries -------------------------------------------------------------------------
     @staticmethod

@@ -13,7 +13,7 @@ from app import metrics, states
 from app.events import emit
 from app.models import Call, Transfer, utcnow
 from app.repo import load_call, load_transfer, open_transfer, release_agent, require_transition, transition
-from app.services import effects
+from app.services import effects, team_offers
 from app.services.phone_legs import PhoneLegs
 from app.services.routing import assign_in
 
@@ -39,6 +39,10 @@ def end_transfer(
     values = dict(ended_at=utcnow(), reason=reason, reason_code=reason_code, error_code=error_code, sip_response_code=sip_response_code)
     if not transition(s, "transfer", t.id, event, **values):
         return False
+    if t.to_team and t.to_agent_id is None:
+        # Reloaded: a team transfer may have been taken (to_agent_id set) since `t` was read,
+        # and whoever took it must be released and told.
+        t = load_transfer(s, t.id)
     call = load_call(s, t.call_id)
     if t.to_agent_id and t.to_agent_id != call.agent_id:
         release_agent(s, t.to_agent_id, call.id)
@@ -60,7 +64,9 @@ def end_transfer(
         "sip_response_code": sip_response_code,
         "handed_over": False,
     }
-    emit(s, states.FAILURE_EVENT_TYPE[outcome], payload, audiences=[t.from_agent_id, t.to_agent_id], call_id=t.call_id)
+    # A team transfer nobody took still rings on the dashboards of the members offered it.
+    ringing = team_offers.offered(s, t.id) if t.to_team and t.to_agent_id is None else []
+    emit(s, states.FAILURE_EVENT_TYPE[outcome], payload, audiences=[t.from_agent_id, t.to_agent_id, *ringing], call_id=t.call_id)
     return True
 
 

@@ -5,7 +5,9 @@ tasks that follow from it (rooms deleted, Agent A taken out of the customer's ro
 phone dialled, moved or hung up: `app.services.effects`, run by the worker). The summary and the
 LiveKit transfer room are prepared before that transaction, because Agent A joins the room the
 moment the API answers; the room is deleted again if the transaction does not commit. Agent B is
-either a dashboard agent or a phone (`to_phone`, or an offline agent with a phone number).
+either a dashboard agent or a phone (`to_phone`, or an offline agent with a phone number), or a
+team (`to_team`): offered to its free members, the first to accept takes it
+(app.services.team_offers).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, TelephonyNotConfigured, ValidationFailed
 from app.events import emit
 from app.gateways.livekit import LiveKitGateway
-from app.models import Agent, Call, Transfer, utcnow
+from app.models import Agent, Call, Team, Transfer, utcnow
 from app.protocol import ATTR_CALL, ROLE_AGENT_A, ROLE_AGENT_B, agent_identity, transfer_room
 from app.ratelimit import RateLimiter
 from app.repo import (
@@ -34,12 +36,14 @@ from app.repo import (
     open_transfer,
     release_agent,
     require_transition,
+    transition,
 )
 from app.serializers import summary_dict
-from app.services import effects
+from app.services import effects, team_offers
 from app.services.phone_numbers import dialable
 from app.services.routing import drain_queue
 from app.services.summaries import SummaryStore
+from app.services.teams import free_members, load_team
 from app.services.transfer_rules import end_transfer
 
 if TYPE_CHECKING:
@@ -74,15 +78,21 @@ class TransferService:
         return self.phone_transfers.legs if self.phone_transfers is not None else None
 
     # -- initiate ----------------------------------------------------------------------------
-    def initiate(self, agent_id: str, agent_name: str, call_id: str, *, to_agent_id: str | None, to_phone: str | None):
-        if bool(to_agent_id) == bool(to_phone):
-            raise ValidationFailed("Give exactly one of to_agent_id or to_phone.")
+    def initiate(
+        self, agent_id: str, agent_name: str, call_id: str, *, to_agent_id: str | None, to_phone: str | None, to_team: str | None = None
+    ):
+        if sum(bool(x) for x in (to_agent_id, to_phone, to_team)) != 1:
+            raise ValidationFailed("Give exactly one of to_agent_id, to_phone or to_team.")
         if to_phone is not None:
             to_phone = dialable(to_phone)
         with self.db.reading() as s:
             call = load_call(s, call_id)
             self._check_can_transfer(s, call, agent_id)
-            number = to_phone or self._agent_number(s, agent_id, to_agent_id)
+            if to_team:
+                self._offered(s, to_team, agent_id)  # refused now, before a room is made for nobody
+                number = None
+            else:
+                number = to_phone or self._agent_number(s, agent_id, to_agent_id)
         if number is not None:
             if self.phone_transfers is None:
                 raise TelephonyNotConfigured("Phone transfers are not available in this deployment.")
@@ -100,7 +110,9 @@ class TransferService:
         self.livekit.create_room(room, max_participants=4, metadata={ATTR_CALL: call_id})
         try:
             with self.db.transaction() as s:
-                transfer = self._open(s, call_id, agent_id, agent_name, room, summary_id, to_agent_id=to_agent_id, to_phone=number)
+                transfer = self._open(
+                    s, call_id, agent_id, agent_name, room, summary_id, to_agent_id=to_agent_id, to_phone=number, to_team=to_team
+                )
         except IntegrityError as err:
             self.livekit.discard_room(room)
             raise Conflict("This call already has a transfer in progress.") from err
@@ -128,6 +140,15 @@ class TransferService:
         state = "busy on another call" if target.active_call_id else target.presence
         raise Conflict(f"Agent {target.id} cannot take a transfer right now ({state}).", code="agent_unavailable")
 
+    @staticmethod
+    def _offered(s: Session, team_id: str, agent_id: str) -> list[str]:
+        """Who a transfer to `team_id` would be offered to now: its free members but Agent A."""
+        team = load_team(s, team_id)
+        members = free_members(s, team.id, exclude=(agent_id,))
+        if not members:
+            raise Conflict(f"Nobody in {team.name} is available right now.", code="team_unavailable")
+        return members
+
     def _check_can_transfer(self, s: Session, call: Call, agent_id: str) -> None:
         if call.agent_id != agent_id:
             raise Forbidden("Only the agent handling the call can transfer it.")
@@ -143,10 +164,16 @@ class TransferService:
             # only a dashboard session can do. (A later dashboard exit hands the call on as usual.)
             raise Conflict("You are on this call by phone; phone-connected agents cannot start a transfer.", code="owner_on_phone")
 
-    def _open(self, s: Session, call_id: str, agent_id: str, agent_name: str, room: str, summary_id: int, *, to_agent_id: str | None, to_phone: str | None) -> Transfer:
+    def _open(
+        self, s: Session, call_id: str, agent_id: str, agent_name: str, room: str, summary_id: int, *,
+        to_agent_id: str | None, to_phone: str | None, to_team: str | None = None,
+    ) -> Transfer:
         call = load_call(s, call_id)
         if call.agent_id != agent_id:
             raise Forbidden("Only the agent handling the call can transfer it.")
+        # Read again in this transaction: who was free a moment ago may have taken a call since.
+        offered = self._offered(s, to_team, agent_id) if to_team else [to_agent_id]
+        team_name = s.get(Team, to_team).name if to_team else None
         require_transition(s, "call", call_id, "hold")
         transfer = Transfer(
             id=f"tr_{new_id()}",
@@ -154,6 +181,7 @@ class TransferService:
             from_agent_id=agent_id,
             to_agent_id=to_agent_id,
             to_phone=to_phone,
+            to_team=to_team,
             status=str(T.PENDING),
             transfer_room=room,
             summary_id=summary_id,
@@ -161,6 +189,8 @@ class TransferService:
         )
         s.add(transfer)
         s.flush()
+        if to_team:
+            team_offers.offer(s, transfer.id, offered)
         require_transition(s, "transfer", transfer.id, "ring")
         # The hold is enforced by the server, not only by Agent A's browser: whatever the client
         # does, nothing of the consult can reach the customer's room.
@@ -181,11 +211,13 @@ class TransferService:
                 "summary": summary,
                 "ring_timeout_s": self.settings.TRANSFER_RING_TIMEOUT_S,
                 "to_phone": to_phone,
+                "to_team": to_team,
+                "team_name": team_name,
             },
-            audiences=[to_agent_id],
+            audiences=offered,
             call_id=call_id,
         )
-        ringing = {"transfer_id": transfer.id, "to_agent_id": to_agent_id, "to_phone": to_phone}
+        ringing = {"transfer_id": transfer.id, "to_agent_id": to_agent_id, "to_phone": to_phone, "to_team": to_team}
         emit(s, "transfer_ringing", ringing, audiences=[agent_id], call_id=call_id)
         return transfer
 
@@ -199,21 +231,62 @@ class TransferService:
                 raise Conflict("This transfer is ringing your phone; answer it there and press 1.", code="phone_transfer")
             if not claim_agent(s, agent_id, t.call_id):
                 raise Conflict("You are already on another call; finish it before accepting a transfer.", code="agent_busy")
-            require_transition(s, "transfer", t.id, "accept", answered_at=utcnow())
-            emit(s, "transfer_accepted", {"transfer_id": t.id, "to_agent_id": agent_id}, audiences=[t.from_agent_id], call_id=t.call_id)
+            if t.to_agent_id is None:
+                self._take(s, t, agent_id, agent_name)
+            else:
+                require_transition(s, "transfer", t.id, "accept", answered_at=utcnow())
+            accepted = {"transfer_id": t.id, "to_agent_id": agent_id, "to_team": t.to_team}
+            emit(s, "transfer_accepted", accepted, audiences=[t.from_agent_id], call_id=t.call_id)
             room, call_id = t.transfer_room, t.call_id
         token = self.livekit.agent_token(agent_id, agent_name, room, call_id, ROLE_AGENT_B)
         return self.describe(transfer_id), token
 
+    @staticmethod
+    def _take(s: Session, t: Transfer, agent_id: str, agent_name: str) -> None:
+        """The first member of the team to accept takes the transfer: one conditional UPDATE (still
+        ringing, nobody has it yet), so of two concurrent accepts exactly one changes the row; the
+        other finds it taken and rolls back (its claim on itself too). The members still offered
+        are told, so their dashboards stop ringing."""
+        won = transition(s, "transfer", t.id, "accept", only_if=(Transfer.to_agent_id.is_(None),), to_agent_id=agent_id, answered_at=utcnow())
+        if not won:
+            taken = load_transfer(s, t.id)
+            if taken.to_agent_id is not None and taken.to_agent_id != agent_id:
+                raise Conflict("Another member of the team has already taken this transfer.", code="transfer_taken")
+            raise Conflict(f"Transfer {t.id} is {taken.status}; it can no longer be accepted.")
+        others = [a for a in team_offers.offered(s, t.id) if a != agent_id]
+        payload = {"transfer_id": t.id, "to_team": t.to_team, "to_agent_id": agent_id, "to_agent_name": agent_name}
+        emit(s, "transfer_taken", payload, audiences=others, call_id=t.call_id)
+
     def decline(self, agent_id: str, transfer_id: str, reason: str | None):
         with self.db.transaction() as s:
             t = self._for_agent_b(s, transfer_id, agent_id)
-            text = f"Agent B declined: {reason}" if reason else "Agent B declined."
-            # A phone agent may decline from the dashboard too: their leg is ended.
-            if not end_transfer(s, t, "decline", reason=text, reason_code="declined", legs=self._legs):
-                raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be declined.")
+            if t.to_agent_id is None:
+                self._decline_offer(s, t, agent_id)
+            else:
+                text = f"Agent B declined: {reason}" if reason else "Agent B declined."
+                # A phone agent may decline from the dashboard too: their leg is ended.
+                if not end_transfer(s, t, "decline", reason=text, reason_code="declined", legs=self._legs):
+                    raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be declined.")
         drain_queue(self.db)  # Agent B is free for waiting callers again
         return self.describe(transfer_id)
+
+    def _decline_offer(self, s: Session, t: Transfer, agent_id: str) -> None:
+        """A team member declines a team transfer nobody has taken: it is no longer offered to
+        them and rings on for the others; the last one to decline ends it as `declined`."""
+        # Offers of one transfer change one at a time: two last members declining at once must
+        # not each see the other still offered (and leave the transfer ringing for nobody).
+        t = s.get(Transfer, t.id, populate_existing=True, with_for_update=True)
+        if t.status not in (T.PENDING, T.RINGING):
+            raise Conflict(f"Transfer {t.id} is {t.status}; it can no longer be declined.")
+        if t.to_agent_id is not None:
+            raise Conflict("Another member of the team has already taken this transfer.", code="transfer_taken")
+        if not team_offers.decline(s, t.id, agent_id):
+            raise Conflict("You have already declined this transfer.")
+        if team_offers.offered(s, t.id):
+            return
+        team = s.get(Team, t.to_team)
+        reason = f"Everyone available in {team.name if team else t.to_team} declined."
+        end_transfer(s, t, "decline", reason=reason, reason_code="declined", legs=self._legs)
 
     # -- Agent A -----------------------------------------------------------------------------
     def complete(self, agent_id: str, transfer_id: str):
@@ -307,7 +380,15 @@ class TransferService:
 
     @staticmethod
     def _for_agent_b(s: Session, transfer_id: str, agent_id: str) -> Transfer:
+        """The transfer, if it is addressed to `agent_id`: to them, or to a team that offered it to them."""
         t = load_transfer(s, transfer_id)
-        if t.to_agent_id != agent_id:
+        if t.to_agent_id == agent_id:
+            return t
+        offer = team_offers.offer_of(s, t.id, agent_id) if t.to_team else None
+        if offer is None:
             raise Forbidden("This transfer is not addressed to you.")
+        if t.to_agent_id is not None:
+            raise Conflict("Another member of the team has already taken this transfer.", code="transfer_taken")
+        if offer.declined_at is not None:
+            raise Conflict("You have declined this transfer.")
         return t

@@ -24,9 +24,19 @@ class ContextLine:
 
 
 @dataclass(frozen=True)
+class TeamRef:
+    """A team a call could be transferred to: what a summarizer may suggest (`suggested_team`)."""
+
+    id: str
+    name: str
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SummaryInput:
     customer_name: str
     entries: tuple[ContextLine, ...]
+    teams: tuple[TeamRef, ...] = ()
 
 
 class StructuredSummary(BaseModel):
@@ -39,6 +49,15 @@ class StructuredSummary(BaseModel):
     next_steps: str = Field(default="", max_length=600)
     sentiment: Literal["positive", "neutral", "frustrated", "angry", "unknown"] = "unknown"
     urgency: Literal["low", "medium", "high"] = "medium"
+    # One of the teams' ids (SummaryInput.teams), or None; checked against them by
+    # app.summaries.team_match, so whatever a provider answers only a real team id is kept.
+    suggested_team: str | None = Field(default=None, max_length=64)
+
+    @field_validator("suggested_team", mode="before")
+    @classmethod
+    def _team_or_none(cls, value):
+        # A wrong suggestion is not worth losing the summary over: anything but a short string is none.
+        return value.strip() or None if isinstance(value, str) and len(value.strip()) <= 64 else None
 
     @field_validator("details", "steps_taken")
     @classmethod

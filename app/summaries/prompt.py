@@ -68,6 +68,7 @@ def summary_json_schema() -> dict:
         "next_steps": {**text, "description": "What the customer needs next."},
         "sentiment": {"type": "string", "enum": list(get_args(fields["sentiment"].annotation))},
         "urgency": {"type": "string", "enum": list(get_args(fields["urgency"].annotation))},
+        "suggested_team": {"type": ["string", "null"], "description": "The id of the team to transfer to, from the listed teams, or null."},
     }
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
@@ -88,6 +89,8 @@ def system_message() -> str:
             "- next_steps: string, what the customer needs next",
             f"- sentiment: one of {sentiments}",
             f"- urgency: one of {urgencies}",
+            "- suggested_team: the id of the listed team best suited to take the call next, or null "
+            "when no team is listed or none clearly fits",
             "Keep every concrete fact the context states: the items involved and what is wrong with them "
             "(\"ceramic lamp, arrived cracked\"), identifiers, amounts, dates and times, the evidence the "
             "customer has (photos, receipts, logs, letters), and every promise made (who will do what, by when).",
@@ -204,7 +207,7 @@ def user_message(data: SummaryInput, budget_tokens: int = DEFAULT_CONTEXT_BUDGET
     else:
         header = f"The call has {context.total_lines} context lines, all included."
     body = "\n".join(context.lines)
-    return f"Customer name on file: {name}\n{header}\n<context>\n{body}\n</context>\nReturn the JSON summary now."
+    return f"Customer name on file: {name}\n{header}\n<context>\n{body}\n</context>\n{teams_block(data)}Return the JSON summary now."
 
 
 def build_messages(data: SummaryInput, *, budget_tokens: int = DEFAULT_CONTEXT_BUDGET_TOKENS) -> list[dict[str, str]]:
@@ -213,3 +216,15 @@ def build_messages(data: SummaryInput, *, budget_tokens: int = DEFAULT_CONTEXT_B
         {"role": "system", "content": system_message()},
         {"role": "user", "content": user_message(data, budget_tokens)},
     ]
+
+
+def teams_block(data: SummaryInput) -> str:
+    """The teams `suggested_team` is chosen from (operator-given names, not call text), one a line;
+    nothing without teams (the instruction then asks for null)."""
+    if not data.teams:
+        return ""
+    lines = []
+    for t in data.teams:
+        words = f" (keywords: {', '.join(t.keywords)})" if t.keywords else ""
+        lines.append(f"- {t.id}: {' '.join(t.name.split())}{words}")
+    return "Teams (answer suggested_team with one of these ids, or null):\n" + "\n".join(lines) + "\n"

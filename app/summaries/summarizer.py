@@ -14,6 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from app import metrics
 from app.summaries.base import ProviderError, SummaryInput, SummaryProvider, SummaryResult, finish
 from app.summaries.offline import OfflineProvider, summarize_offline
+from app.summaries.team_match import settle
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Summarizer:
             metrics.LLM_SECONDS.labels(provider, outcome).observe(time.perf_counter() - started)
 
         if self.is_offline:
-            result = finish(summarize_offline(data), "offline", None)
+            result = finish(settle(summarize_offline(data), data, offline=True), "offline", None)
             observe("ok")
             return result
         future = self._pool.submit(self.provider.summarize, data, timeout=budget_s)
@@ -55,8 +56,8 @@ class Summarizer:
             reason = f"{self.provider.name} failed: {type(err).__name__}: {str(err)[:160]}"
         else:
             observe("ok")
-            return finish(structured, self.provider.name, self.provider.model)
-        return finish(summarize_offline(data), "offline", None, degraded=True, reason=reason)
+            return finish(settle(structured, data, offline=False), self.provider.name, self.provider.model)
+        return finish(settle(summarize_offline(data), data, offline=True), "offline", None, degraded=True, reason=reason)
 
 
 def build_provider(settings) -> SummaryProvider:

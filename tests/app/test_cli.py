@@ -45,3 +45,32 @@ def test_summarize_prints_the_summary_json(app, tmp_path):
     broken.write_text('{"entries": "nope"}')
     failed = app.test_cli_runner().invoke(args=["summarize", str(broken)])
     assert failed.exit_code != 0 and "not a context file" in failed.output
+
+
+def test_teams_add_list_and_membership(app, services):
+    runner = app.test_cli_runner()
+    added = runner.invoke(args=["teams", "add", "billing", "--name", "Billing", "--keyword", "invoice", "--keyword", "Refund"])
+    assert added.exit_code == 0, added.output
+    assert runner.invoke(args=["teams", "add", "tech", "--name", "Technical Support"]).exit_code == 0
+    dup = runner.invoke(args=["teams", "add", "billing", "--name", "B"])
+    assert dup.exit_code != 0 and "already exists" in dup.output
+    assert "Team id" in runner.invoke(args=["teams", "add", "Bad Id", "--name", "B"]).output
+
+    both = runner.invoke(args=["agents", "add", "zoe", "--name", "Zoe", "--password", "zoe-password", "--team", "billing", "--team", "tech"])
+    assert both.exit_code == 0 and "in billing, tech" in both.output, both.output
+    unknown = runner.invoke(args=["agents", "add", "yan", "--name", "Yan", "--password", "yan-password", "--team", "sales"])
+    assert unknown.exit_code != 0 and "No team with id sales" in unknown.output
+    assert services.agents.get("yan") is None  # an unknown team refuses the whole account
+    assert runner.invoke(args=["agents", "add", "kim", "--name", "Kim", "--password", "kim-password"]).exit_code == 0
+    assert runner.invoke(args=["agents", "set-teams", "kim", "billing"]).output == "kim is in billing.\n"
+    listing = runner.invoke(args=["teams", "list"]).output.splitlines()
+    assert listing == ["billing\tBilling\tinvoice,refund\tkim,zoe", "tech\tTechnical Support\t-\tzoe"]
+
+    assert runner.invoke(args=["agents", "set-teams", "zoe", "tech", "tech"]).output == "zoe is in tech.\n"
+    assert runner.invoke(args=["agents", "set-teams", "kim"]).output == "kim is in no team.\n"
+    assert runner.invoke(args=["teams", "list"]).output.splitlines() == ["billing\tBilling\tinvoice,refund\t-", "tech\tTechnical Support\t-\tzoe"]
+    ghost = runner.invoke(args=["agents", "set-teams", "ghost", "tech"])
+    assert ghost.exit_code != 0 and "No agent with id ghost" in ghost.output
+    bad = runner.invoke(args=["agents", "set-teams", "zoe", "sales"])
+    assert bad.exit_code != 0 and "No team with id sales" in bad.output
+    assert runner.invoke(args=["teams", "list"]).output.splitlines()[1] == "tech\tTechnical Support\t-\tzoe"  # unchanged

@@ -46,6 +46,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "tra
 # Error codes app code raises that never reach an HTTP client, and why.
 NOT_OVER_HTTP = {
     (409, "agent_exists"): "`flask agents add` (CLI) only",
+    (409, "team_exists"): "`flask teams add` (CLI) only",
     (409, "phone_leg_ended"): "the Twilio gateway, called by the worker only",
     (422, "invalid_phone_number", "app/gateways/twilio.py"): "the Twilio gateway, called by the worker only",
     (502, "twilio_error"): "Twilio REST refusals reach worker tasks only; the recording route answers any Twilio failure as 503",
@@ -365,6 +366,25 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     second = _expect(anon.post("/api/create-call", json={"customer_name": "John Roe"}), 201)
     sid2, key2 = second["session_id"], {"X-Customer-Key": second["customer_key"]}
     _expect(alice.post("/api/token", json={"session_id": sid2}, headers=a_csrf), 200)
+
+    # A team transfer: nobody free, then two members; the first accept wins, the second is taken.
+    services.teams.add("billing", "Billing", ("invoice",))
+    dave, d_csrf = _agent(services, app_, "dave")
+    for member in ("carol", "dave"):
+        services.teams.set_agent_teams(member, ("billing",))
+    _expect(dave.post("/api/presence", json={"status": "away"}, headers=d_csrf), 200)
+    _expect(alice.post("/api/initiate-transfer", json={"session_id": sid2, "to_team": "billing"}, headers=a_csrf), 409)
+    _expect(alice.post("/api/initiate-transfer", json={"session_id": sid2, "to_team": "nope"}, headers=a_csrf), 404)
+    for who, csrf in ((carol, c_csrf), (dave, d_csrf)):
+        _expect(who.post("/api/presence", json={"status": "available"}, headers=csrf), 200)
+    assert _expect(alice.get("/api/teams"), 200)["teams"] == [{"id": "billing", "name": "Billing", "available": 2}]
+    team = _expect(alice.post("/api/initiate-transfer", json={"session_id": sid2, "to_team": "billing"}, headers=a_csrf), 201)["transfer"]
+    assert team["to_team"] == "billing" and team["to_agent_id"] is None
+    assert _expect(dave.get("/api/me"), 200)["pending_transfers"][0]["to_team"] == "billing"
+    _expect(carol.post("/api/accept-transfer", json={"transfer_id": team["id"]}, headers=c_csrf), 200)
+    _expect(dave.post("/api/accept-transfer", json={"transfer_id": team["id"]}, headers=d_csrf), 409)
+    _expect(alice.post("/api/cancel-transfer", json={"transfer_id": team["id"]}, headers=a_csrf), 200)
+    _expect(anon.get("/api/teams"), 401)
     _expect(alice.post("/api/microphone-failed", json={"session_id": sid2, "error": "NotAllowedError"}, headers=a_csrf), 200)
     _expect(anon.post("/api/end-call", json={"session_id": sid2}, headers=key2), 200)
     _expect(anon.post("/api/end-call", json={"session_id": sid2}, headers=key2), 409)
@@ -398,22 +418,22 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         phone = make_app(**TELEPHONY, RECORDING_ENABLED=True)
         sim = make_sim(phone, rsps)
-        dave = agent_on(phone, "dave")
+        erin = agent_on(phone, "erin")
         caller = sim.call_in()
-        phone_sid = dave.get("/api/calls").json["calls"][0]["session_id"]
-        _expect(dave.post("/api/token", {"session_id": phone_sid}), 200)
+        phone_sid = erin.get("/api/calls").json["calls"][0]["session_id"]
+        _expect(erin.post("/api/token", {"session_id": phone_sid}), 200)
         caller.hang_up()
-        _expect(dave.get(f"/api/calls/{phone_sid}/recording"), 404)  # Twilio has not reported it yet
+        _expect(erin.get(f"/api/calls/{phone_sid}/recording"), 404)  # Twilio has not reported it yet
         [(url, params)] = [(u, p) for u, p in sim.pending if "RecordingSid" in p]
         sim.post(url, dict(params, RecordingStatus="in-progress"))
-        _expect(dave.get(f"/api/calls/{phone_sid}/recording"), 409)  # still being processed
+        _expect(erin.get(f"/api/calls/{phone_sid}/recording"), 409)  # still being processed
         sim.deliver()  # the status callback, then the recording callback (/twilio/recording)
-        _expect(dave.get(f"/api/calls/{phone_sid}"), 200)
-        _expect(dave.get(f"/api/calls/{phone_sid}/recording"), 200)
+        _expect(erin.get(f"/api/calls/{phone_sid}"), 200)
+        _expect(erin.get(f"/api/calls/{phone_sid}/recording"), 200)
         _expect(carol.get(f"/api/calls/{phone_sid}/recording"), 403)
         _expect(bob.get(f"/api/calls/{sid}/recording"), 404)  # a web call: never recorded
         sim.fail_next_media()
-        _expect(dave.get(f"/api/calls/{phone_sid}/recording"), 503)
+        _expect(erin.get(f"/api/calls/{phone_sid}/recording"), 503)
 
 
 def test_every_response_of_the_flow_conforms(app, services, make_app, livekit_double, spec, monkeypatch):

@@ -2,12 +2,23 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { TRANSFER_STATUSES } from '../../static/js/lib/protocol.js';
-import { transferStatus } from '../../static/js/console/render.js';
+import { transferStatus, transferTarget } from '../../static/js/console/render.js';
 import { callClock } from '../../static/js/console/screen.js';
 import { call, transfer } from './fixtures.js';
 
 const names = { bob: 'Bob' };
 const nameOf = (id) => names[id] ?? id;
+
+describe('transferTarget', () => {
+  const teamName = (id) => ({ billing: 'Billing' }[id] ?? id);
+  it('names the team until a member takes it, then that member', () => {
+    assert.equal(transferTarget(transfer({ to_agent_id: null, to_team: 'billing' }), nameOf, teamName), 'team Billing');
+    assert.equal(transferTarget(transfer({ to_agent_id: 'bob', to_team: 'billing' }), nameOf, teamName), 'Bob');
+    assert.equal(transferTarget(transfer({ to_agent_id: null, to_phone: '+14155550100' }), nameOf, teamName), '+14155550100');
+    const [, text] = transferStatus(transfer({ status: 'ringing', to_agent_id: null, to_team: 'billing' }), nameOf, teamName);
+    assert.equal(text, 'Ringing: waiting for team Billing to answer. The customer is on hold.');
+  });
+});
 
 describe('transferStatus (the transfer panel\'s line)', () => {
   it('is empty without a transfer', () => {

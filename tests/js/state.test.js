@@ -236,6 +236,27 @@ describe('events', () => {
     assert.equal(effects[0].text, 'Incoming transfer: Eve, from Alice.');
   });
 
+  it('a team transfer rings with its team, and clears with a message when another member takes it', () => {
+    const data = { transfer_id: 't6', session_id: 'c6', customer_name: 'Eve', from_agent_id: 'alice', from_agent_name: 'Alice', to_team: 'billing', team_name: 'Billing', created_at: 'T6' };
+    const ringing = run(signedIn(BOB), event('transfer_requested', data));
+    assert.equal(ringing.state.incoming.to_team, 'billing');
+    assert.equal(ringing.state.incoming.team_name, 'Billing');
+    const other = reduce(ringing.state, event('transfer_taken', { transfer_id: 't9', to_team: 'billing', to_agent_id: 'carol', to_agent_name: 'Carol' }));
+    assert.equal(other.state.incoming.transfer_id, 't6'); // another transfer: nothing to clear
+    assert.deepEqual(kinds(other.effects), ['reconcile']);
+    const taken = reduce(ringing.state, event('transfer_taken', { transfer_id: 't6', to_team: 'billing', to_agent_id: 'carol', to_agent_name: 'Carol' }));
+    assert.equal(taken.state.incoming, null);
+    assert.deepEqual(kinds(taken.effects), ['alert', 'render', 'reconcile']);
+    assert.equal(taken.effects[0].text, 'Carol took the transfer of Eve; it is no longer offered to you.');
+  });
+
+  it('transfer_ringing for a team names the team', () => {
+    const start = [...withCall(call({ transfers: [transfer({ status: 'pending', to_agent_id: null, to_team: 'billing' })] })),
+      { type: 'teams', teams: [{ id: 'billing', name: 'Billing', available: 2 }] }];
+    const ringing = run(...start, event('transfer_ringing', { session_id: 'c1', transfer_id: 't1', to_agent_id: null, to_phone: null, to_team: 'billing' }));
+    assert.equal(ringing.effects[0].text, 'Ringing team Billing…');
+  });
+
   it('transfer_ringing and transfer_accepted move Agent A\'s transfer on', () => {
     const start = [...withCall(call({ transfers: [transfer({ status: 'pending' })] })), { type: 'agents', agents: [ALICE, BOB] }];
     const ringing = run(...start, event('transfer_ringing', { session_id: 'c1', transfer_id: 't1', to_agent_id: 'bob' }));

@@ -109,9 +109,11 @@ describe('Sync.reconcile', () => {
     assert.deepEqual(api.calls, []);
   });
 
-  it('loads the agents into the state', async () => {
-    const { store, sync } = setup({ '/api/agents': () => ({ agents: [ALICE] }) });
+  it('loads the agents and the teams into the state', async () => {
+    const billing = { id: 'billing', name: 'Billing', available: 2 };
+    const { store, sync } = setup({ '/api/agents': () => ({ agents: [ALICE] }), '/api/teams': () => ({ teams: [billing] }) });
     await sync.loadAgents();
     assert.deepEqual(store.state.agents, [ALICE]);
+    assert.deepEqual(store.state.teams, [billing]);
   });
 });

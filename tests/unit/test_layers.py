@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: list[tuple[str, ...]] = [
     # 1. pure core
     ("app.states", "app.protocol", "app.protocol_js", "app.config", "app.errors", "app.summaries.base", "app.summaries.offline",
-     "app.summaries.prompt", "app.summaries.redact", "app.summaries.facts", "app.summaries.wording", "app.logs", "twiml", "app.metrics"),
+     "app.summaries.prompt", "app.summaries.redact", "app.summaries.facts", "app.summaries.wording", "app.summaries.team_match", "app.logs", "twiml", "app.metrics"),
     # 2. persistence
     ("app.models", "app.db", "app.db_deadline", "app.repo", "app.outbox", "app.events", "app.event_ids", "app.ratelimit", "app.serializers", "app.metrics_export"),
     # 3. gateways

@@ -101,7 +101,7 @@ class Legs:
 
 
 def transfer(**over):
-    fields = dict(id="t1", call_id="c1", from_agent_id="alice", to_agent_id="bob", to_phone=None,
+    fields = dict(id="t1", call_id="c1", from_agent_id="alice", to_agent_id="bob", to_phone=None, to_team=None,
                   transfer_room="transfer_c1_ab12", status="ringing")
     fields.update(over)
     return SimpleNamespace(**fields)

@@ -6,7 +6,9 @@
 import { ApiError } from '../lib/api.js';
 import { busy, byId, show } from '../lib/dom.js';
 import { E164_PATTERN } from '../lib/protocol.js';
-import { nameOf } from './state.js';
+import { transferTarget } from './render.js';
+import { showTargetKind } from './screen.js';
+import { nameOf, teamName } from './state.js';
 
 const E164 = new RegExp(E164_PATTERN);
 const AGENTS_REFRESH_MS = 15000;
@@ -48,8 +50,10 @@ export class Actions {
     byId('summary-cancel').addEventListener('click', () => this.closeSummaryEditor());
 
     for (const radio of document.querySelectorAll('input[name="target-kind"]')) {
-      radio.addEventListener('change', () => this.renderTargetKind());
+      radio.addEventListener('change', () => { byId('transfer-form').dataset.kindChosen = 'yes'; this.renderTargetKind(); });
     }
+    // Agent A's own pick of a team outlasts the list being refreshed (and the suggestion).
+    byId('transfer-team').addEventListener('change', (e) => { e.currentTarget.dataset.chosen = e.currentTarget.value; });
     on('refresh-agents', () => this.loadAgents());
     byId('transfer-form').addEventListener('submit', (e) => { e.preventDefault(); busy(byId('initiate-transfer'), () => this.guard(() => this.initiateTransfer())); });
     on('complete-transfer', () => this.completeTransfer());
@@ -99,6 +103,9 @@ export class Actions {
     fieldError('context-error', null);
     fieldError('transfer-error', null);
     byId('decline-reason').value = '';
+    // A new call starts from the default target kind and the new summary's suggested team.
+    delete byId('transfer-form').dataset.kindChosen;
+    delete byId('transfer-team').dataset.chosen;
   }
 
   // -- session --------------------------------------------------------------------------------
@@ -204,16 +211,21 @@ export class Actions {
 
   // -- transfers (Agent A) --------------------------------------------------------------------
   renderTargetKind() {
-    const kind = document.querySelector('input[name="target-kind"]:checked')?.value ?? 'agent';
-    show(byId('target-agent-box'), kind === 'agent');
-    show(byId('target-phone-box'), kind === 'phone');
+    showTargetKind(this.state.teams);
     fieldError('transfer-error', null);
   }
 
   async initiateTransfer() {
     const kind = document.querySelector('input[name="target-kind"]:checked')?.value ?? 'agent';
     const body = { session_id: this.state.call.session_id };
-    if (kind === 'agent') {
+    if (kind === 'team') {
+      body.to_team = byId('transfer-team').value;
+      if (!body.to_team) {
+        fieldError('transfer-error', 'Choose a team with someone available (or refresh the list).');
+        byId('transfer-team').focus();
+        return;
+      }
+    } else if (kind === 'agent') {
       body.to_agent_id = byId('transfer-agent').value;
       if (!body.to_agent_id) {
         fieldError('transfer-error', 'Choose an available agent (or refresh the list).');
@@ -235,12 +247,12 @@ export class Actions {
     } catch (err) {
       if (!(err instanceof ApiError) || err.status === 401) throw err;
       fieldError('transfer-error', `The transfer did not start: ${err.message}`);
-      if (err.code === 'agent_unavailable') await this.loadAgents();
+      if (err.code === 'agent_unavailable' || err.code === 'team_unavailable') await this.loadAgents();
       return;
     }
     const { transfer } = res;
     this.room.offerGrant(res);
-    this.notify.notice(`Transfer started to ${transfer.to_agent_id ? nameOf(this.state, transfer.to_agent_id) : transfer.to_phone}.`);
+    this.notify.notice(`Transfer started to ${transferTarget(transfer, (id) => nameOf(this.state, id), (id) => teamName(this.state, id))}.`);
     this.store.dispatch({ type: 'transferStarted', transfer });
     await this.sync.reconcile();
   }

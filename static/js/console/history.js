@@ -34,7 +34,7 @@ const sentence = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /** A transfer of the opened call, with its outcome. */
 export function transferLine(t, nameOf) {
-  const target = t.to_agent_id ? nameOf(t.to_agent_id) : t.to_phone;
+  const target = t.to_agent_id ? nameOf(t.to_agent_id) : t.to_team ? `team ${t.to_team}` : t.to_phone;
   const label = TRANSFER_STATUS_LABEL[t.status] ?? t.status;
   const reason = t.reason ? ` ${t.reason}` : '';
   return sentence(`${nameOf(t.from_agent_id)} → ${target}: ${label}.${reason}`);

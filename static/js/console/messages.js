@@ -49,6 +49,11 @@ export function transferAcceptedAlert(agentB) {
   return `${agentB} accepted. You are in the private transfer room; the customer is on hold.`;
 }
 
+/** A team transfer this agent was offered went to another member of the team. */
+export function transferTakenAlert(agentB, customer) {
+  return `${agentB} took the transfer of ${customer}; it is no longer offered to you.`;
+}
+
 /** @param {string|null} agentB  who has the customer now; null when it is us */
 export function transferCompletedAlert(agentB) {
   return agentB === null ? 'Transfer complete: you now have the customer.' : `Transfer completed: ${agentB} has the customer.`;

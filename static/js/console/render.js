@@ -42,9 +42,9 @@ export function renderSummary(el, summary, emptyText = 'No summary yet. One is p
 }
 
 /** [status, text] for the transfer panel's live status line. */
-export function transferStatus(t, nameOf) {
+export function transferStatus(t, nameOf, teamName = (id) => id) {
   if (!t) return ['none', ''];
-  const target = t.to_agent_id ? nameOf(t.to_agent_id) : t.to_phone;
+  const target = transferTarget(t, nameOf, teamName);
   const label = TRANSFER_STATUS_LABEL[t.status] ?? t.status;
   switch (t.status) {
     case 'pending':
@@ -75,6 +75,27 @@ export function renderAgentOptions(selectEl, agents, meId) {
   }
   fill(selectEl, options);
   if (free.some((a) => a.id === previous)) selectEl.value = previous;
+}
+
+/** Who a transfer went to: its Agent B, a team nobody has taken yet, or a phone number. */
+export function transferTarget(t, nameOf, teamName = (id) => id) {
+  if (t.to_agent_id) return nameOf(t.to_agent_id);
+  return t.to_team ? `team ${teamName(t.to_team)}` : t.to_phone;
+}
+
+/** Options of the team list: each with how many members are free now (none: disabled). The
+ * summary's suggestion is chosen unless Agent A has picked another team already. */
+export function renderTeamOptions(selectEl, teams, suggested) {
+  const previous = selectEl.dataset.chosen ?? '';
+  const options = [h('option', { value: '' }, teams.some((t) => t.available) ? 'Choose a team…' : 'No team has anyone available right now')];
+  for (const t of teams) {
+    const free = `${t.available} available`;
+    const hint = t.id === suggested ? ' · suggested' : '';
+    options.push(h('option', { value: t.id, disabled: !t.available }, `${t.name} · ${free}${hint}`));
+  }
+  fill(selectEl, options);
+  const pick = [previous, suggested].find((id) => id && teams.some((t) => t.id === id && t.available));
+  selectEl.value = pick ?? '';
 }
 
 /** One line in "Recent activity". */

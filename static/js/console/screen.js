@@ -3,8 +3,26 @@
 
 import { Ticker, byId, setDisabled, show, timeOfDay } from '../lib/dom.js';
 import { audioText, callHeading, feedText, idleText } from './messages.js';
-import { renderAgentOptions, renderEntries, renderSummary, transferStatus } from './render.js';
-import { nameOf } from './state.js';
+import { renderAgentOptions, renderEntries, renderSummary, renderTeamOptions, transferStatus, transferTarget } from './render.js';
+import { nameOf, teamName } from './state.js';
+
+/** Which transfer target the form is set to: "team" (the default while there are teams, until
+ * Agent A picks another kind for this call), "agent" or "phone"; the matching box is shown. */
+export function showTargetKind(teams) {
+  const form = byId('transfer-form');
+  const radios = [...document.querySelectorAll('input[name="target-kind"]')];
+  const pick = (kind) => { for (const r of radios) r.checked = r.value === kind; };
+  show(byId('target-team-option'), teams.length > 0);
+  const checked = radios.find((r) => r.checked)?.value ?? 'agent';
+  if (!teams.length && checked === 'team') pick('agent');
+  else if (teams.length && form.dataset.kindChosen !== 'yes') pick('team');
+  const kind = radios.find((r) => r.checked)?.value ?? 'agent';
+  show(byId('target-team-box'), kind === 'team');
+  show(byId('target-agent-box'), kind === 'agent');
+  show(byId('target-phone-box'), kind === 'phone');
+  show(byId('refresh-agents'), kind !== 'phone'); // refreshes the teams' and agents' availability
+  return kind;
+}
 
 /** When the call timer of an ongoing call starts, and what it is labelled. */
 export function callClock(phase, call, transfer, meId) {
@@ -71,6 +89,8 @@ export class Screen {
     const inc = state.incoming;
     byId('incoming-caller').textContent = inc.customer_name;
     byId('incoming-from').textContent = inc.from_agent_name ?? nameOf(state, inc.from_agent_id);
+    show(byId('incoming-team-row'), Boolean(inc.to_team));
+    byId('incoming-team').textContent = inc.to_team ? `Team ${inc.team_name ?? teamName(state, inc.to_team)} (the first member to accept takes it)` : '';
     renderSummary(byId('incoming-summary'), inc.summary, 'No summary was attached.');
     byId('incoming-transfer').dataset.transferId = inc.transfer_id;
     this.incomingTicker.run(inc.requested_at);
@@ -80,7 +100,7 @@ export class Screen {
     const { call, me } = state;
     const { phase, transfer } = state.view;
     const name = (id) => nameOf(state, id);
-    const other = transfer ? name(phase === 'transfer-out' ? transfer.to_agent_id : transfer.from_agent_id) : '';
+    const other = !transfer ? '' : phase === 'transfer-out' ? transferTarget(transfer, name, (id) => teamName(state, id)) : name(transfer.from_agent_id);
     const heading = byId('call-heading');
     heading.dataset.phase = phase;
     const [title, sub] = callHeading(phase, transfer, other);
@@ -115,7 +135,8 @@ export class Screen {
     show(byId('transfer-panel'), owner || phase === 'handed-off');
     show(byId('transfer-form'), phase === 'with-customer');
     const mine = call.transfers.filter((t) => t.from_agent_id === me.id);
-    const [status, text] = transferStatus(mine[mine.length - 1] ?? null, name);
+    const [status, text] = transferStatus(mine[mine.length - 1] ?? null, name, (id) => teamName(state, id));
+    if (phase === 'with-customer') this.renderTeams(state);
     const statusEl = byId('transfer-status');
     statusEl.dataset.status = status;
     statusEl.textContent = text;
@@ -130,6 +151,14 @@ export class Screen {
 
   renderAgents(state) {
     renderAgentOptions(byId('transfer-agent'), state.agents, state.me?.id);
+    this.renderTeams(state);
+  }
+
+  /** The team list, with the current summary's suggested team preselected. */
+  renderTeams(state) {
+    const suggested = state.call?.summary?.structured?.suggested_team ?? null;
+    renderTeamOptions(byId('transfer-team'), state.teams, suggested);
+    showTargetKind(state.teams);
   }
 
   renderFeed(mode) {

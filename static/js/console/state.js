@@ -5,7 +5,7 @@
 
 import {
   callEndedAlert, customerBackNotice, customerDroppedNotice, missedCallAlert, newCallAlert,
-  transferAcceptedAlert, transferCompletedAlert, transferEndedAlert,
+  transferAcceptedAlert, transferCompletedAlert, transferEndedAlert, transferTakenAlert,
 } from './messages.js';
 import { derivePhase } from './phase.js';
 
@@ -19,6 +19,7 @@ export function initialState() {
     customerAway: null, // {session_id, since, grace_s} while a web customer is reconnecting
     entries: new Map(), // the call's context entries by id
     agents: [], // the transfer target list (/api/agents)
+    teams: [], // the teams a transfer can go to, with how many members are free (/api/teams)
     micReportedFor: null, // the call whose microphone failure was reported (once per call)
   };
 }
@@ -43,6 +44,11 @@ export function nameOf(state, agentId) {
   if (!agentId) return 'unknown agent';
   if (state.me && agentId === state.me.id) return 'you';
   return state.agents.find((a) => a.id === agentId)?.name ?? agentId;
+}
+
+/** How the console names a team: its name from /api/teams, or its id. */
+export function teamName(state, teamId) {
+  return state.teams.find((t) => t.id === teamId)?.name ?? teamId;
 }
 
 /** The web customer's connection as the call's timeline last reported it (customer_presence
@@ -90,6 +96,7 @@ const ACTIONS = {
   cleared: (s) => [{ ...s, incoming: null, customerAway: null, entries: new Map() }, [fx.callChanged, fx.render]],
   presence: (s, { agent }) => [{ ...s, me: { ...s.me, ...agent } }, [fx.render]],
   agents: (s, { agents }) => [{ ...s, agents }, [fx.renderAgents]],
+  teams: (s, { teams }) => [{ ...s, teams }, [fx.renderAgents]],
   contextAdded: (s, { entry }) => [{ ...s, entries: new Map(s.entries).set(entry.id, entry) }, [fx.renderContext]],
   /** Our POST /api/initiate-transfer was answered: the transfer room is ours at once. */
   transferStarted: (s, { transfer }) => {
@@ -164,6 +171,8 @@ function onEvent(state, type, data) {
           from_agent_name: data.from_agent_name,
           summary: data.summary,
           requested_at: data.created_at,
+          // A team transfer rings every free member: the first to accept takes it.
+          ...(data.to_team ? { to_team: data.to_team, team_name: data.team_name } : {}),
         },
       };
       // The orange panel is the alert; an older banner is stale now.
@@ -171,7 +180,13 @@ function onEvent(state, type, data) {
       break;
     case 'transfer_ringing':
       next = patchTransfer(state, data.transfer_id, { status: 'ringing' });
-      effects = [fx.notice(`Ringing ${name(data.to_agent_id)}…`)];
+      effects = [fx.notice(data.to_team && !data.to_agent_id ? `Ringing team ${teamName(state, data.to_team)}…` : `Ringing ${name(data.to_agent_id)}…`)];
+      break;
+    case 'transfer_taken':
+      // Another member of the team accepted first: this dashboard stops ringing.
+      if (state.incoming?.transfer_id !== data.transfer_id) return [state, [fx.reconcile]];
+      next = { ...state, incoming: null };
+      effects = [fx.alert(transferTakenAlert(data.to_agent_name ?? name(data.to_agent_id), state.incoming.customer_name))];
       break;
     case 'transfer_accepted':
       next = patchTransfer(state, data.transfer_id, { status: 'briefing' });

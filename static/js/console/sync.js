@@ -104,9 +104,10 @@ export class Sync {
     if (await this.room.follow()) this.again = true;
   }
 
-  /** The transfer target list (agents and whether they are free). */
+  /** The transfer target lists: agents and whether they are free, teams and how many are. */
   async loadAgents() {
-    const { agents } = await this.api.get('/api/agents');
+    const [{ agents }, { teams }] = await Promise.all([this.api.get('/api/agents'), this.api.get('/api/teams')]);
     this.store.dispatch({ type: 'agents', agents });
+    this.store.dispatch({ type: 'teams', teams });
   }
 }
