@@ -1,5 +1,5 @@
 """Operator commands: `flask --app app init-db | worker | check-config | tasks list | tasks retry |
-agents add | list | demo | set-password | disable | enable | revoke-sessions |
+agents add | list | demo | set-password | set-role | disable | enable | revoke-sessions |
 livekit provision-sip | summarize FILE`."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from app.current import services
 from app.db import migrate
 from app.errors import AppError, ConfigError
 from app.gateways.livekit_sip import SipProvisioner
+from app.protocol import ACCOUNT_ROLES
 from app.summaries.base import ContextLine, SummaryInput
 from app.summaries.redact import redact
 
@@ -184,10 +185,11 @@ def register_cli(app: Flask) -> None:
     # history and in `ps` output for every user of the machine.
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters; prompted if omitted.")
     @click.option("--phone", default=None, help="E.164 number for phone transfers, e.g. +14155550100.")
-    def add(agent_id, name, password, phone):
+    @click.option("--role", type=click.Choice(ACCOUNT_ROLES), default="agent", show_default=True, help="Supervisors also take calls.")
+    def add(agent_id, name, password, phone, role):
         """Create an agent account."""
         try:
-            agent = services().agents.add(agent_id, name, password, phone)
+            agent = services().agents.add(agent_id, name, password, phone, role=role)
         except AppError as err:
             raise click.ClickException(err.message) from err
         click.echo(f"Created agent {agent.id} ({agent.name}).")
@@ -200,7 +202,7 @@ def register_cli(app: Flask) -> None:
             click.echo("No agents yet. Add one with: flask --app app agents add ID --name NAME")
         for a in rows:
             presence = "disabled" if a.disabled_at is not None else a.presence
-            click.echo(f"{a.id}\t{a.name}\t{a.phone or '-'}\t{presence}\t{a.active_call_id or '-'}")
+            click.echo(f"{a.id}\t{a.name}\t{a.phone or '-'}\t{presence}\t{a.active_call_id or '-'}\t{a.role or 'agent'}")
 
     def _admin(action, *args):
         try:
@@ -215,6 +217,14 @@ def register_cli(app: Flask) -> None:
         """Give an agent a new password; every session they have ends."""
         _admin(services().agents.set_password, agent_id, password)
         click.echo(f"Password of {agent_id} changed; their open sessions have ended.")
+
+    @agents.command("set-role")
+    @click.argument("agent_id")
+    @click.argument("role", type=click.Choice(ACCOUNT_ROLES))
+    def set_role(agent_id, role):
+        """Make an account an agent or a supervisor (from their next request on)."""
+        _admin(services().agents.set_role, agent_id, role)
+        click.echo(f"{agent_id} is now {'a supervisor' if role == 'supervisor' else 'an agent'}.")
 
     @agents.command("disable")
     @click.argument("agent_id")

@@ -27,6 +27,7 @@ from app.services.recordings import RecordingService
 from app.services.routing import drain_queue
 from app.services.streams import CustomerStreamRegistry, StreamRegistry
 from app.services.summaries import SummaryStore
+from app.services.supervision import SupervisionService
 from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
 from app.summaries.base import SummaryProvider
@@ -55,6 +56,7 @@ class Services:
     notifications: Notifications
     arrivals: Arrivals
     recordings: RecordingService
+    supervision: SupervisionService
 
     def drain_queue(self) -> list[tuple[str, str]]:
         # Not for views: the service method that frees an agent drains the queue itself. Tests
@@ -111,5 +113,6 @@ def build_services(
         notifications=Notifications(db, settings.NOTIFICATIONS_PAGE_SIZE),
         arrivals=Arrivals(db, livekit, calls, phone_legs, settings),
         recordings=RecordingService(db, twilio, calls),
+        supervision=SupervisionService(db, livekit),
     )
     return services

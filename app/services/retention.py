@@ -25,7 +25,21 @@ from sqlalchemy.orm import Session
 
 from app import states
 from app.db import Database
-from app.models import Agent, AgentSession, Call, ContextEntry, CustomerStream, Event, HoldLease, Recording, Summary, SummaryLease, Transfer, utcnow
+from app.models import (
+    Agent,
+    AgentSession,
+    Call,
+    ContextEntry,
+    CustomerStream,
+    Event,
+    HoldLease,
+    Recording,
+    Summary,
+    SummaryLease,
+    Supervision,
+    Transfer,
+    utcnow,
+)
 
 # A call brings hundreds of rows with it (context lines, events): a smaller batch of calls keeps
 # each transaction about as large as a batch of sessions.
@@ -88,7 +102,7 @@ def prune_calls(db: Database, retention_days: int, *, batch: int = CALL_BATCH, n
 # are listed for completeness: `prunable_calls` excludes a call that has one, re-checked in the
 # deleting transaction, so none is ever deleted here without its audio at Twilio.
 # A customer's stream row left by a process that died has no foreign key, but belongs to its call all the same.
-CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease, Recording, CustomerStream)
+CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease, Recording, CustomerStream, Supervision)
 
 
 def _delete_calls(s: Session, ids: list[str]) -> None:
