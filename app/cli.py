@@ -1,5 +1,5 @@
 """Operator commands: `flask --app app init-db | worker | check-config | tasks list | tasks retry |
-agents add | list | demo | set-password | set-teams | disable | enable | revoke-sessions |
+agents add | list | demo | set-password | set-teams | set-role | disable | enable | revoke-sessions |
 teams add | list | livekit provision-sip | summarize FILE`."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from app.current import services
 from app.db import migrate
 from app.errors import AppError, ConfigError
 from app.gateways.livekit_sip import SipProvisioner
+from app.protocol import ACCOUNT_ROLES
 from app.summaries.base import ContextLine, SummaryInput
 from app.summaries.redact import redact
 
@@ -185,10 +186,11 @@ def register_cli(app: Flask) -> None:
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters; prompted if omitted.")
     @click.option("--phone", default=None, help="E.164 number for phone transfers, e.g. +14155550100.")
     @click.option("--team", "teams_", multiple=True, help="A team the agent belongs to (repeat for several).")
-    def add(agent_id, name, password, phone, teams_):
+    @click.option("--role", type=click.Choice(ACCOUNT_ROLES), default="agent", show_default=True, help="Supervisors also take calls.")
+    def add(agent_id, name, password, phone, teams_, role):
         """Create an agent account."""
         try:
-            agent = services().agents.add(agent_id, name, password, phone, teams=tuple(teams_))
+            agent = services().agents.add(agent_id, name, password, phone, teams=tuple(teams_), role=role)
         except AppError as err:
             raise click.ClickException(err.message) from err
         click.echo(f"Created agent {agent.id} ({agent.name})" + (f" in {', '.join(teams_)}." if teams_ else "."))
@@ -201,7 +203,7 @@ def register_cli(app: Flask) -> None:
             click.echo("No agents yet. Add one with: flask --app app agents add ID --name NAME")
         for a in rows:
             presence = "disabled" if a.disabled_at is not None else a.presence
-            click.echo(f"{a.id}\t{a.name}\t{a.phone or '-'}\t{presence}\t{a.active_call_id or '-'}")
+            click.echo(f"{a.id}\t{a.name}\t{a.phone or '-'}\t{presence}\t{a.active_call_id or '-'}\t{a.role or 'agent'}")
 
     def _admin(action, *args):
         try:
@@ -224,6 +226,14 @@ def register_cli(app: Flask) -> None:
         """Make TEAM_IDS exactly the agent's teams (none: in no team)."""
         _admin(services().teams.set_agent_teams, agent_id, tuple(team_ids))
         click.echo(f"{agent_id} is in {', '.join(dict.fromkeys(team_ids))}." if team_ids else f"{agent_id} is in no team.")
+
+    @agents.command("set-role")
+    @click.argument("agent_id")
+    @click.argument("role", type=click.Choice(ACCOUNT_ROLES))
+    def set_role(agent_id, role):
+        """Make an account an agent or a supervisor (from their next request on)."""
+        _admin(services().agents.set_role, agent_id, role)
+        click.echo(f"{agent_id} is now {'a supervisor' if role == 'supervisor' else 'an agent'}.")
 
     @agents.command("disable")
     @click.argument("agent_id")

@@ -169,6 +169,13 @@ def _customer_streams(session: Session) -> None:
     _add_missing(session, ("customer_streams",))
 
 
+def _roles_and_supervisions(session: Session) -> None:
+    _add_missing(session, ("agents", "supervisions"))
+    # `_add_missing` adds the column without a default: every account that existed before roles
+    # is an agent (the model's default only applies to rows inserted through it).
+    session.execute(text("UPDATE agents SET role = 'agent' WHERE role IS NULL"))
+
+
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
 MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (1, "initial schema", _initial_schema),
@@ -179,6 +186,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (6, "teams, their members, team transfer offers", _teams),
     (7, "recordings of phone calls", _recordings),
     (8, "customer status streams", _customer_streams),
+    (9, "agents.role, supervisions", _roles_and_supervisions),
 ]
 
 

@@ -64,6 +64,9 @@ class Agent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # A disabled account cannot sign in and is never given calls (flask --app app agents disable).
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "agent" or "supervisor" (app.protocol.ACCOUNT_ROLES): supervisors take calls too, and may
+    # supervise others' (app.services.supervision). Migration 9 fills it in for older rows.
+    role: Mapped[str] = mapped_column(String(16), default="agent")
 
 
 class AgentSession(Base):
@@ -157,6 +160,27 @@ class Recording(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Supervision(Base):
+    """A supervisor in a call's room: monitoring, whispering to the agent, or barging in.
+
+    Open while `ended_at` is null; ended by `POST /api/supervise/end`, by the supervisor's
+    participant leaving the room (LiveKit's webhook), or by a new supervision of theirs. Each end
+    is a conditional UPDATE on `ended_at IS NULL`, so `supervision_ended` is written once whichever
+    way comes first (app.services.supervision)."""
+
+    __tablename__ = "supervisions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(32), ForeignKey("calls.id"), index=True)
+    supervisor_id: Mapped[str] = mapped_column(String(64), ForeignKey("agents.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(16))  # monitor | whisper | barge
+    # The agent a whisper is for (the only identity allowed to subscribe to the supervisor's track).
+    whisper_to: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class ContextEntry(Base):

@@ -80,7 +80,10 @@ def parse_room(name: str) -> Room | None:
 # -- participants ------------------------------------------------------------------------------
 # Identities in the tokens the app mints. A SIP participant's identity is LiveKit's own
 # (`sip_<number>`) and says nothing: SIP legs are recognised by their attributes instead.
-IDENTITY_PREFIX = {"customer": "customer-", "agent": "agent-", "hold": "hold-"}
+# `supervisor-<agent id>`: an agent with the supervisor role monitoring, whispering to or barging
+# into a call (app.services.supervision). Its own prefix, so LiveKit's webhooks never take a
+# supervisor's arrival or departure for the agent's (or the customer's) own.
+IDENTITY_PREFIX = {"customer": "customer-", "agent": "agent-", "hold": "hold-", "supervisor": "supervisor-"}
 
 
 def customer_identity(call_id: str) -> str:
@@ -96,8 +99,13 @@ def hold_identity(call_id: str) -> str:
     return IDENTITY_PREFIX["hold"] + call_id
 
 
+def supervisor_identity(agent_id: str) -> str:
+    """A supervisor in a customer's room (any mode): never `agent-<id>`, even for the same person."""
+    return IDENTITY_PREFIX["supervisor"] + agent_id
+
+
 def parse_identity(identity: str) -> tuple[str, str] | None:
-    """(kind, id) for an identity we mint: ("agent", agent id), ("customer" | "hold", call id)."""
+    """(kind, id) for an identity we mint: ("agent" | "supervisor", agent id), ("customer" | "hold", call id)."""
     if isinstance(identity, str):
         for kind, prefix in IDENTITY_PREFIX.items():
             if identity.startswith(prefix) and len(identity) > len(prefix):
@@ -106,7 +114,7 @@ def parse_identity(identity: str) -> tuple[str, str] | None:
 
 
 def role_of_identity(identity: str) -> str | None:
-    """"customer", "agent" or "hold" for an identity we mint, else None (the browser's roleOfIdentity)."""
+    """"customer", "agent", "hold" or "supervisor" for an identity we mint, else None (the browser's roleOfIdentity)."""
     minted = parse_identity(identity)
     return minted[0] if minted else None
 
@@ -116,6 +124,9 @@ def role_of_identity(identity: str) -> str | None:
 ATTR_CALL = "wt_call"
 ATTR_ROLE = "wt_role"
 ATTR_TRANSFER = "wt_transfer"
+# A supervisor's token names the supervision it is for, so the participant_left of an earlier
+# session (same identity, replaced by a new mode) ends that one and not the new one.
+ATTR_SUPERVISION = "wt_supervision"  # in tokens only: no SIP header maps to it
 ATTR = {"call": ATTR_CALL, "role": ATTR_ROLE, "transfer": ATTR_TRANSFER}
 
 # Values of `wt_role` (and of `role` in the room grants the API answers with). An agent's role
@@ -126,10 +137,18 @@ ROLE_AGENT_A = "agent_a"
 ROLE_AGENT_B = "agent_b"
 ROLE_OWNER = "owner"
 ROLE_LEAVING = "leaving"
+ROLE_SUPERVISOR = "supervisor"
 ROLE = {
     "customer": ROLE_CUSTOMER, "hold": ROLE_HOLD, "agent_a": ROLE_AGENT_A, "agent_b": ROLE_AGENT_B,
-    "owner": ROLE_OWNER, "leaving": ROLE_LEAVING,
+    "owner": ROLE_OWNER, "leaving": ROLE_LEAVING, "supervisor": ROLE_SUPERVISOR,
 }
+
+# An account's role (`agents.role`, `flask --app app agents add … --role`): supervisors take calls
+# like anyone, and may also supervise other agents' calls (POST /api/supervise).
+ACCOUNT_ROLES = ("agent", "supervisor")
+# How a supervisor is in a call: `monitor` hidden and subscribe-only (nobody sees or hears them);
+# `whisper` heard by the agent alone (track subscription permissions); `barge` a normal participant.
+SUPERVISION_MODES = ("monitor", "whisper", "barge")
 
 # Our metadata on Twilio's SIP INVITE into LiveKit (twiml.sip puts them in the SIP URI), and the
 # participant attribute LiveKit's inbound trunk turns each into.
@@ -223,6 +242,10 @@ EVENTS: dict[str, EventSpec] = {
     "transfer_cancelled": _TRANSFER_ENDED,
     "transfer_failed": _TRANSFER_ENDED,
     "agent_left": _spec("agent_id"),
+    # On the call's timeline whatever the mode; told to the agents only for a barge (and to the
+    # agent whispered to): app.services.supervision.
+    "supervision_started": _spec("supervisor_id mode"),
+    "supervision_ended": _spec("supervisor_id mode reason"),
     # About the agent's login and event stream rather than a call: the browser's event feed acts
     # on these itself (signs out; falls back to polling) instead of handing them to the page.
     "session_ended": _spec("session_ref reason"),

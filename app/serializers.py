@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.models import Agent, Call, ContextEntry, Recording, Summary, Transfer
+from app.models import Agent, Call, ContextEntry, Recording, Summary, Supervision, Transfer
 
 
 def iso(value: datetime | None) -> str | None:
@@ -17,6 +17,19 @@ def agent_dict(agent: Agent) -> dict:
         "presence": agent.presence,
         "busy": agent.active_call_id is not None,
         "has_phone": bool(agent.phone),
+        "role": agent.role or "agent",
+    }
+
+
+def supervision_dict(sup: Supervision) -> dict:
+    return {
+        "id": sup.id,
+        "session_id": sup.call_id,
+        "supervisor_id": sup.supervisor_id,
+        "mode": sup.mode,
+        "started_at": sup.started_at.isoformat(),
+        "ended_at": sup.ended_at.isoformat() if sup.ended_at else None,
+        "end_reason": sup.end_reason,
     }
 
 

@@ -121,7 +121,7 @@ def _calls_page(args) -> Page:
 @bp.get("/calls/<session_id>")
 @agent_required
 def get_call(session_id: str):
-    return jsonify(call=services().calls.get_call(g.agent.agent_id, session_id))
+    return jsonify(call=services().calls.get_call(g.agent.agent_id, session_id, supervisor=g.agent.is_supervisor))
 
 
 # Private to the agent's browser: a shared cache must never keep a call's audio, nor the browser's

@@ -2,7 +2,7 @@
 for their status stream alone, the key cookie `create-call` set: see `set_customer_cookie`).
 
 The decorators put the caller on `flask.g` (`g.agent`, `g.customer_key`) so a view never asks
-twice. They only establish who is asking; whether that caller may touch a given call or
+twice. They establish who is asking (and, for supervisor routes, that the account has that role); whether that caller may touch a given call or
 transfer is the service's decision (app.services).
 """
 from __future__ import annotations
@@ -48,6 +48,22 @@ def agent_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         g.agent = require_agent()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def supervisor_required(view):
+    """A signed-in agent whose account has the supervisor role, as `g.agent`; any other agent is
+    refused with 403 `supervisor_only` (after the login and CSRF checks, so a stranger still
+    learns nothing but 401)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        auth = require_agent()
+        if not auth.is_supervisor:
+            raise Forbidden("Only supervisors may do this (flask --app app agents set-role ID supervisor).", code="supervisor_only")
+        g.agent = auth
         return view(*args, **kwargs)
 
     return wrapper

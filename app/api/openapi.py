@@ -32,7 +32,7 @@ from app.api import bp
 from app.api.guards import CSRF_HEADER, CUSTOMER_COOKIE, CUSTOMER_KEY_HEADER
 from app.api.validation import ID
 from app.events import EVENT_TYPES
-from app.protocol import CUSTOMER_STATUS_EVENT, CUSTOMER_STREAM_REPLACED_EVENT
+from app.protocol import ACCOUNT_ROLES, CUSTOMER_STATUS_EVENT, CUSTOMER_STREAM_REPLACED_EVENT, SUPERVISION_MODES
 from app.services.call_list import LIST_LIMIT, PAGE_MAX, STATUS_FILTERS
 from app.services.calls import CUSTOMER_NAME_MAX
 from app.services.summaries import CONTEXT_TEXT_MAX
@@ -90,16 +90,20 @@ ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     ),
     403: (
         "Forbidden",
-        "Authenticated, but not allowed: wrong or missing CSRF token or customer key, or not a party to this call or transfer.",
-        ("forbidden", "csrf_failed", "invalid_customer_key"),
+        "Authenticated, but not allowed: wrong or missing CSRF token or customer key, not a party to this call or transfer, or (supervisor routes) not a supervisor.",
+        ("forbidden", "csrf_failed", "invalid_customer_key", "supervisor_only"),
     ),
-    404: ("NotFound", "No such call, transfer, agent or route; or the call has no recording.", ("not_found", "no_recording")),
+    404: (
+        "NotFound",
+        "No such call, transfer, agent or route; or the call has no recording; or the supervisor is not supervising it.",
+        ("not_found", "no_recording", "not_supervising"),
+    ),
     405: ("MethodNotAllowed", "The route exists but not with this method.", ("method_not_allowed",)),
     409: (
         "Conflict",
         "Valid, but the call, transfer or agent is not in a state that allows it.",
         ("invalid_state", "call_ended", "transfer_in_progress", "agent_unavailable", "owner_on_phone", "phone_transfer", "agent_busy", "agent_b_left",
-         "recording_not_ready", "team_unavailable", "transfer_taken"),
+         "recording_not_ready", "team_unavailable", "transfer_taken", "call_not_connected", "own_call", "whisper_not_available"),
     ),
     413: ("PayloadTooLarge", f"The body is larger than the app accepts ({MAX_BODY_BYTES // 1024} KiB).", ("payload_too_large",)),
     422: (
@@ -644,6 +648,38 @@ def _api_paths() -> dict:
                 errors=(*AGENT_WRITE, *BODY, 404, 409),
             )
         },
+        "/api/supervise": {
+            "post": _op(
+                "supervise",
+                "A supervisor monitors, whispers to the agent, or barges into a live call",
+                "supervision",
+                security=AGENT_CSRF,
+                description=(
+                    "Supervisors only (403 `supervisor_only` for agents). The call must be live (active, on hold or transferred). "
+                    "`monitor`: a hidden, subscribe-only token: nobody sees or hears the supervisor. `whisper`: the supervisor's "
+                    "client must set its track subscription permissions to allow only the identities in `whisper_to` (the agent) "
+                    "before publishing its microphone; livekit-server then refuses every other subscriber, the customer's SIP leg "
+                    "included. Not available (409 `whisper_not_available`) when the call's agent is a phone Agent B. `barge`: a "
+                    "normal participant, and the call's agents are told. A supervision of the same supervisor still open ends first. "
+                    "Start and end are events on the call's timeline."
+                ),
+                body=_body(_session_body(mode={"type": "string", "maxLength": 16, "enum": list(SUPERVISION_MODES)})),
+                responses={"201": _json(_ref("SupervisionGrant"), "The supervision, and a token for the customer's room.")},
+                errors=(*AGENT_WRITE, *BODY, 404, 409),
+            )
+        },
+        "/api/supervise/end": {
+            "post": _op(
+                "endSupervision",
+                "The supervisor stops supervising the call",
+                "supervision",
+                security=AGENT_CSRF,
+                description="Supervisors only. Ends the caller's open supervision of this call (`supervision_ended` on the timeline) and removes their participant from the room.",
+                body=_body(_session_body()),
+                responses={"200": _json(_obj({"supervision": _ref("Supervision")}), "The ended supervision.")},
+                errors=(*AGENT_WRITE, *BODY, 404),
+            )
+        },
         "/api/notifications/{agent_id}": {
             "get": _op(
                 "listNotifications",
@@ -890,6 +926,7 @@ def _schemas() -> dict:
         "presence": {"type": "string", "enum": ["offline", "available", "away"]},
         "busy": {"type": "boolean"},
         "has_phone": {"type": "boolean"},
+        "role": {"type": "string", "enum": list(ACCOUNT_ROLES)},
     }
     return {
         "Error": ERROR_SCHEMA,
@@ -942,6 +979,31 @@ def _schemas() -> dict:
                 "agent_name": NULLABLE_STRING,
                 "on_hold": {"type": "boolean"},
                 "end_reason": NULLABLE_STRING,
+            }
+        ),
+        "Supervision": _obj(
+            {
+                "id": STRING,
+                "session_id": STRING,
+                "supervisor_id": STRING,
+                "mode": {"type": "string", "enum": list(SUPERVISION_MODES)},
+                "started_at": DATE_TIME,
+                "ended_at": NULLABLE_DATE_TIME,
+                "end_reason": {"type": ["string", "null"], "enum": ["ended", "left", "replaced", "call_ended", None]},
+            }
+        ),
+        "SupervisionGrant": _obj(
+            {
+                "supervision": _ref("Supervision"),
+                "room_name": STRING,
+                "identity": {"type": "string", "description": "The supervisor's participant identity, `supervisor-<agent id>`."},
+                "token": STRING,
+                "livekit_url": STRING,
+                "whisper_to": {
+                    "type": "array",
+                    "items": STRING,
+                    "description": "Whisper only: the identities the supervisor's client must allow (and only them) to subscribe to its track, set before publishing. Empty otherwise.",
+                },
             }
         ),
         "RoomToken": _obj(
@@ -1119,6 +1181,7 @@ def _document(cookie_name: str) -> str:
             {"name": "calls", "description": "Web calls, tokens, context, leaving and ending."},
             {"name": "transfers", "description": "Warm transfers: Agent A starts, completes or cancels; Agent B accepts or declines."},
             {"name": "summaries", "description": "The summary Agent B is handed."},
+            {"name": "supervision", "description": "Supervisors monitoring, whispering to or barging into live calls."},
             {"name": "events", "description": "Notifications: SSE and the polling fallback."},
             {"name": "operations", "description": "Health and this document."},
             {"name": "outside-json-api", "description": "Webhooks, pages and media: listed for completeness, not JSON API."},

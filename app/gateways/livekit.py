@@ -34,7 +34,20 @@ from livekit.protocol.webhook import WebhookEvent
 
 from app import metrics
 from app.errors import BadRequest, InvalidWebhook, LiveKitFailed, LiveKitUnavailable
-from app.protocol import ATTR_CALL, ATTR_ROLE, ROLE_CUSTOMER, ROLE_HOLD, agent_identity, customer_identity, hold_identity, room_kind
+from app.protocol import (
+    ATTR_CALL,
+    ATTR_ROLE,
+    ATTR_SUPERVISION,
+    ROLE_CUSTOMER,
+    ROLE_HOLD,
+    ROLE_SUPERVISOR,
+    SUPERVISION_MODES,
+    agent_identity,
+    customer_identity,
+    hold_identity,
+    room_kind,
+    supervisor_identity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -317,3 +330,45 @@ class LiveKitGateway:
         if room_kind(room) is None:
             raise ValueError(f"not a warm-transfer room: {room!r}")
         return self._token(agent_identity(agent_id), name, room, {ATTR_ROLE: role, ATTR_CALL: call_id})
+
+    def supervisor_token(self, agent_id: str, name: str, call_room: str, call_id: str, mode: str, supervision_id: str) -> str:
+        """A supervisor's token for a customer's room, as `supervisor-<agent id>` (never the
+        `agent-` identity, so the webhooks never take it for the agent's own arrival or exit).
+
+        - monitor: hidden and subscribe-only. livekit-server sends a hidden participant's
+          updates to that participant alone (pkg/rtc/room.go `broadcastParticipantState`: "hidden
+          participant updates are sent only to the hidden participant itself") and leaves it out
+          of everyone else's participant list (`GetOtherParticipantInfo`: `!op.Hidden()`), and
+          with can_publish False it has nothing anyone could hear.
+        - whisper: publishes its microphone, visible (a subscriber must see a track to subscribe
+          to it). That only the agent hears it is the publisher's track subscription
+          permissions, which the supervisor's client sets before publishing
+          (app.services.supervision, the `whisper_to` of the answer).
+        - barge: a participant like an agent.
+        No mode may send data messages or change its own metadata.
+        """
+        if room_kind(call_room) != "call":
+            raise ValueError("supervisors only ever join a customer's call room")
+        if mode not in SUPERVISION_MODES:
+            raise ValueError(f"unknown supervision mode {mode!r}")
+        monitor = mode == "monitor"
+        grants = lk.VideoGrants(
+            room_join=True,
+            room=call_room,
+            can_subscribe=True,
+            can_publish=not monitor,
+            can_publish_data=False,
+            can_publish_sources=[] if monitor else ["microphone"],
+            can_update_own_metadata=False,
+            hidden=monitor,
+        )
+        return (
+            lk.AccessToken(self.api_key, self.api_secret)
+            .with_identity(supervisor_identity(agent_id))
+            .with_name(name)
+            .with_kind("standard")
+            .with_attributes({ATTR_ROLE: ROLE_SUPERVISOR, ATTR_CALL: call_id, ATTR_SUPERVISION: supervision_id})
+            .with_grants(grants)
+            .with_ttl(self.token_ttl)
+            .to_jwt()
+        )

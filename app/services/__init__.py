@@ -27,6 +27,7 @@ from app.services.recordings import RecordingService
 from app.services.routing import drain_queue
 from app.services.streams import CustomerStreamRegistry, StreamRegistry
 from app.services.summaries import SummaryStore
+from app.services.supervision import SupervisionService
 from app.services.teams import TeamService
 from app.services.telephony import TelephonyService
 from app.services.transfers import TransferService
@@ -57,6 +58,7 @@ class Services:
     arrivals: Arrivals
     recordings: RecordingService
     teams: TeamService
+    supervision: SupervisionService
 
     def drain_queue(self) -> list[tuple[str, str]]:
         # Not for views: the service method that frees an agent drains the queue itself. Tests
@@ -114,5 +116,6 @@ def build_services(
         arrivals=Arrivals(db, livekit, calls, phone_legs, settings),
         recordings=RecordingService(db, twilio, calls),
         teams=TeamService(db),
+        supervision=SupervisionService(db, livekit),
     )
     return services

@@ -23,6 +23,7 @@ from app.db import Database
 from app.errors import Conflict, NotAuthenticated, NotFound, RateLimited, ValidationFailed
 from app.events import emit, newest_event_id
 from app.models import Agent, AgentSession, Call, Summary, Team, Transfer, TransferOffer, utcnow
+from app.protocol import ACCOUNT_ROLES
 from app.ratelimit import RateLimiter
 from app.serializers import agent_dict, summary_dict
 from app.services.phone_numbers import dialable
@@ -31,6 +32,11 @@ from app.services.teams import assign as assign_teams
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
 PASSWORD_MIN = 8
+
+
+def _check_role(role: str) -> None:
+    if role not in ACCOUNT_ROLES:
+        raise ValidationFailed(f"Role must be one of {', '.join(ACCOUNT_ROLES)}.")
 
 
 def hash_secret(secret: str) -> str:
@@ -52,6 +58,11 @@ class AuthContext:
     csrf_token: str
     first_event_id: int
     expires_at: datetime
+    role: str = "agent"  # app.protocol.ACCOUNT_ROLES; read with the login, so a change applies at the next request
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == "supervisor"
 
     @property
     def login_ref(self) -> str:
@@ -100,7 +111,7 @@ class AgentService:
         return self._dummy_hash
 
     # -- accounts (CLI) --------------------------------------------------------------------
-    def add(self, agent_id: str, name: str, password: str, phone: str | None = None, teams: tuple[str, ...] = ()) -> Agent:
+    def add(self, agent_id: str, name: str, password: str, phone: str | None = None, teams: tuple[str, ...] = (), *, role: str = "agent") -> Agent:
         if not AGENT_ID.match(agent_id):
             raise ValidationFailed("Agent id must be 1-64 lowercase letters, digits, '.', '_' or '-'.")
         if not name.strip() or len(name) > 120:
@@ -109,10 +120,12 @@ class AgentService:
             raise ValidationFailed(f"Password must be at least {PASSWORD_MIN} characters.")
         if phone is not None:
             phone = dialable(phone, "phone")
+        _check_role(role)
         with self.db.transaction() as s:
             if s.get(Agent, agent_id) is not None:
                 raise Conflict(f"Agent {agent_id} already exists.", code="agent_exists")
-            agent = Agent(id=agent_id, name=name.strip(), phone=phone, password_hash=generate_password_hash(password, method=self.hash_method))
+            agent = Agent(id=agent_id, name=name.strip(), phone=phone, role=role,
+                          password_hash=generate_password_hash(password, method=self.hash_method))
             s.add(agent)
             if teams:
                 s.flush()  # the membership rows refer to the agent
@@ -136,6 +149,14 @@ class AgentService:
             agent.disabled_at = agent.disabled_at or utcnow()
             agent.presence = "offline"
             self._revoke_all(s, agent_id, "disabled")
+
+    def set_role(self, agent_id: str, role: str) -> None:
+        """Make an account an agent or a supervisor; it applies to their next request (the role is
+        read with the login), so a demoted supervisor's next supervise request is refused. A
+        supervision already running goes on until it ends."""
+        _check_role(role)
+        with self.db.transaction() as s:
+            self._existing(s, agent_id).role = role
 
     def enable(self, agent_id: str) -> None:
         with self.db.transaction() as s:
@@ -287,16 +308,16 @@ class AgentService:
             return None
         with self.db.reading() as s:
             row = s.execute(
-                select(AgentSession, Agent.name)
+                select(AgentSession, Agent.name, Agent.role)
                 .join(Agent, Agent.id == AgentSession.agent_id)
                 .where(AgentSession.id == hash_secret(cookie_secret), Agent.disabled_at.is_(None))
             ).first()
         if row is None:
             return None
-        session, name = row
+        session, name, role = row
         if session.revoked_at is not None or session.expires_at <= utcnow():
             return None
-        return AuthContext(session.agent_id, name, session.id, session.csrf_token, session.first_event_id, session.expires_at)
+        return AuthContext(session.agent_id, name, session.id, session.csrf_token, session.first_event_id, session.expires_at, role or "agent")
 
     def logout(self, auth: AuthContext) -> None:
         with self.db.transaction() as s:

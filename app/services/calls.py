@@ -30,6 +30,7 @@ from app.services.phone_legs import PhoneLegs
 from app.services.recordings import current_recording
 from app.services.routing import assign_in, drain_queue
 from app.services.summaries import SummaryStore
+from app.services.supervision import end_for_call, visible_to_agents
 from app.services.transfer_rules import close_for_call_end, end_transfer, owner_left
 
 CUSTOMER_NAME_MAX = 120
@@ -191,7 +192,9 @@ class CallService:
         transfer = open_transfer(s, call.id)
         return transfer is not None and agent_id in (transfer.from_agent_id, transfer.to_agent_id)
 
-    def get_call(self, agent_id: str, call_id: str) -> dict:
+    def get_call(self, agent_id: str, call_id: str, *, supervisor: bool = False) -> dict:
+        """The call's record for an agent who may view it; a monitoring supervisor is left out of
+        the timeline unless the viewer is a supervisor (app.services.supervision)."""
         with self.db.reading() as s:
             call = load_call(s, call_id)
             if not self.can_view(s, agent_id, call):
@@ -202,7 +205,7 @@ class CallService:
                 context=[entry_dict(e) for e in self.summaries.entries(s, call.id)],
                 summary=self.summaries.current_dict(s, call.id),
                 transfers=[transfer_dict(t, self.summaries.by_id(s, t.summary_id)) for t in transfers],
-                timeline=timeline(s, call.id),
+                timeline=[e for e in timeline(s, call.id) if supervisor or visible_to_agents(e)],
                 recording=recording_dict(current_recording(s, call.id)),
             )
 
@@ -361,5 +364,6 @@ class CallService:
         if detail:
             payload["detail"] = detail
         emit(s, "call_ended", payload, audiences=audience, call_id=call.id)
+        end_for_call(s, call)  # its supervisors go with the room
         effects.delete_room(s, call.room_name)
         return True

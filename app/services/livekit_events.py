@@ -24,6 +24,8 @@ What the events mean:
   asks LiveKit before ending anything).
 - Agent B in the transfer room: the transfer is briefing (a no-op when accept already did it).
 - Agent B in the customer's room after the hand-over: `bridged_at`, the time to a human.
+- A supervisor (`supervisor-<agent id>`) joining changes nothing; leaving ends their supervision
+  (app.services.supervision), never the call, and is never an agent's departure.
 - `room_finished` for a call room with a conversation in progress: the call ends. Transfer
   rooms are only logged: their transfer ends through the API or Twilio, never by a room timeout.
 """
@@ -52,6 +54,7 @@ from app.services.calls import CallService
 from app.services.participants import Who, identify, newer_session, since_ms
 from app.services.phone_legs import PhoneLegs
 from app.services.routing import drain_queue
+from app.services.supervision import SupervisionService
 
 log = logging.getLogger(__name__)
 C, T = states.CallStatus, states.TransferStatus
@@ -151,6 +154,8 @@ class LiveKitEvents:
         if states.is_terminal("call", call.status):
             return "call already ended"
         who = identify(p, call.id)
+        if who.role == "supervisor":
+            return "supervisor present"  # never an agent arriving: nothing about the call changes
         if who.role == "customer":
             # Only a newer session than the newest seen counts, so a join delivered after its
             # own "left" (or after a newer session's join) changes nothing.
@@ -206,9 +211,12 @@ class LiveKitEvents:
         return "agent b bridged" if bridged else "ignored"
 
     def _left_call_room(self, s: Session, call: Call, p) -> str:
+        who = identify(p, call.id)
+        if who.role == "supervisor":
+            # Whatever the call's state: a supervision the call's end has not closed yet closes now.
+            return SupervisionService.left(s, who.supervision_id, who.agent_id, call)
         if states.is_terminal("call", call.status):
             return "call already ended"
-        who = identify(p, call.id)
         if who.role == "agent" and not who.sip:
             return self.departures.left(s, call, who.agent_id, call.room_name) or "ignored"
         if who.role != "customer":

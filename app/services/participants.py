@@ -5,7 +5,8 @@ Never by a guessed identity such as LiveKit SIP's `sip_<number>`:
   headers (app.gateways.livekit_sip): `wt_role` customer or agent_b, `wt_call`, which must be
   the room's own call, and `wt_transfer` for Agent B's leg.
 - Browser participants by the identity in the token the app minted: `customer-<call id>` or
-  `agent-<agent id>`; the worker's hold audio by `hold-<call id>`.
+  `agent-<agent id>`; the worker's hold audio by `hold-<call id>`; a supervisor by
+  `supervisor-<agent id>` (with the supervision its token was for), never as an agent.
 The names (attributes, roles, identities) are the wire contract's, app.protocol.
 """
 from __future__ import annotations
@@ -17,15 +18,26 @@ from sqlalchemy import or_
 
 from app.gateways.livekit import Participant
 from app.models import Call
-from app.protocol import ATTR_CALL, ATTR_ROLE, ATTR_TRANSFER, ROLE_AGENT_B, ROLE_CUSTOMER, customer_identity, hold_identity, parse_identity
+from app.protocol import (
+    ATTR_CALL,
+    ATTR_ROLE,
+    ATTR_SUPERVISION,
+    ATTR_TRANSFER,
+    ROLE_AGENT_B,
+    ROLE_CUSTOMER,
+    customer_identity,
+    hold_identity,
+    parse_identity,
+)
 
 
 @dataclass(frozen=True)
 class Who:
-    role: str  # customer | agent | agent_b | hold | other
+    role: str  # customer | agent | agent_b | hold | supervisor | other
     sip: bool = False
     agent_id: str | None = None
     transfer_id: str | None = None
+    supervision_id: str | None = None
 
 
 def identify(participant: ParticipantInfo, call_id: str) -> Who:
@@ -47,6 +59,8 @@ def identify(participant: ParticipantInfo, call_id: str) -> Who:
     minted = parse_identity(participant.identity)
     if minted is not None and minted[0] == "agent":
         return Who("agent", agent_id=minted[1])
+    if minted is not None and minted[0] == "supervisor":
+        return Who("supervisor", agent_id=minted[1], supervision_id=attrs.get(ATTR_SUPERVISION) or None)
     return Who("other")
 
 

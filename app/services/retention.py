@@ -36,6 +36,7 @@ from app.models import (
     Recording,
     Summary,
     SummaryLease,
+    Supervision,
     Transfer,
     TransferOffer,
     utcnow,
@@ -102,7 +103,7 @@ def prune_calls(db: Database, retention_days: int, *, batch: int = CALL_BATCH, n
 # are listed for completeness: `prunable_calls` excludes a call that has one, re-checked in the
 # deleting transaction, so none is ever deleted here without its audio at Twilio.
 # A customer's stream row left by a process that died has no foreign key, but belongs to its call all the same.
-CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease, Recording, CustomerStream)
+CALL_CHILDREN = (Transfer, Summary, ContextEntry, Event, SummaryLease, HoldLease, Recording, CustomerStream, Supervision)
 
 
 def _delete_calls(s: Session, ids: list[str]) -> None:

@@ -33,6 +33,7 @@ from openapi_spec_validator import validate as validate_openapi
 import app.api.agents
 import app.api.calls
 import app.api.summaries
+import app.api.supervision
 import app.api.transfers
 from app import errors
 from app.api.openapi import CACHE_CONTROL, ERRORS, NOT_BLANK, build_spec
@@ -238,15 +239,15 @@ def capturing_parse_json(monkeypatch):
         captured[(request.method, openapi_path(request.url_rule.rule))] = schema
         return real_parse_json(req, schema)
 
-    for module in (app.api.agents, app.api.calls, app.api.summaries, app.api.transfers):
+    for module in (app.api.agents, app.api.calls, app.api.summaries, app.api.supervision, app.api.transfers):
         monkeypatch.setattr(module, "parse_json", parse_and_capture)
     yield captured
 
 
 # -- the flow -------------------------------------------------------------------------------------
-def _agent(services, app_, agent_id: str):
+def _agent(services, app_, agent_id: str, role: str = "agent"):
     password = f"pw-{agent_id}-123456"
-    services.agents.add(agent_id, agent_id.title(), password, None)
+    services.agents.add(agent_id, agent_id.title(), password, None, role=role)
     client = app_.test_client()
     r = client.post("/api/login", json={"agent_id": agent_id, "password": password})
     assert r.status_code == 200, r.get_data(as_text=True)
@@ -312,6 +313,18 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     _expect(alice.post("/api/add-context", json={"session_id": sid, "text": "Card 4111 1111 1111 1111 charged twice"}, headers=a_csrf), 201)
     _expect(alice.post("/api/add-context", json={"session_id": sid, "text": "x" * 5000}, headers=a_csrf), 422)
     _expect(carol.post("/api/add-context", json={"session_id": sid, "text": "sneaky"}, headers=c_csrf), 403)
+    # A supervisor (away, so no call is routed to her) monitors, then whispers, then stops.
+    sue, s_csrf = _agent(services, app_, "sue", role="supervisor")
+    _expect(sue.post("/api/presence", json={"status": "away"}, headers=s_csrf), 200)
+    _expect(sue.get("/api/me"), 200)
+    _expect(carol.post("/api/supervise", json={"session_id": sid, "mode": "monitor"}, headers=c_csrf), 403)
+    _expect(sue.post("/api/supervise", json={"session_id": sid, "mode": "monitor"}, headers=s_csrf), 201)
+    _expect(sue.post("/api/supervise", json={"session_id": sid, "mode": "whisper"}, headers=s_csrf), 201)
+    _expect(sue.post("/api/supervise", json={"session_id": sid, "mode": "shout"}, headers=s_csrf), 422)
+    _expect(sue.post("/api/supervise", json={"session_id": "nope", "mode": "barge"}, headers=s_csrf), 404)
+    _expect(carol.post("/api/supervise/end", json={"session_id": sid}, headers=c_csrf), 403)
+    _expect(sue.post("/api/supervise/end", json={"session_id": sid}, headers=s_csrf), 200)
+    _expect(sue.post("/api/supervise/end", json={"session_id": sid}, headers=s_csrf), 404)
     _expect(alice.get("/api/calls"), 200)
     _expect(alice.get("/api/calls?mine=1&status=active&limit=1"), 200)
     _expect(alice.get(f"/api/calls?status=ended&limit=5&before={sid}"), 200)
@@ -388,6 +401,7 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     _expect(alice.post("/api/microphone-failed", json={"session_id": sid2, "error": "NotAllowedError"}, headers=a_csrf), 200)
     _expect(anon.post("/api/end-call", json={"session_id": sid2}, headers=key2), 200)
     _expect(anon.post("/api/end-call", json={"session_id": sid2}, headers=key2), 409)
+    _expect(sue.post("/api/supervise", json={"session_id": sid2, "mode": "barge"}, headers=s_csrf), 409)
     _expect(bob.post("/api/end-call", json={"session_id": sid}, headers=b_csrf), 200)
 
     # LiveKit refuses: 503. A stricter rate limit (shared through the database): 429.

@@ -45,6 +45,9 @@ describe('Recent calls wording', () => {
     }
     assert.equal(timelineText({ type: 'transfer_completed', payload: { to_agent_id: 'bob' } }, nameOf), 'Transfer completed to Bob');
     assert.equal(timelineText({ type: 'call_ended', payload: { reason: 'agent_ended' } }, nameOf), 'Call ended (ended by the agent)');
+    assert.equal(timelineText({ type: 'supervision_started', payload: { supervisor_id: 'sue', mode: 'monitor' } }, nameOf), 'Sue started monitoring');
+    assert.equal(timelineText({ type: 'supervision_ended', payload: { supervisor_id: 'sue', mode: 'barge', reason: 'left' } }, nameOf),
+      'Sue stopped taking part (barge-in)');
   });
 
   it('today\'s calls show the time alone, older ones the date too, a missing time nothing', () => {

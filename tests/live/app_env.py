@@ -153,11 +153,13 @@ class LiveEnv:
         return agent
 
     # -- LiveKit participants -------------------------------------------------------------------
-    def join(self, tone_hz: float, token: str, *, muted: bool = False) -> ToneParticipant:
-        """A participant publishing `tone_hz` (or, `muted`, a muted track sending nothing), made
-        on the loop (rtc.Room binds to the loop that creates it)."""
+    def join(self, tone_hz: float, token: str, *, muted: bool = False, publish: bool = True,
+             subscribers: list[str] | None = None) -> ToneParticipant:
+        """A participant publishing `tone_hz` (or, `muted`, a muted track sending nothing; or,
+        not `publish`, nothing at all), made on the loop (rtc.Room binds to the loop that creates
+        it). `subscribers`: the only identities allowed to subscribe to it (ToneParticipant)."""
         async def make():
-            participant = ToneParticipant(tone_hz, muted=muted)
+            participant = ToneParticipant(tone_hz, muted=muted, publish=publish, subscribers=subscribers)
             self.participants.append(participant)
             await participant.join(self.rig.livekit.ws_url, token)
             return participant

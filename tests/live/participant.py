@@ -23,7 +23,8 @@ class ToneParticipant:
     browser agent who joined with the microphone muted does."""
 
     def __init__(self, tone_hz: float, amplitude: float = 0.3, *, muted: bool = False, keep_s: float | None = None,
-                 frame_ms: int = FRAME_MS, queue_ms: int = 200):
+                 frame_ms: int = FRAME_MS, queue_ms: int = 200, publish: bool = True,
+                 subscribers: list[str] | None = None):
         """`keep_s`: keep only the last `keep_s` seconds heard from each identity (sample
         positions stay counted from the start), so a long run with many participants
         (bench/capacity.py) does not hold every second it heard; None keeps everything.
@@ -31,13 +32,19 @@ class ToneParticipant:
         the SDK's native core, so a run with dozens of participants uses longer ones.
         `queue_ms`: audio queued ahead in the SDK; the tone is produced on the event loop, so a loop
         held up longer than this leaves a gap in what is sent (counted in `underruns`) that a
-        browser, capturing on a real-time thread, would not have."""
+        browser, capturing on a real-time thread, would not have.
+        `publish`: False joins subscribe-only (a supervisor monitoring: its token may not publish).
+        `subscribers`: the only identities allowed to subscribe to this participant's tracks, set
+        with `set_track_subscription_permissions` before publishing (a whispering supervisor, as
+        the API's `whisper_to` says); None leaves LiveKit's default, everyone."""
         self.tone_hz = tone_hz
         self.amplitude = amplitude
         self.muted = muted
         self.keep = None if keep_s is None else int(keep_s * RATE)
         self.frame_ms = frame_ms
         self.queue_ms = queue_ms
+        self.publish = publish
+        self.subscribers = subscribers
         self.underruns = 0
         self.track: rtc.LocalAudioTrack | None = None
         self._unmuted = asyncio.Event()
@@ -59,6 +66,15 @@ class ToneParticipant:
     async def join(self, ws_url: str, token: str, timeout: float = 20.0) -> None:
         await asyncio.wait_for(self.room.connect(ws_url, token, rtc.RoomOptions(auto_subscribe=True)),
                                timeout)
+        if not self.publish:
+            return
+        if self.subscribers is not None:
+            # Before the track exists, so no subscriber is ever given it (livekit-server applies
+            # the stored permissions to each track as it is published).
+            self.room.local_participant.set_track_subscription_permissions(
+                allow_all_participants=False,
+                participant_permissions=[rtc.ParticipantTrackPermission(participant_identity=i, allow_all=True)
+                                         for i in self.subscribers])
         self._source = rtc.AudioSource(RATE, 1, queue_size_ms=max(self.queue_ms, 4 * self.frame_ms))
         self.track = rtc.LocalAudioTrack.create_audio_track(f"tone-{self.tone_hz:g}", self._source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
@@ -108,6 +124,10 @@ class ToneParticipant:
 
     def _tone(self, positions: np.ndarray) -> np.ndarray:
         return (self.amplitude * 32767 * np.sin(2 * np.pi * self.tone_hz * positions / RATE)).astype(np.int16)
+
+    def visible_identities(self) -> set[str]:
+        """Who this participant's room shows it (LiveKit's participant list as its client sees it)."""
+        return set(self.room.remote_participants)
 
     def _on_track_subscribed(self, track: rtc.Track, _pub: rtc.RemoteTrackPublication,
                              participant: rtc.RemoteParticipant) -> None:

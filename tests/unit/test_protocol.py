@@ -58,6 +58,9 @@ def test_identities():
     assert p.role_of_identity("customer-c1") == "customer"
     assert p.role_of_identity("agent-x") == "agent"
     assert p.role_of_identity("hold-c1") == "hold"
+    assert p.supervisor_identity("sue") == "supervisor-sue"
+    assert p.parse_identity("supervisor-sue") == ("supervisor", "sue")
+    assert p.role_of_identity("supervisor-sue") == "supervisor"
 
 
 def test_prefixes_cannot_shadow_each_other():
@@ -70,7 +73,7 @@ def test_sip_headers_map_to_the_attributes_tokens_carry():
     assert p.HEADERS_TO_ATTRIBUTES == {"X-WT-Call": "wt_call", "X-WT-Role": "wt_role", "X-WT-Transfer": "wt_transfer"}
     assert set(p.HEADERS_TO_ATTRIBUTES.values()) == set(p.ATTR.values())
     assert all(re.match(r"^X-[A-Za-z0-9][A-Za-z0-9-]*$", h) and not h.lower().startswith("x-twilio") for h in p.HEADERS_TO_ATTRIBUTES)
-    assert {r: r for r in ("customer", "hold", "agent_a", "agent_b", "owner", "leaving")} == p.ROLE
+    assert {r: r for r in ("customer", "hold", "agent_a", "agent_b", "owner", "leaving", "supervisor")} == p.ROLE
 
 
 def test_twiml_and_the_sip_trunk_use_the_contract():

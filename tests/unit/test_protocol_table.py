@@ -80,7 +80,7 @@ def test_room_defaults_and_immutability():
 
 
 def test_identity_prefixes():
-    assert p.IDENTITY_PREFIX == {"customer": "customer-", "agent": "agent-", "hold": "hold-"}
+    assert p.IDENTITY_PREFIX == {"customer": "customer-", "agent": "agent-", "hold": "hold-", "supervisor": "supervisor-"}
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,8 @@ def test_identity_prefixes():
     [
         ("customer-c1", ("customer", "c1")), ("agent-bob", ("agent", "bob")), ("hold-c1", ("hold", "c1")),
         ("customer-x", ("customer", "x")), ("agent-a", ("agent", "a")), ("hold-h", ("hold", "h")),
-        ("customer-", None), ("agent-", None), ("hold-", None), ("sip_+1555", None), ("Agent-bob", None),
+        ("supervisor-sue", ("supervisor", "sue")), ("supervisor-agent-a", ("supervisor", "agent-a")),
+        ("customer-", None), ("agent-", None), ("hold-", None), ("supervisor-", None), ("sip_+1555", None), ("Agent-bob", None),
         ("", None), (None, None), (3, None),
     ],
 )
@@ -100,8 +101,11 @@ def test_parse_identity_and_role(identity, parsed):
 def test_attributes_roles_and_headers():
     assert (p.ATTR_CALL, p.ATTR_ROLE, p.ATTR_TRANSFER) == ("wt_call", "wt_role", "wt_transfer")
     assert p.ATTR == {"call": "wt_call", "role": "wt_role", "transfer": "wt_transfer"}
-    assert (p.ROLE_CUSTOMER, p.ROLE_HOLD, p.ROLE_AGENT_A, p.ROLE_AGENT_B, p.ROLE_OWNER, p.ROLE_LEAVING) == \
-        ("customer", "hold", "agent_a", "agent_b", "owner", "leaving")
+    assert p.ATTR_SUPERVISION == "wt_supervision"
+    assert (p.ROLE_CUSTOMER, p.ROLE_HOLD, p.ROLE_AGENT_A, p.ROLE_AGENT_B, p.ROLE_OWNER, p.ROLE_LEAVING, p.ROLE_SUPERVISOR) == \
+        ("customer", "hold", "agent_a", "agent_b", "owner", "leaving", "supervisor")
+    assert p.ACCOUNT_ROLES == ("agent", "supervisor")
+    assert p.SUPERVISION_MODES == ("monitor", "whisper", "barge")
     assert (p.HEADER_CALL, p.HEADER_ROLE, p.HEADER_TRANSFER) == ("X-WT-Call", "X-WT-Role", "X-WT-Transfer")
     assert list(p.HEADERS_TO_ATTRIBUTES.items()) == [("X-WT-Call", "wt_call"), ("X-WT-Role", "wt_role"), ("X-WT-Transfer", "wt_transfer")]
 
@@ -157,6 +161,8 @@ EVENTS = {
     "transfer_cancelled": ENDED,
     "transfer_failed": ENDED,
     "agent_left": ({"agent_id"}, set()),
+    "supervision_started": ({"supervisor_id", "mode"}, set()),
+    "supervision_ended": ({"supervisor_id", "mode", "reason"}, set()),
     "session_ended": ({"session_ref", "reason"}, set()),
     "stream_replaced": ({"stream_ids", "reason"}, set()),
 }

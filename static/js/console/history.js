@@ -61,6 +61,9 @@ export function recordingView(call) {
   return { src: null, text: 'No recording was made (the call was too short or silent).' };
 }
 
+// A supervisor's mode, inside "Sue started …" (app.services.supervision).
+const SUPERVISION_WORDS = Object.freeze({ monitor: 'monitoring', whisper: 'whispering to the agent', barge: 'taking part (barge-in)' });
+
 /** One timeline event in words. */
 export function timelineText(e, nameOf) {
   return sentence(eventWords(e, nameOf));
@@ -85,6 +88,8 @@ function eventWords(e, nameOf) {
     case 'transfer_cancelled':
     case 'transfer_failed': return `Transfer ${outcomeWord(p.outcome)}${p.reason ? `: ${p.reason}` : ''}`;
     case 'customer_presence': return p.present ? 'Customer reconnected' : 'Customer connection dropped';
+    case 'supervision_started': return `${nameOf(p.supervisor_id)} started ${SUPERVISION_WORDS[p.mode] ?? 'supervising'}`;
+    case 'supervision_ended': return `${nameOf(p.supervisor_id)} stopped ${SUPERVISION_WORDS[p.mode] ?? 'supervising'}`;
     case 'call_ended': return `Call ended (${endedReasonText(p.reason)})`;
     default: return e.type.replaceAll('_', ' ');
   }

@@ -170,7 +170,7 @@ export class Screen {
   renderAudio(state) {
     const a = this.audio;
     const retry = this.roomStatus();
-    const who = { customer: (p) => `${p.name} (customer)`, hold: () => 'hold music' };
+    const who = { customer: (p) => `${p.name} (customer)`, hold: () => 'hold music', supervisor: (p) => `${p.name} (supervisor)` };
     const people = a.remotes().map((p) => who[p.role]?.(p) ?? p.name);
     const el = byId('audio-status');
     el.dataset.state = a.state;

@@ -61,14 +61,15 @@ function bounded(promise, ms, what) {
 /**
  * What a participant is in our rooms, from the attributes the app sets (wt_role, protocol.js):
  * 'customer', 'hold' (the worker playing hold music, `hold-<call id>`: never someone to talk
- * to) or 'agent' (a browser agent, or Agent B's phone leg).
+ * to), 'supervisor' (`supervisor-<agent id>`, whispering or barging in: never the customer's
+ * agent) or 'agent' (a browser agent, or Agent B's phone leg).
  */
 export function roleOf(participant) {
   const role = participant.attributes?.[ATTR.role];
-  if (role === ROLE.customer || role === ROLE.hold) return role;
+  if (role === ROLE.customer || role === ROLE.hold || role === ROLE.supervisor) return role;
   if (role) return 'agent';
   const minted = roleOfIdentity(participant.identity);
-  return minted === 'customer' || minted === 'hold' ? minted : 'agent';
+  return minted === 'customer' || minted === 'hold' || minted === 'supervisor' ? minted : 'agent';
 }
 
 function describeConnectError(err, url) {

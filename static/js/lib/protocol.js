@@ -6,13 +6,13 @@
 export const ROOM_PREFIX = Object.freeze({"call": "call_", "transfer": "transfer_"});
 
 /** Identity prefixes of the participants the app mints tokens for. */
-export const IDENTITY_PREFIX = Object.freeze({"agent": "agent-", "customer": "customer-", "hold": "hold-"});
+export const IDENTITY_PREFIX = Object.freeze({"agent": "agent-", "customer": "customer-", "hold": "hold-", "supervisor": "supervisor-"});
 
 /** Participant attribute names (token attributes; SIP legs get them from our SIP headers). */
 export const ATTR = Object.freeze({"call": "wt_call", "role": "wt_role", "transfer": "wt_transfer"});
 
 /** Values of the `wt_role` attribute and of a room grant's `role`. */
-export const ROLE = Object.freeze({"agent_a": "agent_a", "agent_b": "agent_b", "customer": "customer", "hold": "hold", "leaving": "leaving", "owner": "owner"});
+export const ROLE = Object.freeze({"agent_a": "agent_a", "agent_b": "agent_b", "customer": "customer", "hold": "hold", "leaving": "leaving", "owner": "owner", "supervisor": "supervisor"});
 
 /** A phone number the browser accepts before asking the server (RegExp source). */
 export const E164_PATTERN = "^\\+[1-9]\\d{6,14}$";
@@ -33,13 +33,13 @@ export const TRANSFER_OUTCOME_TEXT = Object.freeze({"agent_a_left": "ended: Agen
 export const TRANSFER_STATUS_LABEL = Object.freeze({"agent_a_left": "Agent A left", "briefing": "Briefing", "busy": "Busy", "caller_left": "Caller left", "cancelled": "Cancelled", "completed": "Completed", "declined": "Declined", "failed": "Failed", "no_answer": "No answer", "pending": "Starting…", "ringing": "Ringing"});
 
 /** Every event type the server emits (SSE event names, `type` when polled). */
-export const EVENT_TYPES = Object.freeze(["agent_left", "call_active", "call_assigned", "call_ended", "call_missed", "call_queued", "context_added", "customer_presence", "session_ended", "stream_replaced", "summary_ready", "transfer_accepted", "transfer_bridged", "transfer_cancelled", "transfer_completed", "transfer_declined", "transfer_failed", "transfer_requested", "transfer_ringing", "transfer_taken"]);
+export const EVENT_TYPES = Object.freeze(["agent_left", "call_active", "call_assigned", "call_ended", "call_missed", "call_queued", "context_added", "customer_presence", "session_ended", "stream_replaced", "summary_ready", "supervision_ended", "supervision_started", "transfer_accepted", "transfer_bridged", "transfer_cancelled", "transfer_completed", "transfer_declined", "transfer_failed", "transfer_requested", "transfer_ringing", "transfer_taken"]);
 
 /** Events about the login and its stream, acted on by the event feed itself. */
 export const SESSION_EVENT_TYPES = Object.freeze(["session_ended", "stream_replaced"]);
 
 /** Payload keys per event type (some only sometimes). */
-export const EVENT_PAYLOAD_KEYS = Object.freeze({"agent_left": ["agent_id"], "call_active": ["agent_id"], "call_assigned": ["caller_number", "channel", "customer_name", "room_name"], "call_ended": ["bridge_status", "detail", "error_code", "reason", "sip_response_code", "status"], "call_missed": ["microphone_error", "reason", "reason_code"], "call_queued": ["channel", "customer_name", "previous_agent_id", "room_name"], "context_added": ["entry"], "customer_presence": ["grace_s", "present"], "session_ended": ["reason", "session_ref"], "stream_replaced": ["reason", "stream_ids"], "summary_ready": ["degraded", "reason", "summary", "transfer_id"], "transfer_accepted": ["channel", "to_agent_id", "to_phone", "to_team", "transfer_id"], "transfer_bridged": ["bridged_at", "transfer_id"], "transfer_cancelled": ["customer_room", "error_code", "handed_over", "outcome", "reason", "reason_code", "sip_response_code", "transfer_id"], "transfer_completed": ["customer_room", "to_agent_id", "to_phone", "transfer_id"], "transfer_declined": ["customer_room", "error_code", "handed_over", "outcome", "reason", "reason_code", "sip_response_code", "transfer_id"], "transfer_failed": ["customer_room", "error_code", "handed_over", "outcome", "reason", "reason_code", "sip_response_code", "transfer_id"], "transfer_requested": ["customer_name", "from_agent_id", "from_agent_name", "ring_timeout_s", "summary", "team_name", "to_phone", "to_team", "transfer_id", "transfer_room"], "transfer_ringing": ["to_agent_id", "to_phone", "to_team", "transfer_id"], "transfer_taken": ["to_agent_id", "to_agent_name", "to_team", "transfer_id"]});
+export const EVENT_PAYLOAD_KEYS = Object.freeze({"agent_left": ["agent_id"], "call_active": ["agent_id"], "call_assigned": ["caller_number", "channel", "customer_name", "room_name"], "call_ended": ["bridge_status", "detail", "error_code", "reason", "sip_response_code", "status"], "call_missed": ["microphone_error", "reason", "reason_code"], "call_queued": ["channel", "customer_name", "previous_agent_id", "room_name"], "context_added": ["entry"], "customer_presence": ["grace_s", "present"], "session_ended": ["reason", "session_ref"], "stream_replaced": ["reason", "stream_ids"], "summary_ready": ["degraded", "reason", "summary", "transfer_id"], "supervision_ended": ["mode", "reason", "supervisor_id"], "supervision_started": ["mode", "supervisor_id"], "transfer_accepted": ["channel", "to_agent_id", "to_phone", "to_team", "transfer_id"], "transfer_bridged": ["bridged_at", "transfer_id"], "transfer_cancelled": ["customer_room", "error_code", "handed_over", "outcome", "reason", "reason_code", "sip_response_code", "transfer_id"], "transfer_completed": ["customer_room", "to_agent_id", "to_phone", "transfer_id"], "transfer_declined": ["customer_room", "error_code", "handed_over", "outcome", "reason", "reason_code", "sip_response_code", "transfer_id"], "transfer_failed": ["customer_room", "error_code", "handed_over", "outcome", "reason", "reason_code", "sip_response_code", "transfer_id"], "transfer_requested": ["customer_name", "from_agent_id", "from_agent_name", "ring_timeout_s", "summary", "team_name", "to_phone", "to_team", "transfer_id", "transfer_room"], "transfer_ringing": ["to_agent_id", "to_phone", "to_team", "transfer_id"], "transfer_taken": ["to_agent_id", "to_agent_name", "to_team", "transfer_id"]});
 
 /** The payload key carrying the call's id in every event about a call. */
 export const CALL_ID_KEY = "session_id";
