@@ -97,7 +97,7 @@ def test_a_microphone_that_cannot_start_passes_the_call_to_another_agent(session
     alert = a.page.locator("#alert-text")
     expect(alert).to_contain_text("Your microphone is not working: access to it is blocked in this browser.")
     expect(alert).to_contain_text("The call has been passed to another agent; you are set to Away.")
-    expect(a.page.get_by_label("Away")).to_be_checked()
+    expect(a.page.get_by_role("radio", name="Away", exact=True)).to_be_checked()
     expect(a.page.locator("#idle-view")).to_be_visible()
     expect(a.page.locator("#idle-text")).to_contain_text("You are away")
     expect_not_in_a_room(a.page)

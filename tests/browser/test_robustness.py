@@ -104,7 +104,7 @@ def test_agent_without_a_microphone_is_told_and_recovers(session):
     alert = a.page.locator("#alert-text")
     expect(alert).to_contain_text("Your microphone is not working: no microphone was found.")
     expect(alert).to_contain_text("The caller is on hold until another agent is free; you are set to Away.")
-    expect(a.page.get_by_label("Away")).to_be_checked()
+    expect(a.page.get_by_role("radio", name="Away", exact=True)).to_be_checked()
     expect(a.page.locator("#idle-view")).to_be_visible()
     expect_not_in_a_room(a.page)
     session.shot(a, "no-microphone")
@@ -118,7 +118,9 @@ def test_agent_without_a_microphone_is_told_and_recovers(session):
     session.shot(customer, "waiting-on-hold-music")
 
     a.page.evaluate("() => { window.__wtMicFailure = null; }")
-    a.page.get_by_label("Available").check()
+    # click, then wait for the server's answer: a render in between may show the old presence for a moment
+    a.page.get_by_role("radio", name="Available", exact=True).click()
+    expect(a.page.get_by_role("radio", name="Available", exact=True)).to_be_checked()
     expect(a.page.locator("#call-heading")).to_have_text("Customer Call Active")
     expect(a.page.locator("#mic-problem")).to_be_hidden()
     expect_audio_from(a.page, "customer-", "Agent A hears the customer with a microphone")

@@ -150,15 +150,17 @@ def test_presence_and_sign_out(session):
     a.page.get_by_role("button", name="Refresh list").click()
     target = a.page.get_by_label("Agent", exact=True)
     expect(target.locator("option", has_text="Bob (bob) · available")).to_be_enabled()
-
-    b.page.get_by_label("Away").check()
+    # click, then wait for the server's answer: a render in between may show the old presence for a moment
+    b.page.get_by_role("radio", name="Away", exact=True).click()
+    expect(b.page.get_by_role("radio", name="Away", exact=True)).to_be_checked()
     expect(b.page.locator("#notices")).to_contain_text("You are away")
     a.page.get_by_role("button", name="Refresh list").click()
     expect(target.locator("option", has_text="Bob (bob) · away")).to_be_disabled()
     b.page.reload()
-    expect(b.page.get_by_label("Away")).to_be_checked()
-
-    b.page.get_by_label("Available").check()
+    expect(b.page.get_by_role("radio", name="Away", exact=True)).to_be_checked()
+    # click, then wait for the server's answer: a render in between may show the old presence for a moment
+    b.page.get_by_role("radio", name="Available", exact=True).click()
+    expect(b.page.get_by_role("radio", name="Available", exact=True)).to_be_checked()
     a.page.get_by_role("button", name="Refresh list").click()
     expect(target.locator("option", has_text="Bob (bob) · available")).to_be_enabled()
 
