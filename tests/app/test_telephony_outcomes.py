@@ -142,7 +142,7 @@ def test_a_dial_that_timed_out_here_but_happened_at_twilio_is_cancelled(setup, s
     a, _caller, call = setup
     sim.timeout_next_create()
     r = a.post("/api/initiate-transfer", {"session_id": call.id, "to_phone": B_PHONE})
-    assert r.status_code == 201
+    assert r.status_code == 201, r.get_data(as_text=True)
     tid = r.json["transfer"]["id"]
     tasks()
     assert last(a, "transfer_failed")["reason_code"] == "dial_failed"
