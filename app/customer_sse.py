@@ -26,11 +26,10 @@ import logging
 import random
 from collections.abc import Iterator
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from app import metrics, states
+from app import states
 from app.errors import NotFound
 from app.protocol import CUSTOMER_STATUS_EVENT, CUSTOMER_STREAM_REPLACED_EVENT
+from app.sse import StreamBody
 
 log = logging.getLogger(__name__)
 
@@ -39,38 +38,14 @@ def status_frame(event_id: int, view: dict) -> str:
     return f"id: {event_id}\nevent: {CUSTOMER_STATUS_EVENT}\ndata: {json.dumps(view, separators=(',', ':'))}\n\n"
 
 
-class CustomerStreamResponse:
-    """The response body; gives back its subscription and its row when the server closes it,
-    whether or not it was ever iterated."""
+class CustomerStreamResponse(StreamBody):
+    """A customer's stream; its row counts against SSE_STREAMS_PER_CALL."""
 
     def __init__(self, services, call_id: str):
-        self.services = services
         # Subscribe before the first read, so a change committed in between still wakes us.
-        self.sub = services.dispatcher.subscribe_call(call_id)
-        try:
-            self.stream_id = services.customer_streams.open(call_id)
-        except Exception:
-            services.dispatcher.unsubscribe(self.sub)
-            raise
-        metrics.SSE_STREAMS.inc()  # given back in close(), which the server always calls
-        self._closed = False
-        self._body = _generate(services, call_id, self.sub, self.stream_id)
-
-    def __iter__(self) -> Iterator[str]:
-        return self._body
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        metrics.SSE_STREAMS.dec()
-        self._body.close()
-        self.services.dispatcher.unsubscribe(self.sub)
-        try:
-            self.services.customer_streams.close(self.stream_id)
-        except SQLAlchemyError:
-            # The row is then the call's oldest and goes at its next open (or with the call).
-            log.warning("could not delete customer stream %s; it will be pruned", self.stream_id, exc_info=True)
+        sub = services.dispatcher.subscribe_call(call_id)
+        super().__init__(services, sub, services.customer_streams, lambda: services.customer_streams.open(call_id),
+                         lambda stream_id: _generate(services, call_id, sub, stream_id))
 
 
 def _generate(services, call_id: str, sub, stream_id: str) -> Iterator[str]:

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,24 +38,25 @@ def frame(item: Delivered) -> str:
     return f"id: {item.id}\nevent: {item.type}\ndata: {data}\n\n"
 
 
-class EventStreamResponse:
-    """The response body: iterates the stream, and whether or not it was ever iterated, gives
-    back its subscription and its stream row when the server closes it (a client that hangs up
-    before the first byte must not hold a slot)."""
+class StreamBody:
+    """A streaming response body that holds a dispatcher subscription and a stream row (which the
+    per-agent or per-call limits count over every process). Whether or not it was ever iterated,
+    it gives both back when the server closes it: a client that hangs up before the first byte
+    must not hold a slot. `sub` is taken first by the caller: a full process refuses there,
+    before any row is written."""
 
-    def __init__(self, services, auth: AuthContext, last_event_id: int | None):
+    def __init__(self, services, sub, registry, open_row: Callable[[], str], body: Callable[[str], Iterator[str]]):
         self.services = services
-        # Subscribe first: the stream_replaced event for a tab opened right after this one must
-        # reach us, and a full process refuses here, before any row is written.
-        self.sub = services.dispatcher.subscribe(auth.agent_id)
+        self.sub = sub
+        self._registry = registry
         try:
-            self.stream_id = services.streams.open(auth.agent_id, auth.login_id)
+            self.stream_id = open_row()
         except Exception:
-            services.dispatcher.unsubscribe(self.sub)
+            services.dispatcher.unsubscribe(sub)
             raise
         metrics.SSE_STREAMS.inc()  # given back in close(), which the server always calls
         self._closed = False
-        self._body = _generate(services, auth, last_event_id, self.sub, self.stream_id)
+        self._body = body(self.stream_id)
 
     def __iter__(self) -> Iterator[str]:
         return self._body
@@ -68,10 +69,22 @@ class EventStreamResponse:
         self._body.close()
         self.services.dispatcher.unsubscribe(self.sub)
         try:
-            self.services.streams.close(self.stream_id)
+            self._registry.close(self.stream_id)
         except SQLAlchemyError:
-            # The row is then the agent's oldest and goes at their next open (or with the session).
+            # The row is then the oldest of its agent (or call) and goes at the next open, or with
+            # the session (or call).
             log.warning("could not delete event stream %s; it will be pruned", self.stream_id, exc_info=True)
+
+
+class EventStreamResponse(StreamBody):
+    """One agent's stream (GET /api/events)."""
+
+    def __init__(self, services, auth: AuthContext, last_event_id: int | None):
+        # Subscribe first: the stream_replaced event for a tab opened right after this one must
+        # reach us, and a full process refuses here, before any row is written.
+        sub = services.dispatcher.subscribe(auth.agent_id)
+        super().__init__(services, sub, services.streams, lambda: services.streams.open(auth.agent_id, auth.login_id),
+                         lambda stream_id: _generate(services, auth, last_event_id, sub, stream_id))
 
 
 def _delivered(item: Delivered) -> None:
