@@ -116,8 +116,9 @@ def sip_uri(room: str, sip_host: str, headers: Mapping[str, str], *, transport: 
 DIAL_TIMEOUT_MAX_S = 600
 
 # <Dial record>: "record-from-answer-dual" records both legs from the moment the dialled party
-# answers, in two channels, the first (parent) leg on channel 1 and the dialled leg on channel 2
-# (https://www.twilio.com/docs/voice/twiml/dial#record). Here that is the caller on one channel and
+# answers, in two channels (https://www.twilio.com/docs/voice/twiml/dial#record); "the first
+# channel of a dual-channel recording contains the parent call and the second channel contains the
+# child call" (RecordingChannels, https://www.twilio.com/docs/voice/api/call-resource). Here that is the caller on one channel and
 # the LiveKit room (whichever agent is talking, hold audio) on the other.
 RECORD_DUAL_FROM_ANSWER = "record-from-answer-dual"
 # recordingStatusCallbackEvent: in-progress, completed, absent; the default is "completed"
