@@ -2,18 +2,15 @@
 own is created on the TEST_DATABASE_URL server and dropped afterwards)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.cluster.stack import Cluster
+from tests.harness.postgres import admin_url
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise pytest.UsageError("the cluster suite runs on PostgreSQL: set TEST_DATABASE_URL (make test does)")
+    url = admin_url("cluster")
     built = Cluster(url, tmp_path_factory.mktemp("cluster"))
     try:
         built.start()

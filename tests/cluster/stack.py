@@ -22,7 +22,6 @@ workers, the only processes that place or update calls.
 """
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import time
@@ -30,9 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import requests
 from livekit import api as lk
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,7 +43,9 @@ from tests.cluster.haproxy import HAProxy
 from tests.doubles.twilio_http import TwilioHttp, WebhookClient
 from tests.doubles.twilio_sim import TwilioSim
 from tests.harness.http import Stream
+from tests.harness.postgres import ThrowawayDatabase
 from tests.harness.server import GunicornServer, flask_cli
+from tests.harness.waiting import until
 from tests.live.app_env import hold_tone_file
 from tests.live.participant import ToneParticipant
 from tests.live.processes import ManagedProcess, PortAllocator
@@ -64,17 +63,6 @@ POLL_S = 0.05
 METRICS_TOKEN = "cluster-metrics-token-0123456789abcdef"
 # The worker's task lease: a killed worker's running tasks are claimed again once it lapses.
 TASK_LEASE_S = 3
-
-
-def until(predicate: Callable[[], Any], what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout:g}s (last: {value!r})")
-        time.sleep(POLL_S)  # the other processes do this in their own time
 
 
 # -- a dashboard agent over HTTP ----------------------------------------------------------------
@@ -123,13 +111,7 @@ class HttpAgent:
 class Cluster:
     def __init__(self, admin_url: str, workdir: Path):
         self.workdir = workdir
-        parts = urlsplit(admin_url)
-        self.db_name = f"wt_cluster_{os.getpid()}"
-        self.admin_url = urlunsplit(parts._replace(scheme="postgresql"))
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        self.db_url = urlunsplit(parts._replace(scheme="postgresql", path=f"/{self.db_name}"))
+        self.database = ThrowawayDatabase(admin_url, "wt_cluster")
         self.api_secret = "wt-cluster-secret-" + secrets.token_hex(16)
         self.trunk_password = "cluster-" + secrets.token_urlsafe(18)
         binaries = Binaries.locate()
@@ -173,7 +155,7 @@ class Cluster:
         return {
             "APP_ENV": "test",
             "SECRET_KEY": SECRET_KEY,
-            "DATABASE_URL": self.db_url,
+            "DATABASE_URL": self.database.url,
             "PUBLIC_BASE_URL": self.haproxy.url,  # Twilio signs, and calls back, the URL we hand it
             "TRUST_PROXY": "1",  # HAProxy is the one hop in front (option forwardfor)
             "METRICS_TOKEN": METRICS_TOKEN,
@@ -231,11 +213,7 @@ class Cluster:
                 step()
             except Exception as err:  # keep tearing down: a leftover process is worse than a message
                 print(f"[cluster] teardown step {getattr(step, '__qualname__', step)} failed: {err!r}")
-        try:
-            with psycopg.connect(self.admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        except psycopg.Error as err:
-            print(f"[cluster] could not drop {self.db_name}: {err}")
+        self.database.drop()
 
     def reset(self) -> None:
         """After a test: its SDK participants leave, its agents take no more calls, and whatever

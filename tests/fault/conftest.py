@@ -3,18 +3,15 @@ module, and a `Run` per test. PostgreSQL only: the suite needs TEST_DATABASE_URL
 its own is created on that server and dropped afterwards)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.fault.stack import Run, Stack
+from tests.harness.postgres import admin_url
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    url = os.environ.get("TEST_DATABASE_URL", "")
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise pytest.UsageError("the fault suite runs on PostgreSQL: set TEST_DATABASE_URL (make test does)")
+    url = admin_url("fault")
     built = Stack(url, tmp_path_factory.mktemp("fault"))
     try:
         built.start()

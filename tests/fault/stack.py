@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import requests
 from livekit.protocol import models as lk_models
 from sqlalchemy import Text, cast, func, or_, select
@@ -42,7 +41,9 @@ from tests.doubles.twilio_http import TwilioHttp, WebhookClient
 from tests.doubles.twilio_sim import RecordingSipLegs, SimCall, SipLeg, TwilioSim
 from tests.fault.proxy import FaultProxy
 from tests.harness.http import Stream
+from tests.harness.postgres import ThrowawayDatabase
 from tests.harness.server import ChildProcess, GunicornServer
+from tests.harness.waiting import until
 
 # -- settings of the app under test ------------------------------------------------------------
 ACCOUNT_SID = "AC" + "f" * 32
@@ -71,18 +72,6 @@ POLL_S = 0.05
 FAILURE_TOLERATED = frozenset({"summary.refresh_draft"})
 
 LOG_PATTERNS = re.compile(r"Traceback|ERROR|CRITICAL|unhandled error|crashed the runner|Exception")
-
-
-def until(predicate: Callable[[], object], what: str, timeout: float) -> object:
-    """Poll `predicate` until it returns something truthy; AssertionError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout:g}s")
-        time.sleep(POLL_S)  # the app's processes do this in their own time
 
 
 # -- HTTP answers ------------------------------------------------------------------------------
@@ -292,12 +281,7 @@ class Stack:
     def __init__(self, admin_url: str, workdir: Path):
         self.workdir = workdir
         parts = urlsplit(admin_url)
-        self.db_name = f"wt_fault_{os.getpid()}"
-        self.admin_url = urlunsplit(parts._replace(scheme="postgresql"))
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}"')
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        self.direct_db_url = urlunsplit(parts._replace(scheme="postgresql", path=f"/{self.db_name}"))
+        self.database = ThrowawayDatabase(admin_url, "wt_fault")
 
         self.livekit = LiveKitTwirpDouble().start()
         self.llm = OpenAICompatibleDouble()
@@ -317,7 +301,7 @@ class Stack:
             "llm": FaultProxy("llm", "127.0.0.1", llm_port),
         }
         proxied_db = urlunsplit(parts._replace(scheme="postgresql", netloc=_with_port(parts, self.proxies["database"].port),
-                                               path=f"/{self.db_name}"))
+                                               path=f"/{self.database.name}"))
         self.env = {
             "PATH": "/usr/bin:/bin",
             "APP_ENV": "test",
@@ -361,7 +345,7 @@ class Stack:
         }
         # The test's own view of the database: direct, never through the proxy.
         direct = {k: v for k, v in self.env.items() if k != "PATH"}
-        direct.update(DATABASE_URL=self.direct_db_url, LIVEKIT_HTTP_URL=self.livekit.url, LLM_PROVIDER="offline")
+        direct.update(DATABASE_URL=self.database.url, LIVEKIT_HTTP_URL=self.livekit.url, LLM_PROVIDER="offline")
         direct.pop("LLM_BASE_URL")
         direct.pop("LLM_MODEL")
         self.local = create_app(direct)
@@ -436,11 +420,7 @@ class Stack:
                 if (self.workdir / name).exists():
                     (target / name).write_bytes((self.workdir / name).read_bytes())
             print(f"[fault stack] logs kept in {target}")
-        try:
-            with psycopg.connect(self.admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        except psycopg.Error as err:
-            print(f"[fault stack] could not drop {self.db_name}: {err}")
+        self.database.drop()
 
 
 def _with_port(parts, port: int) -> str:

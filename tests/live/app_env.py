@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from app.gateways.livekit_sip import is_ours
 from app.worker import Worker
 from tests.aio import LoopThread
 from tests.doubles.twilio_sim import TwilioSim
+from tests.harness.waiting import until
 from tests.live.audio import tone, write_wav
 from tests.live.participant import ToneParticipant
 from tests.live.rig import LOOPBACK, Rig
@@ -40,7 +40,6 @@ AUTH_TOKEN = "live-sim-auth-token-0123456789ab"
 NUMBER = "+15005550006"
 CALLER = "+14155550123"
 B_PHONE = "+14155550199"
-POLL_S = 0.05
 # The hold audio the worker plays in the live tests: a pure tone, so what a customer hears can be
 # told apart by frequency from every party's own tone. Written at 16 kHz, so the worker's
 # resampling to LiveKit's 48 kHz is exercised too.
@@ -186,14 +185,7 @@ class LiveEnv:
     # -- waiting ---------------------------------------------------------------------------------
     def wait_until(self, probe: Callable[[], Any], timeout: float, what: str) -> Any:
         """Poll `probe` (a database row, a room list) until it is truthy."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not {what} after {timeout:.0f}s (last: {value!r})")
-            time.sleep(POLL_S)
+        return until(probe, what, timeout)
 
     def row(self, model, id_):
         with self.services.db.reading() as s:
