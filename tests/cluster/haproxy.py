@@ -13,6 +13,15 @@ Settings, from the HAProxy 2.6 configuration manual (docs.haproxy.org/2.6/config
 - `retries 3` with `retry-on conn-failure` (the default set) and `option redispatch`: a
   connection refused by a dead instance is retried on the other one; "conn-failure" covers only
   failures to establish the connection, so a request that reached an instance is not replayed.
+- `option http-server-close`: connection-close mode on the server side, keep-alive kept on the
+  client side. Without it HAProxy keeps idle connections to
+  each instance and may reuse one (`http-reuse safe`, the default, does so for any request but a
+  client connection's first); when that instance has just been killed, the request is written
+  on a dead socket and the client gets a 502 "invalid or incomplete response", which
+  `retry-on conn-failure` does not cover (the connection had been established). Seen in CI:
+  Agent B's accept after app1's SIGKILL answered 502. With a fresh connection per request, a
+  dead instance always refuses the connect, and that is retried on the other one. The price is
+  one loopback/LAN TCP handshake per request.
 - `option forwardfor`: the client's address in X-Forwarded-For (the app trusts one hop,
   TRUST_PROXY=1, for its per-address limits).
 - `http-response set-header X-WT-Backend %[srv_name]`: which instance answered (the test pins
@@ -53,6 +62,7 @@ def config_text(port: int, stats_port: int, servers: dict[str, int], *, sse_time
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
         "    option forwardfor",
+        "    option http-server-close",
         "    option redispatch",
         "    retries 3",
         "    retry-on conn-failure",
