@@ -176,6 +176,17 @@ def _roles_and_supervisions(session: Session) -> None:
     session.execute(text("UPDATE agents SET role = 'agent' WHERE role IS NULL"))
 
 
+def _status_changed_at(session: Session) -> None:
+    _add_missing(session, ("calls", "transfers"))
+    # Rows from before the column: their last change is not known; the newest moment recorded.
+    session.execute(text(
+        "UPDATE calls SET status_changed_at = COALESCE(ended_at, answered_at, assigned_at, created_at) WHERE status_changed_at IS NULL"
+    ))
+    session.execute(text(
+        "UPDATE transfers SET status_changed_at = COALESCE(ended_at, answered_at, requested_at) WHERE status_changed_at IS NULL"
+    ))
+
+
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
 MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (1, "initial schema", _initial_schema),
@@ -187,6 +198,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (7, "recordings of phone calls", _recordings),
     (8, "customer status streams", _customer_streams),
     (9, "agents.role, supervisions", _roles_and_supervisions),
+    (11, "calls and transfers: status_changed_at", _status_changed_at),
 ]
 
 

@@ -37,11 +37,13 @@ GAP_SPAN = 10_000
 class Subscription:
     """One waiting SSE handler: a private queue filled by the dispatcher, with the events of an
     agent (`audience`) or, for a web customer's status stream, every event about one call
-    (`call_id`: any audience, each recipient's copy included)."""
+    (`call_id`: any audience, each recipient's copy included), or, for a supervisor's floor
+    stream, every event there is (`everything`)."""
 
-    def __init__(self, audience: str | None = None, call_id: str | None = None):
+    def __init__(self, audience: str | None = None, call_id: str | None = None, everything: bool = False):
         self.audience = audience
         self.call_id = call_id
+        self.everything = everything
         self.queue: deque[Delivered] = deque(maxlen=10_000)
         self.ready = threading.Event()
         self.closed = False
@@ -85,6 +87,7 @@ class Dispatcher:
         self.max_streams = max_streams
         self._subs: dict[str, set[Subscription]] = {}
         self._call_subs: dict[str, set[Subscription]] = {}
+        self._every_subs: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -107,6 +110,7 @@ class Dispatcher:
             self._pid = os.getpid()
             self._subs = {}
             self._call_subs = {}
+            self._every_subs = {}
             self._stop.clear()
             # Read the starting point now, not on the thread: a stream that asks for the high
             # water mark right after subscribing must never fall into a window the thread skips.
@@ -117,7 +121,7 @@ class Dispatcher:
 
     def close_streams(self) -> None:
         with self._lock:
-            subs = [sub for groups in (self._subs, self._call_subs) for group in groups.values() for sub in group]
+            subs = [sub for groups in (self._subs, self._call_subs, self._every_subs) for group in groups.values() for sub in group]
         for sub in subs:
             sub.closed = True
             sub.ready.set()
@@ -153,6 +157,11 @@ class Dispatcher:
         same per-process limit as agents' streams: both hold request threads."""
         return self._add(Subscription(call_id=call_id))
 
+    def subscribe_everything(self) -> Subscription:
+        """A queue of every event from now on (a supervisor's floor stream, which only needs to
+        know that something changed); the same per-process limit."""
+        return self._add(Subscription(everything=True))
+
     def _add(self, sub: Subscription) -> Subscription:
         self.ensure_started()  # first: (re)starting replaces the subscription maps
         with self._lock:
@@ -163,6 +172,8 @@ class Dispatcher:
         return sub
 
     def _group_of(self, sub: Subscription) -> tuple[dict[str, set[Subscription]], str]:
+        if sub.everything:
+            return self._every_subs, ""
         return (self._subs, sub.audience) if sub.call_id is None else (self._call_subs, sub.call_id)
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -175,7 +186,7 @@ class Dispatcher:
                     del groups[key]
 
     def _count(self) -> int:
-        return sum(len(s) for s in self._subs.values()) + sum(len(s) for s in self._call_subs.values())
+        return sum(len(s) for groups in (self._subs, self._call_subs, self._every_subs) for s in groups.values())
 
     def subscriber_count(self) -> int:
         with self._lock:
@@ -241,5 +252,6 @@ class Dispatcher:
             subs = list(self._subs.get(row.audience, ())) if row.audience is not None else []
             if row.call_id is not None:
                 subs += self._call_subs.get(row.call_id, ())
+            subs += self._every_subs.get("", ())
         for sub in subs:
             sub.push(row)

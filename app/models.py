@@ -101,6 +101,8 @@ class Call(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_reason: Mapped[str | None] = mapped_column(String(64))
+    # When `status` last changed (app.repo.transition): the supervisor view's "time in state".
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
     # The customer's presence in the room, as LiveKit's webhooks report it. `customer_sid` and
     # `customer_since_ms` identify the customer's newest LiveKit session, so a late "left" for
     # an older session (a web customer who refreshed) changes nothing. `customer_left_at` is
@@ -250,6 +252,8 @@ class Transfer(Base):
     # ...and when LiveKit reported Agent B actually in the customer's room (time to human).
     bridged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When `status` last changed (app.repo.transition), as for calls.
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (
         # Belt and braces for the state machine: at most one open transfer per call.

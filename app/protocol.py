@@ -260,3 +260,6 @@ STREAM_READY_EVENT = "ready"
 # call has too many, the notice not to reconnect.
 CUSTOMER_STATUS_EVENT = "status"
 CUSTOMER_STREAM_REPLACED_EVENT = "stream_replaced"
+# A supervisor's floor stream (GET /api/supervisor/events) sends the floor (the JSON of GET
+# /api/supervisor/floor) under this name, and ends with session_ended or stream_replaced.
+FLOOR_EVENT = "floor"

@@ -81,6 +81,7 @@ def render() -> str:
         ("STREAM_READY_EVENT", p.STREAM_READY_EVENT, "The SSE event that says the stream is live (never stored)."),
         ("CUSTOMER_STATUS_EVENT", p.CUSTOMER_STATUS_EVENT, "A customer's status stream: the call's status (as GET /api/calls/<id>/status)."),
         ("CUSTOMER_STREAM_REPLACED_EVENT", p.CUSTOMER_STREAM_REPLACED_EVENT, "A customer's status stream closed for a newer one: do not reconnect."),
+        ("FLOOR_EVENT", p.FLOOR_EVENT, "A supervisor's floor stream: the floor (as GET /api/supervisor/floor)."),
     ]
     return HEADER + "\n" + "\n".join(_const(*c) for c in consts) + "\n" + FUNCTIONS
 

@@ -24,8 +24,10 @@ def new_id(nbytes: int = 8) -> str:
 
 def transition(s: Session, machine: str, id_: str, event: str, *, only_if=(), **values) -> bool:
     """Apply `event` if the row is in one of its source states (and every `only_if` condition
-    still holds: the facts a decision was based on, re-checked atomically)."""
+    still holds: the facts a decision was based on, re-checked atomically). `status_changed_at`
+    is stamped with the change (the supervisor view's time in state)."""
     model = _MODELS[machine]
+    values.setdefault("status_changed_at", utcnow())
     edge = states.edge(machine, event)
     result = s.execute(
         update(model)

@@ -290,6 +290,13 @@ def _links_from_transfer(*targets: str) -> dict:
 
 # -- the JSON API ---------------------------------------------------------------------------------
 def _api_paths() -> dict:
+    floor_since = {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "description": "Where \"today\" starts for the per-agent counts and the missed calls: an ISO 8601 date-time with a UTC offset (a page sends its local midnight), within the last 48 hours. Absent: 24 hours ago. Empty, without an offset or out of range: 422.",
+        "schema": {"type": "string", "format": "date-time"},
+    }
     since = {
         "name": "since",
         "in": "query",
@@ -680,6 +687,37 @@ def _api_paths() -> dict:
                 errors=(*AGENT_WRITE, *BODY, 404),
             )
         },
+        "/api/supervisor/floor": {
+            "get": _op(
+                "supervisorFloor",
+                "The floor: the queue, every live call and every agent",
+                "supervision",
+                security=AGENT,
+                description="Supervisors only (403 `supervisor_only` for agents). From the database, so every instance answers the same. Durations are not given: each row has the moment its state began, and `server_time` lets a client count on its own clock. Unknown query parameters are refused (422).",
+                parameters=[floor_since],
+                responses={"200": _json(_ref("Floor"), "The floor now.")},
+                errors=(*AGENT_WRITE, 422),
+            )
+        },
+        "/api/supervisor/events": {
+            "get": _op(
+                "streamSupervisorFloor",
+                "The floor as Server-Sent Events, sent again whenever it changes",
+                "supervision",
+                security=AGENT,
+                description="Supervisors only. Each frame is `event: floor` with `data:` the JSON of GET /api/supervisor/floor, sent on connect and whenever the floor changes (re-read on every event and every 5 s). It is one of the supervisor's event streams (the per-session and per-agent limits); `event: stream_replaced` (a newer stream took its place: poll instead, do not reconnect) or `event: session_ended` ends it. Comments (`: keepalive`) keep it open.",
+                parameters=[floor_since],
+                responses={
+                    "200": {
+                        "description": "An endless stream of floors.",
+                        "headers": {"Cache-Control": {"schema": {"const": "no-cache, no-transform"}}},
+                        "content": {"text/event-stream": {"schema": _ref("Floor")}},
+                    },
+                    "503": _error_response("`streams_full`: this process holds as many streams as it may (poll the floor instead); or the database is unavailable.", ("streams_full", "db_unavailable")),
+                },
+                errors=(*AGENT_WRITE, 422),
+            )
+        },
         "/api/notifications/{agent_id}": {
             "get": _op(
                 "listNotifications",
@@ -827,6 +865,7 @@ def _other_paths() -> dict:
         "/": page("customerPage", "The customer page (HTML)", "text/html"),
         "/agent": page("agentConsole", "The agent console (HTML)", "text/html"),
         "/agent-b": page("agentBDashboard", "The Agent B dashboard (HTML)", "text/html"),
+        "/supervisor": page("supervisorView", "The supervisor view (HTML): the floor, transfer figures, monitor / whisper / barge", "text/html"),
         "/media/hold-music.wav": page("holdMusic", "Hold music Twilio plays to queued phone callers", "audio/wav"),
         "/twilio/voice": twilio("twilioVoice", "Twilio: a call comes in"),
         "/twilio/dial-action": twilio("twilioDialAction", "Twilio: the caller's bridge into LiveKit ended"),
@@ -991,6 +1030,60 @@ def _schemas() -> dict:
                 "ended_at": NULLABLE_DATE_TIME,
                 "end_reason": {"type": ["string", "null"], "enum": ["ended", "left", "replaced", "call_ended", None]},
             }
+        ),
+        "Floor": _obj(
+            {
+                "server_time": DATE_TIME,
+                "since": DATE_TIME,
+                "queue": _obj(
+                    {
+                        "waiting": {"type": "array", "items": _obj({
+                            "session_id": STRING,
+                            "customer_name": STRING,
+                            "channel": {"type": "string", "enum": ["web", "phone"]},
+                            "waiting_since": DATE_TIME,
+                            "requeued": {"type": "boolean", "description": "It went back to the queue (its agent did not join, or left)."},
+                        })},
+                        "longest_wait_since": NULLABLE_DATE_TIME,
+                        "missed": {"type": "integer", "minimum": 0, "description": "Calls offered to an agent who did not join in time, since `since`."},
+                    }
+                ),
+                "calls": {"type": "array", "items": _obj({
+                    "session_id": STRING,
+                    "customer_name": STRING,
+                    "channel": {"type": "string", "enum": ["web", "phone"]},
+                    "agent_id": NULLABLE_STRING,
+                    "agent_name": NULLABLE_STRING,
+                    "status": call_status,
+                    "state": {"type": "string", "enum": ["ringing", "talking", "on_hold", "consult", "transferred"]},
+                    "state_label": STRING,
+                    "state_since": DATE_TIME,
+                    "consult": {"oneOf": [{"type": "null"}, _obj({
+                        "transfer_id": STRING,
+                        "kind": {"type": "string", "enum": ["agent", "team", "phone"]},
+                        "with": {"type": "string", "description": "Agent B's name, the team's name, or a phone number's last four digits."},
+                        "stage": {"type": "string", "enum": ["pending", "ringing", "briefing"]},
+                    })]},
+                    "coach": _obj({
+                        "monitor": {"type": "boolean"},
+                        "whisper": {"type": "boolean"},
+                        "barge": {"type": "boolean"},
+                        "note": NULLABLE_STRING,
+                    }),
+                    "agent_on_phone": {"type": "boolean", "description": "The call's agent is a phone Agent B."},
+                })},
+                "agents": {"type": "array", "items": _obj({
+                    "agent_id": STRING,
+                    "name": STRING,
+                    "role": {"type": "string", "enum": ["agent", "supervisor"]},
+                    "presence": {"type": "string", "enum": ["available", "away", "offline"]},
+                    "current_call": NULLABLE_STRING,
+                    "calls_today": {"type": "integer", "minimum": 0},
+                    "transfers_out_today": {"type": "integer", "minimum": 0},
+                    "transfers_in_today": {"type": "integer", "minimum": 0, "description": "Transfers they took the customer from."},
+                })},
+            },
+            description="The floor (GET /api/supervisor/floor); no caller numbers.",
         ),
         "SupervisionGrant": _obj(
             {

@@ -1,13 +1,67 @@
-"""Supervisors in live calls: monitor, whisper, barge (app.services.supervision)."""
+"""Supervisors: the floor (app.services.floor) and its live stream, and monitor, whisper,
+barge in live calls (app.services.supervision)."""
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from datetime import datetime, timedelta
+
+from flask import Response, g, jsonify, request
 
 from app.api import bp
 from app.api.guards import supervisor_required
 from app.api.validation import ID, Field, parse_json
 from app.current import services
+from app.errors import ValidationFailed
+from app.floor_sse import FloorStreamResponse
+from app.models import utcnow
 from app.serializers import supervision_dict
+from app.services.floor import Window
+
+# How far back `since` may go: the per-agent counts are "today"s, a day and a bit at most.
+SINCE_MAX = timedelta(hours=48)
+
+
+def instant(raw: str | None, name: str) -> datetime | None:
+    """An ISO 8601 moment with a UTC offset (a page sends its local midnight as such); None when
+    absent. A moment without an offset is refused: it would be read in the server's zone."""
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00")) if raw.strip() else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ValidationFailed(f"{name} must be an ISO 8601 date and time, e.g. 2026-12-02T00:00:00+01:00.")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValidationFailed(f"{name} must include a UTC offset (Z or +hh:mm).")
+    return moment
+
+
+def floor_window() -> Window:
+    unknown = sorted(set(request.args) - {"since"})
+    if unknown:
+        raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")
+    now = utcnow()
+    since = instant(request.args.get("since"), "since") or now - timedelta(hours=24)
+    if not now - SINCE_MAX <= since <= now:
+        raise ValidationFailed("since must be within the last 48 hours (the start of today).")
+    return Window(since=since)
+
+
+@bp.get("/supervisor/floor")
+@supervisor_required
+def floor():
+    return jsonify(services().floor.snapshot(floor_window()))
+
+
+@bp.get("/supervisor/events")
+@supervisor_required
+def floor_events():
+    stream = FloorStreamResponse(services(), g.agent, floor_window())
+    return Response(
+        stream,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
+    )
 
 
 @bp.post("/supervise")

@@ -19,6 +19,7 @@ from app.services.agents import AgentService, SignInLimits
 from app.services.arrivals import Arrivals
 from app.services.calls import CallService
 from app.services.drafts import DraftRefresher
+from app.services.floor import FloorService
 from app.services.livekit_events import LiveKitEvents
 from app.services.notifications import Notifications
 from app.services.phone_legs import PhoneLegs
@@ -59,6 +60,7 @@ class Services:
     recordings: RecordingService
     teams: TeamService
     supervision: SupervisionService
+    floor: FloorService
 
     def drain_queue(self) -> list[tuple[str, str]]:
         # Not for views: the service method that frees an agent drains the queue itself. Tests
@@ -117,5 +119,6 @@ def build_services(
         recordings=RecordingService(db, twilio, calls),
         teams=TeamService(db),
         supervision=SupervisionService(db, livekit),
+        floor=FloorService(db),
     )
     return services

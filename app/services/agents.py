@@ -251,8 +251,8 @@ class AgentService:
     def sign_in(self, agent_id: str, password: str, client_address: str) -> LoginResult:
         """`login` behind its limits: attempts per address are counted first, and an agent id
         with too many recent failures is refused before any password is checked (only failures
-        count against it, so its owner is not locked out by their own sign-ins). The agent is
-        available afterwards, so waiting callers are routed."""
+        count against it, so its owner is not locked out by their own sign-ins). An agent is
+        available afterwards, so waiting callers are routed (a supervisor is away: `login`)."""
         limits = self.sign_in_limits
         fail_key = f"login-failed:{agent_id}"
         if self.limiter is not None and limits is not None:
@@ -300,7 +300,10 @@ class AgentService:
                 )
             )
             if agent.presence == "offline":
-                agent.presence = "available"
+                # A supervisor signs in away: they are often only watching the floor, and a
+                # waiting caller must not be routed to someone who is not at a console. They
+                # take calls by choosing Available in the console, like anyone back at their desk.
+                agent.presence = "away" if agent.role == "supervisor" else "available"
             return LoginResult(agent, cookie_secret, csrf)
 
     def authenticate(self, cookie_secret: str | None) -> AuthContext | None:

@@ -88,7 +88,7 @@ class SupervisionService:
                 raise Conflict("This is your own call; supervise someone else's.", code="own_call")
             whisper_to: list[str] = []
             if mode == "whisper":
-                if _phone_agent_b(s, call):
+                if phone_agent_b(s, call):
                     raise Conflict(
                         "Whisper is not available on this call: its agent is a phone Agent B, whose audio LiveKit SIP mixes "
                         "in the customer's room, so nothing the app controls could keep the customer from hearing it. "
@@ -172,7 +172,7 @@ def _told(s: Session, call: Call, sup: Supervision) -> set[str]:
     return set()
 
 
-def _phone_agent_b(s: Session, call: Call) -> bool:
+def phone_agent_b(s: Session, call: Call) -> bool:
     """Whether the call's current agent is on the phone: handed over to a phone Agent B."""
     if call.status != C.TRANSFERRED:
         return False

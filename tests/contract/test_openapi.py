@@ -24,7 +24,9 @@ import copy
 import json
 import re
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import responses
@@ -319,6 +321,16 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     _expect(sue.get("/api/me"), 200)
     _expect(carol.post("/api/supervise", json={"session_id": sid, "mode": "monitor"}, headers=c_csrf), 403)
     _expect(sue.post("/api/supervise", json={"session_id": sid, "mode": "monitor"}, headers=s_csrf), 201)
+    floor = _expect(sue.get("/api/supervisor/floor?since=" + quote((datetime.now(UTC) - timedelta(hours=3)).isoformat())), 200)
+    assert [c["session_id"] for c in floor["calls"]] == [sid]
+    _expect(sue.get("/api/supervisor/floor?since="), 422)
+    _expect(sue.get("/api/supervisor/floor?since=2026-12-02T00:00:00"), 422)  # no offset
+    _expect(carol.get("/api/supervisor/floor"), 403)
+    _expect(anon.get("/api/supervisor/floor"), 401)
+    floor_stream = sue.get("/api/supervisor/events", buffered=False)
+    _expect(floor_stream, 200)
+    floor_stream.close()
+    _expect(carol.get("/api/supervisor/events"), 403)
     _expect(sue.post("/api/supervise", json={"session_id": sid, "mode": "whisper"}, headers=s_csrf), 201)
     _expect(sue.post("/api/supervise", json={"session_id": sid, "mode": "shout"}, headers=s_csrf), 422)
     _expect(sue.post("/api/supervise", json={"session_id": "nope", "mode": "barge"}, headers=s_csrf), 404)
@@ -412,7 +424,7 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     assert codes[-1] == 429, codes
 
     # Outside the JSON API: the pages, the hold music, the webhooks.
-    for page in ("/", "/agent", "/agent-b", "/media/hold-music.wav"):
+    for page in ("/", "/agent", "/agent-b", "/supervisor", "/media/hold-music.wav"):
         _expect(anon.get(page), 200)
     _expect(anon.post("/twilio/voice", data={"CallSid": "CA1"}), 503)  # telephony not configured
     body, token = livekit_double.webhook("room_finished", room=call["room_name"])

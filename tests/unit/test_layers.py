@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     # 4. services
     ("app.services",),
     # 5. delivery
-    ("app.event_dispatcher", "app.sse", "app.customer_sse", "app.worker"),
+    ("app.event_dispatcher", "app.sse", "app.customer_sse", "app.floor_sse", "app.worker"),
     # 6. edges
     ("app.api", "app.twilio_webhooks", "app.livekit_webhooks", "app.pages", "app.cli", "app.current", "app.metrics_web", "app.request_logs", "app"),
 ]

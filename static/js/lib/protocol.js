@@ -53,6 +53,9 @@ export const CUSTOMER_STATUS_EVENT = "status";
 /** A customer's status stream closed for a newer one: do not reconnect. */
 export const CUSTOMER_STREAM_REPLACED_EVENT = "stream_replaced";
 
+/** A supervisor's floor stream: the floor (as GET /api/supervisor/floor). */
+export const FLOOR_EVENT = "floor";
+
 /** 'call', 'transfer' or null, by the room name's prefix. */
 export function roomKind(name) {
   if (typeof name !== 'string') return null;
