@@ -1,5 +1,6 @@
 """The browser pages: `/` (customer, "Call Transfer System"), `/agent` (agent console) and
-`/agent-b` ("Agent B Dashboard"), names kept from the original product; and the hold music
+`/agent-b` ("Agent B Dashboard"), names kept from the original product; `/supervisor`
+("Supervisor", the floor and transfer figures); and the hold music
 Twilio plays to queued phone callers.
 
 The pages are small Jinja templates under `static/pages/`; everything they do happens in the ES
@@ -86,6 +87,13 @@ def agent_console():
 @bp.get("/agent-b")
 def agent_b_dashboard():
     return _page("console.html", mode="agent-b", title="Agent B Dashboard")
+
+
+@bp.get("/supervisor")
+def supervisor():
+    # The shell is the same for everyone: it signs in, and shows an agent that the page is for
+    # supervisors. Everything on it comes from supervisor routes, which answer an agent 403.
+    return _page("supervisor.html")
 
 
 # Twilio plays this to phone callers waiting for an agent (`<Play>` in the queue's hold loop):

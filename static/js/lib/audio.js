@@ -126,6 +126,7 @@ export class CallAudio extends EventTarget {
     this.lastDisconnect = null; // DisconnectReason name of the last unexpected disconnect
     this._queue = Promise.resolve();
     this._leaving = new WeakSet();
+    this.policy = { microphone: 'publish', heardBy: null };
   }
 
   _changed() {
@@ -144,17 +145,25 @@ export class CallAudio extends EventTarget {
     return this.state === 'connected' || this.state === 'reconnecting';
   }
 
-  /** Connect to `roomName` (no-op when already there). Resolves true when connected. */
-  join(url, token, roomName) {
-    return this._serial(() => this._join(url, token, roomName));
+  /**
+   * Connect to `roomName` (no-op when already there). Resolves true when connected.
+   * `microphone`: 'publish' (agents, a barging supervisor), or 'none' (a monitoring supervisor,
+   * whose token cannot publish anyway). `heardBy`: when set, only these identities may subscribe
+   * to our tracks (a whisper); set before the microphone is published, so no one else ever
+   * receives a packet of it (livekit-server enforces it: the supervisor's token and
+   * app/services/supervision.py say which rules apply).
+   */
+  join(url, token, roomName, { microphone = 'publish', heardBy = null } = {}) {
+    return this._serial(() => this._join(url, token, roomName, { microphone, heardBy }));
   }
 
   leave() {
     return this._serial(() => this._leave());
   }
 
-  async _join(url, token, roomName) {
+  async _join(url, token, roomName, policy) {
     if (this.room && this.roomName === roomName && this.connected) return true;
+    this.policy = policy;
     // The last failure stays on screen while we try again; success clears it.
     await this._leave({ keepProblem: true });
     const room = new Room({
@@ -192,6 +201,9 @@ export class CallAudio extends EventTarget {
     this.state = 'connected';
     this.problem = null;
     this.canPlay = room.canPlaybackAudio;
+    if (policy.heardBy) {
+      room.localParticipant.setTrackSubscriptionPermissions(false, policy.heardBy.map((identity) => ({ participantIdentity: identity, allowAll: true })));
+    }
     await this._publishMic();
     this._changed();
     return this.room === room;
@@ -221,7 +233,7 @@ export class CallAudio extends EventTarget {
    */
   async _publishMic() {
     const room = this.room;
-    if (!room) return;
+    if (!room || this.policy?.microphone === 'none') return;
     const gone = untilGone(room);
     try {
       const pub = room.localParticipant.getTrackPublication(Track.Source.Microphone);
