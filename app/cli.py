@@ -259,16 +259,18 @@ def register_cli(app: Flask) -> None:
 
     @agents.command("demo")
     def demo():
-        """Create two demo agents with random passwords, only if no agent exists yet."""
+        """Create two demo agents and a demo supervisor (for /supervisor) with random passwords,
+        only if no agent exists yet."""
         svc = services()
         if svc.agents.count():
             click.echo("Agents already exist; no demo agents created.")
             return
         click.echo("Demo agents (passwords are shown once; keep them):")
-        for agent_id, name in (("agent-a", "Demo Agent A"), ("agent-b", "Demo Agent B")):
+        for agent_id, name, role in (("agent-a", "Demo Agent A", "agent"), ("agent-b", "Demo Agent B", "agent"),
+                                     ("supervisor", "Demo Supervisor", "supervisor")):
             password = secrets.token_urlsafe(9)
-            svc.agents.add(agent_id, name, password)
-            click.echo(f"  {agent_id}  password: {password}")
+            svc.agents.add(agent_id, name, password, role=role)
+            click.echo(f"  {agent_id}  password: {password}" + ("  (supervisor: /supervisor)" if role == "supervisor" else ""))
 
     register_team_cli(app)
 

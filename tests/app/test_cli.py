@@ -19,6 +19,9 @@ def test_agents_add_list_and_demo(app):
     assert demo.exit_code == 0 and "agent-a  password:" in demo.output and "agent-b  password:" in demo.output
     password = demo.output.split("agent-a  password: ")[1].split()[0]
     assert app.test_client().post("/api/login", json={"agent_id": "agent-a", "password": password}).status_code == 200
+    assert "supervisor  password:" in demo.output
+    roles = {a.id: a.role for a in app.extensions["wt"].agents.all()}
+    assert roles == {"agent-a": "agent", "agent-b": "agent", "supervisor": "supervisor"}
     assert "already exist" in runner.invoke(args=["agents", "demo"]).output
     added = runner.invoke(args=["agents", "add", "zoe", "--name", "Zoe Q", "--password", "zoe-password", "--phone", "+14155550100"])
     assert added.exit_code == 0, added.output
