@@ -176,6 +176,10 @@ def _roles_and_supervisions(session: Session) -> None:
     session.execute(text("UPDATE agents SET role = 'agent' WHERE role IS NULL"))
 
 
+def _transfer_notified_at(session: Session) -> None:
+    _add_missing(session, ("transfers",))
+
+
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
 MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (1, "initial schema", _initial_schema),
@@ -187,6 +191,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (7, "recordings of phone calls", _recordings),
     (8, "customer status streams", _customer_streams),
     (9, "agents.role, supervisions", _roles_and_supervisions),
+    (10, "transfers.notified_at", _transfer_notified_at),
 ]
 
 

@@ -244,6 +244,11 @@ class Transfer(Base):
     twilio_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     leg_status: Mapped[str | None] = mapped_column(String(16))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When Agent B was first told (migration 10): the transfer_requested event written to one of
+    # their event streams (app.sse; for a team, the first member's), or their phone call placed
+    # with Twilio (app.services.phone_transfers). Set once (`repo.mark_notified`); null when
+    # nobody was reached, or for transfers from before the column.
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When the customer was handed to Agent B (complete, or Agent A leaving mid-briefing)...
     handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
