@@ -25,6 +25,7 @@ from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
 from app.services.recordings import RecordingService
 from app.services.routing import drain_queue
+from app.services.stats import StatsService
 from app.services.streams import CustomerStreamRegistry, StreamRegistry
 from app.services.summaries import SummaryStore
 from app.services.supervision import SupervisionService
@@ -59,6 +60,7 @@ class Services:
     recordings: RecordingService
     teams: TeamService
     supervision: SupervisionService
+    stats: StatsService
 
     def drain_queue(self) -> list[tuple[str, str]]:
         # Not for views: the service method that frees an agent drains the queue itself. Tests
@@ -117,5 +119,6 @@ def build_services(
         recordings=RecordingService(db, twilio, calls),
         teams=TeamService(db),
         supervision=SupervisionService(db, livekit),
+        stats=StatsService(db),
     )
     return services

@@ -46,6 +46,9 @@ T = states.TransferStatus
 
 # Twilio's AnsweredBy values for anything that is not a person (with MachineDetection=Enable).
 MACHINE_ANSWERS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
+# The reason_code of a transfer ended because a machine answered (status no_answer; app.services.stats
+# counts it apart).
+MACHINE_REASON_CODE = "machine"
 BRIDGE_INTRO = "Connecting you to the agent now."
 INVALID_KEY = "That key is not an option."
 BRIDGE_LOST = "We could not connect you to the caller. They will be helped by the next agent. Goodbye."
@@ -119,7 +122,7 @@ class PhoneTransfers:
                 return self._gone(t)
             if answered_by in MACHINE_ANSWERS:
                 reason = f"Voicemail or a machine answered Agent B's phone ({answered_by}); nothing was read to it."
-                end_transfer(s, t, "no_answer", reason=reason, reason_code="machine")
+                end_transfer(s, t, "no_answer", reason=reason, reason_code=MACHINE_REASON_CODE)
                 response = twiml.hang_up()
             else:
                 response = self._briefing(s, t, urls)
