@@ -176,6 +176,10 @@ def _roles_and_supervisions(session: Session) -> None:
     session.execute(text("UPDATE agents SET role = 'agent' WHERE role IS NULL"))
 
 
+def _transfer_notified_at(session: Session) -> None:
+    _add_missing(session, ("transfers",))
+
+
 def _status_changed_at(session: Session) -> None:
     _add_missing(session, ("calls", "transfers"))
     # Rows from before the column: their last change is not known; the newest moment recorded.
@@ -185,6 +189,14 @@ def _status_changed_at(session: Session) -> None:
     session.execute(text(
         "UPDATE transfers SET status_changed_at = COALESCE(ended_at, answered_at, requested_at) WHERE status_changed_at IS NULL"
     ))
+    # The supervisor's reads by period (the floor, GET /api/stats): the models declare the same
+    # indexes, which a new database gets from create_all.
+    for statement in (
+        "CREATE INDEX IF NOT EXISTS ix_calls_created_at ON calls (created_at)",
+        "CREATE INDEX IF NOT EXISTS ix_transfers_requested_at ON transfers (requested_at)",
+        "CREATE INDEX IF NOT EXISTS ix_events_type_created_at ON events (type, created_at)",
+    ):
+        session.execute(text(statement))
 
 
 # Append new steps; never edit one that has shipped. Each runs once, in its own transaction.
@@ -198,7 +210,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Session], None]]] = [
     (7, "recordings of phone calls", _recordings),
     (8, "customer status streams", _customer_streams),
     (9, "agents.role, supervisions", _roles_and_supervisions),
-    (11, "calls and transfers: status_changed_at", _status_changed_at),
+    (10, "transfers.notified_at", _transfer_notified_at),
+    (11, "calls and transfers: status_changed_at; indexes for reads by period", _status_changed_at),
 ]
 
 

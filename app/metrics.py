@@ -189,7 +189,10 @@ class FirstSeen:
 _notified = FirstSeen()
 
 
-def agent_b_notified(transfer_id: str, requested_at: datetime) -> None:
-    """The transfer_requested event reached one of Agent B's streams (app.sse)."""
-    if _notified.first(transfer_id):
-        TRANSFER_NOTIFY.labels("agent").observe(seconds_since(requested_at))
+def agent_b_notified(transfer_id: str, requested_at: datetime) -> bool:
+    """The transfer_requested event reached one of Agent B's streams (app.sse). True the first
+    time in this process (and only then observed), so the caller records it once too."""
+    if not _notified.first(transfer_id):
+        return False
+    TRANSFER_NOTIFY.labels("agent").observe(seconds_since(requested_at))
+    return True

@@ -96,7 +96,7 @@ class Call(Base):
     caller_number: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(16), index=True)
     agent_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("agents.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)  # supervisor statistics read by period
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -245,7 +245,12 @@ class Transfer(Base):
     # ever moved forward, so late or repeated status callbacks cannot make it go back.
     twilio_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     leg_status: Mapped[str | None] = mapped_column(String(16))
-    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)  # supervisor statistics read by period
+    # When Agent B was first told (migration 10): the transfer_requested event written to one of
+    # their event streams (app.sse; for a team, the first member's), or their phone call placed
+    # with Twilio (app.services.phone_transfers). Set once (`repo.mark_notified`); null when
+    # nobody was reached, or for transfers from before the column.
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When the customer was handed to Agent B (complete, or Agent A leaving mid-briefing)...
     handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -316,7 +321,12 @@ class Event(Base):
     # AUTOINCREMENT on SQLite: without it a new row takes max(id)+1, so once pruning deletes the
     # newest rows ids are handed out again, below what every dispatcher and browser (Last-Event-ID)
     # has already seen, and those events are never delivered. PostgreSQL sequences never go back.
-    __table_args__ = (Index("ix_events_audience_id", "audience", "id"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        Index("ix_events_audience_id", "audience", "id"),
+        # The floor and the statistics count one type of event over a period (call_missed).
+        Index("ix_events_type_created_at", "type", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class LiveKitWebhookEvent(Base):

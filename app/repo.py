@@ -7,6 +7,7 @@ won; a loser changes nothing.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -67,6 +68,18 @@ def open_transfer(s: Session, call_id: str) -> Transfer | None:
     return s.scalar(
         select(Transfer).where(Transfer.call_id == call_id, Transfer.status.in_([str(x) for x in states.TRANSFER_OPEN]))
     )
+
+
+def mark_notified(s: Session, transfer_id: str, at: datetime) -> bool:
+    """Agent B was first told of this transfer at `at`; False if an earlier telling (another
+    stream, another process) was recorded already. Only ever set once."""
+    result = s.execute(
+        update(Transfer)
+        .where(Transfer.id == transfer_id, Transfer.notified_at.is_(None))
+        .values(notified_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def claim_agent(s: Session, agent_id: str, call_id: str) -> bool:

@@ -24,6 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import metrics
 from app.events import Delivered, fetch_for_audience
+from app.models import utcnow
+from app.repo import mark_notified
 from app.services.agents import AuthContext
 
 log = logging.getLogger(__name__)
@@ -87,11 +89,25 @@ class EventStreamResponse(StreamBody):
                          lambda stream_id: _generate(services, auth, last_event_id, sub, stream_id))
 
 
-def _delivered(item: Delivered) -> None:
+def _delivered(db, item: Delivered) -> None:
     """After a frame was written (the server asks for the next one only once it has): a
-    transfer_requested event has reached Agent B (it is addressed to them alone)."""
-    if item.type == "transfer_requested" and item.payload.get("transfer_id"):
-        metrics.agent_b_notified(item.payload["transfer_id"], item.created_at)
+    transfer_requested event has reached Agent B (it is addressed to them alone, or to each
+    member offered a team transfer: the first member's stream counts).
+
+    The first time in this process it is observed (wt_transfer_notify_seconds) and recorded as
+    `transfers.notified_at` (one conditional UPDATE, kept if another process was first). A
+    database that fails here must not end the stream: the time is then simply not recorded."""
+    if item.type != "transfer_requested" or not item.payload.get("transfer_id"):
+        return
+    transfer_id = item.payload["transfer_id"]
+    if not metrics.agent_b_notified(transfer_id, item.created_at):
+        return
+    now = utcnow()
+    try:
+        with db.transaction() as s:
+            mark_notified(s, transfer_id, now)
+    except SQLAlchemyError:
+        log.warning("could not record when transfer %s reached Agent B", transfer_id, exc_info=True)
 
 
 def _generate(services, auth: AuthContext, last_event_id: int | None, sub, stream_id: str) -> Iterator[str]:
@@ -123,7 +139,7 @@ def _generate(services, auth: AuthContext, last_event_id: int | None, sub, strea
             for item in backlog:
                 if item.type not in _CONTROL and fresh(item):
                     yield frame(item)
-                    _delivered(item)
+                    _delivered(services.db, item)
             if len(backlog) < 500:
                 break
             cursor = backlog[-1].id
@@ -160,4 +176,4 @@ def _generate(services, auth: AuthContext, last_event_id: int | None, sub, strea
                 continue
             if fresh(item):
                 yield frame(item)
-                _delivered(item)
+                _delivered(services.db, item)

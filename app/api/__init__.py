@@ -13,4 +13,4 @@ def _refuse_unstorable_url_text():
     check_request_text(request.path, request.args)
 
 
-from app.api import agents, calls, health, notifications, openapi, summaries, supervision, teams, transfers  # noqa: E402,F401  (routes register on import)
+from app.api import agents, calls, health, notifications, openapi, stats, summaries, supervision, teams, transfers  # noqa: E402,F401  (routes register on import)

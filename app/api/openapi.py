@@ -35,6 +35,8 @@ from app.events import EVENT_TYPES
 from app.protocol import ACCOUNT_ROLES, CUSTOMER_STATUS_EVENT, CUSTOMER_STREAM_REPLACED_EVENT, SUPERVISION_MODES
 from app.services.call_list import LIST_LIMIT, PAGE_MAX, STATUS_FILTERS
 from app.services.calls import CUSTOMER_NAME_MAX
+from app.services.stats import INSTANT_MAX_LEN, MAX_SPAN
+from app.services.stats_report import CHANNELS, CSV_HEADER, OUTCOMES, TARGET_KINDS, TIMINGS, TREND_DAYS
 from app.services.summaries import CONTEXT_TEXT_MAX
 from app.summaries.base import TEXT_MAX_CHARS, StructuredSummary
 
@@ -234,6 +236,15 @@ def _query_param(name: str, description: str, schema: dict) -> dict:
 
 
 SESSION_ID_PARAM = _path_param("session_id", "The call's id (`session_id` from create-call, or from the agent's events).")
+
+_INSTANT = "An ISO 8601 date and time with a UTC offset or `Z` (RFC 3339), e.g. `2024-05-01T00:00:00+02:00` (send `+` as `%2B`)"
+STATS_PARAMS = [
+    _query_param("from", f"The period's start (inclusive). {_INSTANT}; without an offset, or empty, it is refused (422). Default: 24 hours before `to`.",
+                 {"type": "string", "format": "date-time", "maxLength": INSTANT_MAX_LEN}),
+    _query_param("to", f"The period's end (exclusive), after `from` and at most {MAX_SPAN.days} days later. {_INSTANT}. Default: now.",
+                 {"type": "string", "format": "date-time", "maxLength": INSTANT_MAX_LEN}),
+]
+PRIVATE_NO_STORE = {"Cache-Control": {"schema": {"const": "private, no-store"}}}
 
 PUBLIC: list[dict] = []
 AGENT: list[dict] = [{"agentSession": []}]
@@ -718,6 +729,50 @@ def _api_paths() -> dict:
                 errors=(*AGENT_WRITE, 422),
             )
         },
+        "/api/stats": {
+            "get": _op(
+                "getStats",
+                "Transfer quality over a period: calls, transfer outcomes and targets, timings, a 7-day trend (supervisors)",
+                "supervision",
+                security=AGENT,
+                description=(
+                    "Supervisors only (403 `supervisor_only` for agents). Read from the database (docs/architecture.md, "
+                    "\"Supervisor statistics\"): a call is in the period [from, to) when it was created in it, a transfer when "
+                    "it was requested in it. Timings are in seconds (p50/p95 by linear interpolation, null when there is "
+                    "nothing to measure). `trend` is 7 windows of 24 h, the last one starting at `from`. Phone numbers "
+                    "appear only by their last four digits. Unknown query parameters are refused (422)."
+                ),
+                parameters=STATS_PARAMS,
+                responses={"200": _json(_ref("Stats"), "The statistics of the period.", headers=PRIVATE_NO_STORE)},
+                errors=(*AGENT_READ, 403, 422),
+            )
+        },
+        "/api/stats.csv": {
+            "get": _op(
+                "getStatsCsv",
+                "The period's transfers as CSV, one row per transfer (supervisors)",
+                "supervision",
+                security=AGENT,
+                description=(
+                    "Supervisors only. The transfers requested in [from, to), oldest first, with the columns "
+                    f"{', '.join(f'`{c}`' for c in CSV_HEADER)}; seconds with three decimals, empty when unknown. "
+                    "Text that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage "
+                    "return) gets a leading apostrophe; phone numbers appear only by their last four digits."
+                ),
+                parameters=STATS_PARAMS,
+                responses={
+                    "200": {
+                        "description": "RFC 4180 CSV (CRLF line ends), UTF-8.",
+                        "headers": dict(
+                            PRIVATE_NO_STORE,
+                            **{"Content-Disposition": {"required": True, "description": "`attachment; filename=\"transfers-<from date>-<to date>.csv\"` (the dates in the offsets given).", "schema": STRING}},
+                        ),
+                        "content": {"text/csv": {"schema": STRING}},
+                    }
+                },
+                errors=(*AGENT_READ, 403, 422),
+            )
+        },
         "/api/notifications/{agent_id}": {
             "get": _op(
                 "listNotifications",
@@ -931,6 +986,7 @@ def _structured_summary(*, for_response: bool) -> dict:
 
 def _schemas() -> dict:
     call_status = {"type": "string", "enum": [str(s) for s in states.CallStatus]}
+    count = {"type": "integer", "minimum": 0}
     summary_props = {
         "id": {"type": "integer"},
         "kind": {"type": "string", "enum": ["draft", "transfer", "edited"]},
@@ -1098,6 +1154,61 @@ def _schemas() -> dict:
                     "description": "Whisper only: the identities the supervisor's client must allow (and only them) to subscribe to its track, set before publishing. Empty otherwise.",
                 },
             }
+        ),
+        "Timing": _obj(
+            {
+                "count": {"type": "integer", "minimum": 0, "description": "How many values were measured."},
+                "p50_s": {"type": ["number", "null"], "minimum": 0, "description": "Median, in seconds (null when count is 0)."},
+                "p95_s": {"type": ["number", "null"], "minimum": 0, "description": "95th percentile, in seconds (null when count is 0)."},
+            }
+        ),
+        "Stats": _obj(
+            {
+                "from": DATE_TIME,
+                "to": DATE_TIME,
+                "calls": _obj(
+                    {
+                        "total": count,
+                        "answered": count,
+                        "abandoned": count,
+                        "missed": {"type": "integer", "minimum": 0, "description": "`call_missed` events in the period: an agent given the call did not take it."},
+                        "by_channel": _obj({channel: count for channel in CHANNELS}),
+                    }
+                ),
+                "transfers": _obj(
+                    {
+                        "total": count,
+                        "by_outcome": {
+                            "type": "array",
+                            "minItems": len(OUTCOMES),
+                            "maxItems": len(OUTCOMES),
+                            "description": "Every outcome, always in this order: " + ", ".join(key for key, _label in OUTCOMES) + ".",
+                            "items": _obj({"outcome": {"type": "string", "enum": [key for key, _label in OUTCOMES]}, "label": STRING, "count": count}),
+                        },
+                        "by_target": {
+                            "type": "array",
+                            "description": "Who transfers went to, most first (then by label).",
+                            "items": _obj(
+                                {
+                                    "kind": {"type": "string", "enum": list(TARGET_KINDS)},
+                                    "id": {"type": "string", "description": "The agent or team id; for a phone number `••` and its last four digits."},
+                                    "label": STRING,
+                                    "count": count,
+                                    "completed": count,
+                                }
+                            ),
+                        },
+                    }
+                ),
+                "timings": _obj({name: _ref("Timing") for name in TIMINGS}),
+                "trend": {
+                    "type": "array",
+                    "minItems": TREND_DAYS,
+                    "maxItems": TREND_DAYS,
+                    "items": _obj(dict({"day_start": DATE_TIME, "day_end": DATE_TIME}, **{name: _ref("Timing") for name in TIMINGS})),
+                },
+            },
+            description="Supervisor statistics of a period (GET /api/stats).",
         ),
         "RoomToken": _obj(
             {

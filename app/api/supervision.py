@@ -2,7 +2,7 @@
 barge in live calls (app.services.supervision)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import Response, g, jsonify, request
 
@@ -15,25 +15,10 @@ from app.floor_sse import FloorStreamResponse
 from app.models import utcnow
 from app.serializers import supervision_dict
 from app.services.floor import Window
+from app.services.stats import parse_instant
 
 # How far back `since` may go: the per-agent counts are "today"s, a day and a bit at most.
 SINCE_MAX = timedelta(hours=48)
-
-
-def instant(raw: str | None, name: str) -> datetime | None:
-    """An ISO 8601 moment with a UTC offset (a page sends its local midnight as such); None when
-    absent. A moment without an offset is refused: it would be read in the server's zone."""
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00")) if raw.strip() else None
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise ValidationFailed(f"{name} must be an ISO 8601 date and time, e.g. 2026-12-02T00:00:00+01:00.")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValidationFailed(f"{name} must include a UTC offset (Z or +hh:mm).")
-    return moment
 
 
 def floor_window() -> Window:
@@ -41,7 +26,8 @@ def floor_window() -> Window:
     if unknown:
         raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")
     now = utcnow()
-    since = instant(request.args.get("since"), "since") or now - timedelta(hours=24)
+    raw = request.args.get("since")
+    since = parse_instant(raw, "since") if raw is not None else now - timedelta(hours=24)
     if not now - SINCE_MAX <= since <= now:
         raise ValidationFailed("since must be within the last 48 hours (the start of today).")
     return Window(since=since)

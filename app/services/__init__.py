@@ -26,6 +26,7 @@ from app.services.phone_legs import PhoneLegs
 from app.services.phone_transfers import PhoneTransfers
 from app.services.recordings import RecordingService
 from app.services.routing import drain_queue
+from app.services.stats import StatsService
 from app.services.streams import CustomerStreamRegistry, StreamRegistry
 from app.services.summaries import SummaryStore
 from app.services.supervision import SupervisionService
@@ -61,6 +62,7 @@ class Services:
     teams: TeamService
     supervision: SupervisionService
     floor: FloorService
+    stats: StatsService
 
     def drain_queue(self) -> list[tuple[str, str]]:
         # Not for views: the service method that frees an agent drains the queue itself. Tests
@@ -120,5 +122,6 @@ def build_services(
         teams=TeamService(db),
         supervision=SupervisionService(db, livekit),
         floor=FloorService(db),
+        stats=StatsService(db),
     )
     return services

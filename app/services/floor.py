@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 from app import states
 from app.db import Database
 from app.models import Agent, Call, Event, Team, Transfer, utcnow
+from app.services.stats_report import mask_phone
 from app.services.supervision import LIVE as SUPERVISABLE
 from app.services.supervision import phone_agent_b
 
@@ -36,12 +37,6 @@ STATE_LABELS = {
     "consult": "Consult",
     "transferred": "Transferred",
 }
-
-
-def phone_label(number: str | None) -> str:
-    """A phone target as a supervisor sees it: the last four digits only."""
-    digits = "".join(ch for ch in number or "" if ch.isdigit())
-    return f"Phone ••{digits[-4:]}" if digits else "Phone"
 
 
 @dataclass(frozen=True)
@@ -155,7 +150,7 @@ class FloorService:
             elif transfer.to_team:
                 kind, label = "team", teams.get(transfer.to_team, transfer.to_team)
             else:
-                kind, label = "phone", phone_label(transfer.to_phone)
+                kind, label = "phone", f"Phone {mask_phone(transfer.to_phone or '')}"
             consult = {"transfer_id": transfer.id, "kind": kind, "with": label, "stage": transfer.status}
             if state == "consult":
                 since = transfer.status_changed_at or transfer.requested_at

@@ -31,7 +31,7 @@ from app.errors import TelephonyNotConfigured, TwilioError, ValidationFailed
 from app.events import emit
 from app.gateways.livekit import LiveKitGateway
 from app.models import Agent, Transfer, utcnow
-from app.repo import claim_agent, load_call, load_transfer, require_transition
+from app.repo import claim_agent, load_call, load_transfer, mark_notified, require_transition
 from app.services import effects
 from app.services.calls import CallService
 from app.services.phone_legs import PhoneLegs, leg_answered
@@ -46,6 +46,9 @@ T = states.TransferStatus
 
 # Twilio's AnsweredBy values for anything that is not a person (with MachineDetection=Enable).
 MACHINE_ANSWERS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
+# The reason_code of a transfer ended because a machine answered (status no_answer; app.services.stats
+# counts it apart).
+MACHINE_REASON_CODE = "machine"
 BRIDGE_INTRO = "Connecting you to the agent now."
 INVALID_KEY = "That key is not an option."
 BRIDGE_LOST = "We could not connect you to the caller. They will be helped by the next agent. Goodbye."
@@ -95,10 +98,12 @@ class PhoneTransfers:
                 end_transfer(s, load_transfer(s, transfer_id), "fail", reason=err.message[:REASON_MAX], error_code=code, reason_code="dial_failed")
             return "failed"
         # Agent B is being told: Twilio has the call to their phone (this task runs once per
-        # transfer, never retried, so this is observed once).
-        metrics.TRANSFER_NOTIFY.labels("phone").observe(metrics.seconds_since(requested_at))
+        # transfer, never retried, so this is observed once; `notified_at` is set once anyway).
+        now = utcnow()
+        metrics.TRANSFER_NOTIFY.labels("phone").observe(metrics.seconds_since(requested_at, now))
         with self.db.transaction() as s:
             self._record_leg(s, transfer_id, sid, "queued")
+            mark_notified(s, transfer_id, now)
             t = load_transfer(s, transfer_id)
             if t.status not in states.TRANSFER_OPEN:
                 self.legs.schedule_teardown(s, t)  # cancelled (or the caller left) while Twilio was still answering us
@@ -117,7 +122,7 @@ class PhoneTransfers:
                 return self._gone(t)
             if answered_by in MACHINE_ANSWERS:
                 reason = f"Voicemail or a machine answered Agent B's phone ({answered_by}); nothing was read to it."
-                end_transfer(s, t, "no_answer", reason=reason, reason_code="machine")
+                end_transfer(s, t, "no_answer", reason=reason, reason_code=MACHINE_REASON_CODE)
                 response = twiml.hang_up()
             else:
                 response = self._briefing(s, t, urls)

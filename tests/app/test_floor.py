@@ -196,7 +196,7 @@ def test_agents_and_strangers_get_no_floor(client, make_agent):
 
 
 @pytest.mark.parametrize("since, why", [
-    ("", "ISO 8601"),
+    ("", "empty"),
     ("yesterday", "ISO 8601"),
     ("2026-12-02T00:00:00", "UTC offset"),
     ("2000-01-01T00:00:00Z", "48 hours"),

@@ -416,6 +416,18 @@ def _drive(app_, services, make_app, livekit_double) -> None:
     _expect(sue.post("/api/supervise", json={"session_id": sid2, "mode": "barge"}, headers=s_csrf), 409)
     _expect(bob.post("/api/end-call", json={"session_id": sid}, headers=b_csrf), 200)
 
+    # Supervisor statistics of the flow so far (its transfers: declined, cancelled, completed, a team's).
+    stats = _expect(sue.get("/api/stats"), 200)
+    assert stats["transfers"]["total"] >= 4 and stats["transfers"]["by_target"]
+    _expect(sue.get("/api/stats?from=2024-05-01T00:00:00%2B02:00&to=2024-05-08T00:00:00%2B02:00"), 200)
+    _expect(sue.get("/api/stats.csv"), 200)
+    for bad in ("from=", "from=2024-05-01T00:00:00", "to=yesterday", "from=2024-05-01T00:00Z&to=2024-07-01T00:00Z", "mine=1"):
+        _expect(sue.get(f"/api/stats?{bad}"), 422)
+        _expect(sue.get(f"/api/stats.csv?{bad}"), 422)
+    for path in ("/api/stats", "/api/stats.csv"):
+        _expect(carol.get(path), 403)
+        _expect(anon.get(path), 401)
+
     # LiveKit refuses: 503. A stricter rate limit (shared through the database): 429.
     livekit_double.fail_next("CreateRoom", status=503, code="unavailable")
     _expect(anon.post("/api/create-call", json={"customer_name": "Jane"}), 503)

@@ -12,7 +12,8 @@ Schemathesis runs through its engine (what `st run` uses), in this process: its 
 fixture-based loader does not work with pytest 9 (it sets `Function._nodeid`, gone in pytest 9).
 
 Who the requests come from (`Parties`): agents `agent-a` and `agent-b`, each logged in once
-(cookie + `X-CSRF-Token`); for an operation on one of the run's calls, the agent handling it now
+(cookie + `X-CSRF-Token`); for the supervisor statistics, the supervisor `sup-a` (away, so no call
+of the run is routed to her; the other supervisor routes keep the agents' 403); for an operation on one of the run's calls, the agent handling it now
 (the customer status route says), for Agent B's routes the transfer's Agent B, for Agent A's its
 Agent A; logout with a throwaway session of its own, so it never ends the others; web customers
 with the `customer_key` create-call gave for their call. The run keeps its agents usable: when a
@@ -41,6 +42,8 @@ pytestmark = pytest.mark.e2e
 
 SEED = 20261201
 AGENTS = {"agent-a": ("Agent A", "agent-a-password-1"), "agent-b": ("Agent B", "agent-b-password-1")}
+SUPERVISOR = ("sup-a", "Sup A", "sup-a-password-1")
+SUPERVISOR_ROUTES = {"/api/stats", "/api/stats.csv"}
 AGENT_B_ROUTES = {"/api/accept-transfer", "/api/decline-transfer"}
 AGENT_A_TRANSFER_ROUTES = {"/api/complete-transfer", "/api/cancel-transfer"}
 RESTORES_PRESENCE = {"/api/presence", "/api/microphone-failed"}
@@ -105,6 +108,12 @@ enabled = false
 include-path = "/api/initiate-transfer"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
+# The statistics' period: `from` before `to`, at most 31 days, years 1970 to 9998, whole-minute
+# offsets and no leap second; none of it expressible in JSON Schema (refused with 422).
+[[operations]]
+include-path-regex = "^/api/stats"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422", "5xx"]
+
 [[operations]]
 include-path = "/api/calls/{{session_id}}/summary"
 include-method = "PUT"
@@ -119,14 +128,16 @@ class Parties:
         self.url = url
         self.lock = threading.Lock()
         self.sessions = {agent_id: self.login(agent_id) for agent_id in AGENTS}
+        self.sessions[SUPERVISOR[0]] = self.login(SUPERVISOR[0], SUPERVISOR[2])
+        self.set_presence(SUPERVISOR[0], "away")
         self.issued = {cookie for cookie, _csrf in self.sessions.values()}
         self.by_name = {name: agent_id for agent_id, (name, _pw) in AGENTS.items()}
         self.customer_keys: dict[str, str] = {}
         self.live_calls: set[str] = set()
         self.transfers: dict[str, tuple[str, str | None]] = {}  # id -> (Agent A, Agent B)
 
-    def login(self, agent_id: str) -> tuple[str, str]:
-        r = requests.post(f"{self.url}/api/login", json={"agent_id": agent_id, "password": AGENTS[agent_id][1]}, timeout=10)
+    def login(self, agent_id: str, password: str | None = None) -> tuple[str, str]:
+        r = requests.post(f"{self.url}/api/login", json={"agent_id": agent_id, "password": password or AGENTS[agent_id][1]}, timeout=10)
         assert r.status_code == 200, r.text
         return r.cookies["wt_session"], r.json()["csrf_token"]
 
@@ -181,6 +192,8 @@ class Parties:
             return set(self.customer_keys.values()) | {NO_KEY}
 
     def _acting_agent(self, case, key: str | None) -> str:
+        if case.path in SUPERVISOR_ROUTES:
+            return SUPERVISOR[0]
         transfer = self.transfers.get(self._field(case, "transfer_id") or "")
         if case.path in AGENT_B_ROUTES:
             return transfer[1] if transfer and transfer[1] in AGENTS else "agent-b"
@@ -242,9 +255,13 @@ class Parties:
         self.make_available()
 
     def make_available(self) -> None:
-        for cookie, csrf in self.sessions.values():
-            r = requests.post(f"{self.url}/api/presence", json={"status": "available"}, cookies={"wt_session": cookie}, headers={"X-CSRF-Token": csrf}, timeout=10)
-            assert r.status_code == 200, r.text
+        for agent_id in AGENTS:
+            self.set_presence(agent_id, "available")
+
+    def set_presence(self, agent_id: str, status: str) -> None:
+        cookie, csrf = self.sessions[agent_id]
+        r = requests.post(f"{self.url}/api/presence", json={"status": status}, cookies={"wt_session": cookie}, headers={"X-CSRF-Token": csrf}, timeout=10)
+        assert r.status_code == 200, r.text
 
 
 @pytest.fixture
@@ -265,6 +282,7 @@ def served(database_url, livekit_double, make_app, tmp_path):
     assert "Schema is up to date" in flask_cli(env, "init-db")
     for agent_id, (name, password) in AGENTS.items():
         flask_cli(env, "agents", "add", agent_id, "--name", name, "--password", password)
+    flask_cli(env, "agents", "add", SUPERVISOR[0], "--name", SUPERVISOR[1], "--password", SUPERVISOR[2], "--role", "supervisor")
     server = GunicornServer(env, tmp_path / "gunicorn.log").start()
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
