@@ -66,6 +66,8 @@ def supervisor_required(view):
         g.agent = auth
         return view(*args, **kwargs)
 
+    # Marks the route, so a test can find every supervisor route and check it refuses agents.
+    wrapper.supervisor_only = True
     return wrapper
 
 

@@ -99,6 +99,30 @@ def test_migration_9_makes_existing_accounts_agents(services, make_agent):
 
 
 # -- permissions -----------------------------------------------------------------------------------
+READ_ROUTES = ["/api/supervisor/floor", "/api/supervisor/events", "/api/stats", "/api/stats.csv"]
+
+
+def test_every_supervisor_route_is_checked_here(app):
+    """The routes marked by `supervisor_required` are exactly those the tests below drive as an
+    agent: a new supervisor route is either added to them or fails here."""
+    marked = {
+        rule.rule for rule in app.url_map.iter_rules()
+        if getattr(app.view_functions[rule.endpoint], "supervisor_only", False)
+    }
+    assert marked == {path for path, _ in SUPERVISOR_ROUTES} | set(READ_ROUTES)
+
+
+def test_agents_get_403_on_every_supervisor_read(make_agent, client):
+    alice = make_agent("alice")
+    start_call(client, alice)
+    for path in READ_ROUTES:
+        r = alice.get(path)
+        assert r.status_code == 403 and r.json["error"]["code"] == "supervisor_only", (path, r.get_data(as_text=True))
+        assert client.get(path).status_code == 401
+    # The page itself is a shell for anyone; what it shows comes only from the routes above.
+    assert alice.get("/supervisor").status_code == 200
+
+
 def test_agents_get_403_on_every_supervisor_route(make_agent, client):
     a = make_agent("alice")
     call = start_call(client, a)

@@ -71,7 +71,8 @@ export class StatsPanel {
       byId('stats-status').textContent = `The figures could not be loaded: ${err.message}`;
       return;
     }
-    byId('stats-status').textContent = `${stats.transfers.total} transfers today, as of ${now.toLocaleTimeString()}.`;
+    const total = stats.transfers.total;
+    byId('stats-status').textContent = `${total} ${total === 1 ? 'transfer' : 'transfers'} today, as of ${now.toLocaleTimeString()}.`;
     this.render(stats);
   }
 
