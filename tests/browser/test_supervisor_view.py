@@ -1,6 +1,7 @@
 """The supervisor view (/supervisor) through a whole warm transfer, in four browsers: Sue (a
 supervisor) watches the queue fill, the call go to Alice, Alice consult Bob and hand over, and
-today's outcome chart count it, all without reloading; she listens in on the way, unheard. An
+today's outcome chart count it, all without reloading; on the way she listens in unseen and
+unheard, whispers to Alice (the customer's browser is refused the track) and joins the call. An
 agent who opens the page is told it is for supervisors. axe-core runs in every state and finds
 nothing; a screenshot of each state is under artifacts/browser/<test>/."""
 from __future__ import annotations
@@ -70,9 +71,25 @@ def test_the_supervisor_view_follows_a_whole_transfer_live(session):
     expect(page.locator("#supervising-text")).to_contain_text("Nobody hears you")
     expect_audio_from(page, "customer-", "Sue hears the customer")
     expect_audio_from(page, "agent-alice", "Sue hears Alice")
-    remotes_of_alice = a.page.evaluate("() => window.wtDiagnostics.remotes().map((p) => p.identity)")
-    assert not [i for i in remotes_of_alice if i.startswith("supervisor-")], remotes_of_alice
+    for who in (a, customer):
+        seen = who.page.evaluate("() => window.wtDiagnostics.remotes().map((p) => p.identity)")
+        assert "customer-" in str(seen) or "agent-alice" in str(seen), seen  # the lists are there...
+        assert not [i for i in seen if i.startswith("supervisor-")], f"{who.name} sees the monitor: {seen}"  # ...without Sue
     no_violations(session, sue, "monitoring")
+
+    # A whisper: Alice hears Sue; the customer's browser is refused her track.
+    page.get_by_role("button", name="Whisper: Jane Doe with Alice").click()
+    expect(page.locator("#supervising-text")).to_contain_text("Only they hear you")
+    expect_audio_from(a.page, "supervisor-sue", "Alice hears Sue's whisper")
+    heard_by_customer = customer.page.evaluate(
+        "async () => (await window.wtDiagnostics.audioStats()).received.filter((r) => r.identity.startsWith('supervisor-'))")
+    assert heard_by_customer == [], f"the customer received the whisper: {heard_by_customer}"
+    no_violations(session, sue, "whispering")
+
+    # Barge: Sue joins; the customer hears her too.
+    page.get_by_role("button", name="Join: Jane Doe with Alice").click()
+    expect(page.locator("#supervising-text")).to_contain_text("Everyone hears you")
+    expect_audio_from(customer.page, "supervisor-sue", "the customer hears Sue barge in")
     page.get_by_role("button", name="Stop").click()
     expect(page.locator("#supervising")).to_be_hidden()
 

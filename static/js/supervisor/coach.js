@@ -7,6 +7,7 @@
 
 import { byId, show } from '../lib/dom.js';
 
+const HEADING = { monitor: 'Listening in', whisper: 'Whispering', barge: 'In the call' };
 const DESCRIBE = {
   monitor: (c) => `Listening to ${c.customer_name} and ${c.agent_name ?? 'the agent'}. Nobody hears you or sees you in the call.`,
   whisper: (c) => `Whispering to ${c.agent_name ?? 'the agent'}. Only they hear you; ${c.customer_name} does not.`,
@@ -76,6 +77,7 @@ export class Coach {
     show(byId('supervising'), Boolean(current));
     if (!current) return;
     byId('supervising').dataset.mode = current.mode;
+    byId('supervising-heading').textContent = HEADING[current.mode];
     byId('supervising-text').textContent = DESCRIBE[current.mode](current.call);
     this._renderAudio();
   }
