@@ -22,7 +22,7 @@ from app.db import Database
 from app.models import Agent, Call, Event, Team, Transfer, utcnow
 from app.services.stats_report import mask_phone
 from app.services.supervision import LIVE as SUPERVISABLE
-from app.services.supervision import phone_agent_b
+from app.services.supervision import calls_with_phone_agent_b
 
 C = states.CallStatus
 T = states.TransferStatus
@@ -81,7 +81,7 @@ class FloorService:
                     Transfer.status.in_([str(x) for x in states.TRANSFER_OPEN]),
                 ))
             } if live else {}
-            phone_b = {c.id for c in live if c.status == C.TRANSFERRED and phone_agent_b(s, c)}
+            phone_b = calls_with_phone_agent_b(s, live)
             missed = s.scalar(select(func.count()).select_from(Event).where(
                 Event.type == "call_missed", Event.created_at >= window.since)) or 0
             agents = list(s.scalars(select(Agent).where(Agent.disabled_at.is_(None)).order_by(Agent.name, Agent.id)))

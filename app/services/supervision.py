@@ -174,10 +174,17 @@ def _told(s: Session, call: Call, sup: Supervision) -> set[str]:
 
 def phone_agent_b(s: Session, call: Call) -> bool:
     """Whether the call's current agent is on the phone: handed over to a phone Agent B."""
-    if call.status != C.TRANSFERRED:
-        return False
-    last = s.scalar(
-        select(Transfer).where(Transfer.call_id == call.id, Transfer.status == str(states.TransferStatus.COMPLETED))
-        .order_by(Transfer.ended_at.desc()).limit(1)
-    )
-    return last is not None and bool(last.to_phone) and last.to_agent_id == call.agent_id
+    return call.id in calls_with_phone_agent_b(s, [call])
+
+
+def calls_with_phone_agent_b(s: Session, calls: list[Call]) -> set[str]:
+    """Which of `calls` have a phone Agent B as their current agent: transferred, and the last
+    completed transfer went to a phone number (one query for all, for the supervisor's floor)."""
+    transferred = {c.id: c for c in calls if c.status == C.TRANSFERRED}
+    if not transferred:
+        return set()
+    last: dict[str, Transfer] = {}
+    for t in s.scalars(select(Transfer).where(Transfer.call_id.in_(list(transferred)), Transfer.status == str(states.TransferStatus.COMPLETED))):
+        if t.call_id not in last or (t.ended_at or t.requested_at) > (last[t.call_id].ended_at or last[t.call_id].requested_at):
+            last[t.call_id] = t
+    return {cid for cid, t in last.items() if t.to_phone and t.to_agent_id == transferred[cid].agent_id}
