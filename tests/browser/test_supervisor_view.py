@@ -123,3 +123,26 @@ def test_the_supervisor_view_follows_a_whole_transfer_live(session):
     expect(a.page.get_by_role("heading", name="This page is for supervisors")).to_be_visible()
     expect(a.page.locator("#floor-view")).to_be_hidden()
     no_violations(session, a, "agent-refused")
+
+
+def test_the_floor_still_updates_by_polling_when_its_stream_is_blocked(session):
+    """A proxy that breaks Server-Sent Events: the page says it is polling, and a caller arriving
+    still shows without a reload."""
+    server = session.server
+    server.services.agents.add("sue", "Sue", AGENT_PASSWORD, role="supervisor")
+    sue, customer = session.person("supervisor"), session.person("customer")
+    blocked: list[str] = []
+
+    def abort(route):
+        blocked.append(route.request.url)
+        route.abort()
+
+    sue.context.route("**/api/supervisor/events*", abort)
+    sign_in_supervisor(sue.page, "sue")
+    page = sue.page
+    expect(page.locator("#feed-status")).to_have_attribute("data-mode", "polling")
+    expect(page.locator("#feed-status")).to_have_text("Updates: every few seconds")
+    start_call(customer.page, "Paula Poll")
+    expect(page.locator("#queue-rows tr")).to_contain_text("Paula Poll")
+    assert blocked, "the stream was never asked for"
+    no_violations(session, sue, "polling")
