@@ -190,7 +190,9 @@ def _status_changed_at(session: Session) -> None:
         "UPDATE transfers SET status_changed_at = COALESCE(ended_at, answered_at, requested_at) WHERE status_changed_at IS NULL"
     ))
     # The supervisor's reads by period (the floor, GET /api/stats): the models declare the same
-    # indexes, which a new database gets from create_all.
+    # indexes, which a new database gets from create_all. Built inside the migration's
+    # transaction (not CONCURRENTLY), so writes to these tables wait while they are built: seconds
+    # for tables that retention keeps to CALL_RETENTION_DAYS / EVENT_RETENTION_DAYS.
     for statement in (
         "CREATE INDEX IF NOT EXISTS ix_calls_created_at ON calls (created_at)",
         "CREATE INDEX IF NOT EXISTS ix_transfers_requested_at ON transfers (requested_at)",

@@ -31,6 +31,8 @@ from app.sse import StreamBody, frame
 
 FLOOR_SETTLE_S = 0.2
 FLOOR_REFRESH_S = 5.0
+# Every event anywhere wakes every floor stream; a busy floor is re-read at most this often.
+FLOOR_MIN_GAP_S = 1.0
 
 
 def floor_frame(event_id: int, floor: dict) -> str:
@@ -61,6 +63,7 @@ def _generate(services, auth: AuthContext, window: Window, sub, stream_id: str) 
     heartbeat = services.settings.SSE_HEARTBEAT_S * random.uniform(0.8, 1.2)
     last: dict | None = None
     quiet_since = datetime.now(UTC)
+    last_read = 0.0
 
     yield "retry: 2000\n\n"
     first = True
@@ -70,7 +73,8 @@ def _generate(services, auth: AuthContext, window: Window, sub, stream_id: str) 
                 yield ": too far behind; reconnect to catch up\n\n"
                 return
             if sub.ready.wait(refresh):
-                time.sleep(FLOOR_SETTLE_S)  # let the rest of a burst arrive: one read for all of it
+                # Let the rest of a burst arrive, one read for all of it, and keep reads apart.
+                time.sleep(max(FLOOR_SETTLE_S, FLOOR_MIN_GAP_S - (time.monotonic() - last_read)))
             if sub.closed:
                 return
             for item in sub.drain():
@@ -81,6 +85,12 @@ def _generate(services, auth: AuthContext, window: Window, sub, stream_id: str) 
         if auth.expires_at <= datetime.now(UTC):
             yield 'event: session_ended\ndata: {"reason": "expired"}\n\n'
             return
+        # The role is checked at every read, not only when the stream opened: an account made an
+        # agent again (`agents set-role`) stops seeing the floor at once.
+        if not services.agents.is_supervisor(auth.agent_id):
+            yield 'event: session_ended\ndata: {"reason": "not_supervisor"}\n\n'
+            return
+        last_read = time.monotonic()
         event_id = dispatcher.high_water
         floor = services.floor.snapshot(window)
         comparable = {k: v for k, v in floor.items() if k != "server_time"}

@@ -72,10 +72,11 @@ def open_transfer(s: Session, call_id: str) -> Transfer | None:
 
 def mark_notified(s: Session, transfer_id: str, at: datetime) -> bool:
     """Agent B was first told of this transfer at `at`; False if an earlier telling (another
-    stream, another process) was recorded already. Only ever set once."""
+    stream, another process) was recorded already. Only ever set once, and only while the transfer
+    is open: an Agent B whose stream replays the backlog hours later was not told then."""
     result = s.execute(
         update(Transfer)
-        .where(Transfer.id == transfer_id, Transfer.notified_at.is_(None))
+        .where(Transfer.id == transfer_id, Transfer.notified_at.is_(None), Transfer.status.in_([str(x) for x in states.TRANSFER_OPEN]))
         .values(notified_at=at)
         .execution_options(synchronize_session=False)
     )

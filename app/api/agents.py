@@ -12,8 +12,8 @@ from app.serializers import agent_dict
 
 @bp.post("/login")
 def login():
-    body = parse_json(request, {"agent_id": ID, "password": Field(str, max_len=256)})
-    result = services().agents.sign_in(body["agent_id"], body["password"], client_address())
+    body = parse_json(request, {"agent_id": ID, "password": Field(str, max_len=256), "stay_away": Field(bool, required=False)})
+    result = services().agents.sign_in(body["agent_id"], body["password"], client_address(), stay_away=bool(body.get("stay_away")))
     # A fresh cookie for a fresh login (no fixation): only its secret travels, the login is a row.
     session.clear()
     session.permanent = True

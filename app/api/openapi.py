@@ -327,7 +327,8 @@ def _api_paths() -> dict:
                 body=_body({
                     "agent_id": _text(ID.max_len, examples=["agent-a"]),
                     "password": _text(256),
-                }),
+                    "stay_away": {"type": ["boolean", "null"], "description": "Sign in without becoming available (a page that takes no calls: the supervisor view). An agent who was offline becomes available otherwise; a supervisor always starts away."},
+                }, optional=("stay_away",)),
                 responses={
                     "200": _json(
                         _ref("LoginResult"),
@@ -1101,7 +1102,7 @@ def _schemas() -> dict:
                             "requeued": {"type": "boolean", "description": "It went back to the queue (its agent did not join, or left)."},
                         })},
                         "longest_wait_since": NULLABLE_DATE_TIME,
-                        "missed": {"type": "integer", "minimum": 0, "description": "Calls offered to an agent who did not join in time, since `since`."},
+                        "missed": {"type": "integer", "minimum": 0, "description": "Times since `since` a call was given to an agent who never reached the customer (`call_missed` events: the answer timeout, an Agent B who never arrived after a hand-over, a microphone that failed); a call missed twice counts twice."},
                     }
                 ),
                 "calls": {"type": "array", "items": _obj({
@@ -1135,8 +1136,8 @@ def _schemas() -> dict:
                     "presence": {"type": "string", "enum": ["available", "away", "offline"]},
                     "current_call": NULLABLE_STRING,
                     "calls_today": {"type": "integer", "minimum": 0},
-                    "transfers_out_today": {"type": "integer", "minimum": 0},
-                    "transfers_in_today": {"type": "integer", "minimum": 0, "description": "Transfers they took the customer from."},
+                    "transfers_out_today": {"type": "integer", "minimum": 0, "description": "Transfers they started since `since`, however they ended."},
+                    "transfers_in_today": {"type": "integer", "minimum": 0, "description": "Transfers that handed them the customer since `since`."},
                 })},
             },
             description="The floor (GET /api/supervisor/floor); no caller numbers.",

@@ -17,8 +17,12 @@ from app.serializers import supervision_dict
 from app.services.floor import Window
 from app.services.stats import parse_instant
 
-# How far back `since` may go: the per-agent counts are "today"s, a day and a bit at most.
+# How far back `since` may go: the per-agent counts are "today"s, a day and a bit at most. A
+# browser's clock may run ahead of the server's: its midnight may be a little in our future.
 SINCE_MAX = timedelta(hours=48)
+CLOCK_SKEW = timedelta(hours=1)
+# Customers' names and agents' work: for the supervisor's browser only, never a shared cache.
+PRIVATE = "private, no-store"
 
 
 def floor_window() -> Window:
@@ -28,15 +32,17 @@ def floor_window() -> Window:
     now = utcnow()
     raw = request.args.get("since")
     since = parse_instant(raw, "since") if raw is not None else now - timedelta(hours=24)
-    if not now - SINCE_MAX <= since <= now:
+    if not now - SINCE_MAX <= since <= now + CLOCK_SKEW:
         raise ValidationFailed("since must be within the last 48 hours (the start of today).")
-    return Window(since=since)
+    return Window(since=min(since, now))
 
 
 @bp.get("/supervisor/floor")
 @supervisor_required
 def floor():
-    return jsonify(services().floor.snapshot(floor_window()))
+    response = jsonify(services().floor.snapshot(floor_window()))
+    response.headers["Cache-Control"] = PRIVATE
+    return response
 
 
 @bp.get("/supervisor/events")

@@ -197,6 +197,12 @@ class AgentService:
         with self.db.reading() as s:
             return s.get(Agent, agent_id)
 
+    def is_supervisor(self, agent_id: str) -> bool:
+        """Whether the account is (still) an enabled supervisor."""
+        with self.db.reading() as s:
+            row = s.execute(select(Agent.role, Agent.disabled_at).where(Agent.id == agent_id)).first()
+        return row is not None and row.role == "supervisor" and row.disabled_at is None
+
     def pending_transfers(self, agent_id: str) -> list[dict]:
         """Transfers ringing for this agent right now: what a refreshed dashboard must show."""
         with self.db.reading() as s:
@@ -248,11 +254,12 @@ class AgentService:
             return s.scalar(select(func.count()).select_from(Agent)) or 0
 
     # -- logins ----------------------------------------------------------------------------
-    def sign_in(self, agent_id: str, password: str, client_address: str) -> LoginResult:
+    def sign_in(self, agent_id: str, password: str, client_address: str, *, stay_away: bool = False) -> LoginResult:
         """`login` behind its limits: attempts per address are counted first, and an agent id
         with too many recent failures is refused before any password is checked (only failures
         count against it, so its owner is not locked out by their own sign-ins). An agent is
-        available afterwards, so waiting callers are routed (a supervisor is away: `login`)."""
+        available afterwards, so waiting callers are routed (a supervisor is away: `login`), unless
+        `stay_away` (signing in on a page that takes no calls: the supervisor view)."""
         limits = self.sign_in_limits
         fail_key = f"login-failed:{agent_id}"
         if self.limiter is not None and limits is not None:
@@ -261,7 +268,7 @@ class AgentService:
             failures, fail_window = limits.failures_per_agent
             self.limiter.check(fail_key, failures, fail_window, "failed sign-ins", "for this agent id")
         try:
-            result = self.login(agent_id, password)
+            result = self.login(agent_id, password, stay_away=stay_away)
         except NotAuthenticated:
             if self.limiter is not None and limits is not None:
                 self.limiter.add(fail_key, fail_window, failures)
@@ -269,7 +276,7 @@ class AgentService:
         drain_queue(self.db)
         return result
 
-    def login(self, agent_id: str, password: str) -> LoginResult:
+    def login(self, agent_id: str, password: str, *, stay_away: bool = False) -> LoginResult:
         if not self._checks.acquire(blocking=False):
             raise RateLimited("Too many sign-ins are being checked right now; try again in a moment.", 1)
         try:
@@ -303,7 +310,7 @@ class AgentService:
                 # A supervisor signs in away: they are often only watching the floor, and a
                 # waiting caller must not be routed to someone who is not at a console. They
                 # take calls by choosing Available in the console, like anyone back at their desk.
-                agent.presence = "away" if agent.role == "supervisor" else "available"
+                agent.presence = "away" if stay_away or agent.role == "supervisor" else "available"
             return LoginResult(agent, cookie_secret, csrf)
 
     def authenticate(self, cookie_secret: str | None) -> AuthContext | None:

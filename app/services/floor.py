@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 
 from app import states
 from app.db import Database
+from app.logs import mask_phones
 from app.models import Agent, Call, Event, Team, Transfer, utcnow
 from app.services.stats_report import mask_phone
 from app.services.supervision import LIVE as SUPERVISABLE
@@ -45,6 +46,13 @@ class Window:
     passes its local midnight)."""
 
     since: datetime
+
+
+def customer_label(call: Call) -> str:
+    """The customer's name as the floor shows it. A phone caller's name is made from their number
+    ("Caller +14155550123", app.services.telephony), which a supervisor does not need: any number
+    in it keeps only its last four digits."""
+    return mask_phones(call.customer_name)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -99,7 +107,7 @@ class FloorService:
             # A transfer leaves the call with Agent B: Agent A's call counts for them too.
             passed_on = dict(s.execute(
                 select(Transfer.from_agent_id, func.count(func.distinct(Transfer.call_id))).join(Call, Call.id == Transfer.call_id)
-                .where(Call.created_at >= window.since, Call.agent_id != Transfer.from_agent_id)
+                .where(Call.created_at >= window.since, Call.agent_id.is_distinct_from(Transfer.from_agent_id))
                 .group_by(Transfer.from_agent_id)).all())
         waiting = [c for c in live if c.status in WAITING]
         now = utcnow()
@@ -131,7 +139,7 @@ class FloorService:
     def _waiting(call: Call) -> dict:
         return {
             "session_id": call.id,
-            "customer_name": call.customer_name,
+            "customer_name": customer_label(call),
             "channel": call.channel,
             # A call that went back to the queue (its agent did not join, or left) waits again
             # from then; `requeued` says it has already missed an agent.
@@ -156,7 +164,7 @@ class FloorService:
                 since = transfer.status_changed_at or transfer.requested_at
         return {
             "session_id": call.id,
-            "customer_name": call.customer_name,
+            "customer_name": customer_label(call),
             "channel": call.channel,
             "agent_id": call.agent_id,
             "agent_name": names.get(call.agent_id) if call.agent_id else None,

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
+from app import floor_sse
 from tests.support import AgentClient, SSEReader, start_call, start_transfer
 from tests.telephony import dial_b, phone_call_with_context
 
@@ -43,8 +44,17 @@ def test_a_supervisor_signs_in_away_so_no_caller_is_routed_to_them(client, super
     assert supervisor.get("/api/me").json["agent"]["presence"] == "away"
     call = start_call(client, None)
     assert call["agent_id"] is None  # queued: the only one signed in is the supervisor
-    alice = make_agent("alice")  # an agent signs in available, as always
-    assert alice.get("/api/me").json["agent"]["presence"] == "available"
+    # An agent signing in on the supervisor page (stay_away) is not given the caller either...
+    services = client.application.extensions["wt"]
+    services.agents.add("alice", "Alice", "pw-alice-123456")
+    page = client.application.test_client()
+    r = page.post("/api/login", json={"agent_id": "alice", "password": "pw-alice-123456", "stay_away": True})
+    assert r.status_code == 200 and page.get("/api/me").json["agent"]["presence"] == "away"
+    assert floor(supervisor)["queue"]["waiting"][0]["session_id"] == call["session_id"]
+    # ...while signing in on the console makes them available, as always, and routes it.
+    bob = make_agent("bob")
+    assert bob.get("/api/me").json["agent"]["presence"] == "available"
+    assert floor(supervisor)["queue"]["waiting"] == []
 
 
 def test_the_floor_follows_a_call_through_a_whole_transfer(client, supervisor, make_agent, services):
@@ -57,7 +67,6 @@ def test_the_floor_follows_a_call_through_a_whole_transfer(client, supervisor, m
     [waiting] = view["queue"]["waiting"]
     assert waiting["session_id"] == sid and waiting["customer_name"] == "Wendy Web" and waiting["channel"] == "web"
     assert not waiting["requeued"] and view["queue"]["longest_wait_since"] == waiting["waiting_since"]
-    assert "caller_number" not in str(view)
 
     a = make_agent("alice", "Alice Archer")  # signing in routes the waiting call to her
     view = floor(supervisor)
@@ -124,6 +133,9 @@ def test_no_whisper_is_offered_for_a_phone_agent_b(sim, make_agent, services, ta
     caller, call = phone_call_with_context(sim, a, services)
     body, leg = dial_b(sim, a, call.id)
     row = only_call(floor(supervisor))
+    # The caller's name is made from their number; the floor keeps only its last four digits.
+    assert call.caller_number and call.caller_number in call.customer_name
+    assert call.caller_number not in str(floor(supervisor)) and row["customer_name"].endswith(call.caller_number[-4:])
     assert row["state"] == "on_hold" and row["consult"]["kind"] == "phone"
     assert row["consult"]["with"].startswith("Phone ••") and len(row["consult"]["with"]) == len("Phone ••1234")
     leg.ring()
@@ -168,6 +180,29 @@ def test_the_stream_pushes_the_floor_when_it_changes_and_only_then(client, super
         seen = _floor_frame(stream)
 
 
+def test_the_stream_wakes_on_events_not_only_on_its_timer(make_app, monkeypatch):
+    """With the periodic re-read and the heartbeat far away, a change still arrives at once: the
+    stream is woken by the event written with it."""
+    monkeypatch.setattr(floor_sse, "FLOOR_REFRESH_S", 60.0)
+    application = make_app(SSE_HEARTBEAT_S=60.0)
+    application.extensions["wt"].agents.add("sue", "Sue", "pw-sue-123456", role="supervisor")
+    sue = AgentClient(application.test_client(), "sue", "pw-sue-123456")
+    sue.login()
+    stream = _open(sue)
+    assert _floor_frame(stream)["queue"]["waiting"] == []
+    call = start_call(application.test_client(), None)
+    assert [w["session_id"] for w in _floor_frame(stream, timeout=5.0)["queue"]["waiting"]] == [call["session_id"]]
+
+
+def test_an_account_made_an_agent_again_loses_the_floor_at_once(supervisor, services):
+    stream = _open(supervisor)
+    _floor_frame(stream)
+    services.agents.set_role("sue", "agent")
+    ended = stream.wait_for("session_ended")
+    assert ended["data"] == {"reason": "not_supervisor"}
+    assert supervisor.get("/api/supervisor/floor").status_code == 403
+
+
 def test_the_stream_ends_when_the_supervisor_signs_out(supervisor):
     stream = _open(supervisor)
     _floor_frame(stream)
@@ -207,3 +242,27 @@ def test_a_bad_since_is_a_clear_error(supervisor, since, why):
     assert r.status_code == 422 and why in r.json["error"]["message"], r.json
     r = supervisor.get("/api/supervisor/floor?sinse=x")
     assert r.status_code == 422 and "sinse" in r.json["error"]["message"]
+
+
+def test_migration_11_fills_in_the_time_in_state_of_existing_rows_and_adds_its_indexes(client, make_agent, services):
+    from sqlalchemy import delete, inspect, text
+
+    from app.db import migrate
+    from app.models import Call, SchemaMigration
+
+    a = make_agent("alice")
+    call = start_call(client, a)
+    with services.db.transaction() as s:  # as a database from before migration 11 has them
+        s.execute(text("UPDATE calls SET status_changed_at = NULL"))
+        s.execute(text("UPDATE transfers SET status_changed_at = NULL"))
+        for index in ("ix_calls_created_at", "ix_transfers_requested_at", "ix_events_type_created_at"):
+            s.execute(text(f"DROP INDEX {index}"))
+        s.execute(delete(SchemaMigration).where(SchemaMigration.version == 11))
+    assert migrate(services.db) == ["11: calls and transfers: status_changed_at; indexes for reads by period"]
+    with services.db.reading() as s:
+        row = s.get(Call, call["session_id"])
+        assert row.status_changed_at == row.answered_at  # its newest recorded moment
+    inspector = inspect(services.db.engine)
+    names = {i["name"] for table in ("calls", "transfers", "events") for i in inspector.get_indexes(table)}
+    assert {"ix_calls_created_at", "ix_transfers_requested_at", "ix_events_type_created_at"} <= names
+    assert migrate(services.db) == []

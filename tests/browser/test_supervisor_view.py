@@ -81,6 +81,10 @@ def test_the_supervisor_view_follows_a_whole_transfer_live(session):
     page.get_by_role("button", name="Whisper: Jane Doe with Alice").click()
     expect(page.locator("#supervising-text")).to_contain_text("Only they hear you")
     expect_audio_from(a.page, "supervisor-sue", "Alice hears Sue's whisper")
+    # livekit-server refuses the customer's subscription: their client is told the track is not
+    # allowed (RemoteTrackPublication.permissionStatus), and nothing of it has been received.
+    customer.page.wait_for_function(
+        "() => window.wtDiagnostics.remotes().some((p) => p.identity === 'supervisor-sue' && p.refused && !p.audio)")
     heard_by_customer = customer.page.evaluate(
         "async () => (await window.wtDiagnostics.audioStats()).received.filter((r) => r.identity.startsWith('supervisor-'))")
     assert heard_by_customer == [], f"the customer received the whisper: {heard_by_customer}"

@@ -362,6 +362,8 @@ export class CallAudio extends EventTarget {
       name: p.name || p.identity,
       role: roleOf(p),
       audio: [...p.audioTrackPublications.values()].some((pub) => pub.isSubscribed && !pub.isMuted),
+      // A track its publisher does not let us have (a supervisor's whisper to someone else).
+      refused: [...p.audioTrackPublications.values()].some((pub) => pub.permissionStatus === 'not_allowed'),
     }));
   }
 

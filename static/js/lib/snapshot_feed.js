@@ -12,7 +12,8 @@ const SSE_RETRY_MS = 30000;
 export class SnapshotFeed {
   /**
    * @param {object} opts
-   * @param {string} opts.url                       the stream (GET, same origin, cookies sent)
+   * @param {string | (() => string)} opts.url      the stream (GET, same origin, cookies sent); a
+   *        function is asked again at every (re)connection, for a URL that changes with time
    * @param {string} opts.event                     the SSE event name of a view
    * @param {(view: object) => void} opts.onView    a view the stream pushed
    * @param {() => Promise<void>} opts.poll         read the view once (and show it)
@@ -55,7 +56,7 @@ export class SnapshotFeed {
   _open() {
     if (this.stopped) return;
     this._close();
-    const source = new EventSource(this.url);
+    const source = new EventSource(typeof this.url === 'function' ? this.url() : this.url);
     this.source = source;
     // Connected but silent (a buffering proxy, a stalled server): poll meanwhile.
     this.readyTimer = setTimeout(() => this._startPolling(), SSE_READY_TIMEOUT_MS);

@@ -24,6 +24,7 @@ export class Coach {
   constructor({ api, audio, error }) {
     Object.assign(this, { api, audio, error });
     this.current = null; // {call, mode, sessionId}
+    this.onChange = () => {}; // the floor marks the button of the supervision under way
     audio.addEventListener('change', () => this._renderAudio());
     byId('supervise-end').addEventListener('click', () => this.stop());
     byId('supervise-audio').addEventListener('click', () => {
@@ -42,6 +43,7 @@ export class Coach {
     await this.audio.leave();
     this.current = { call, mode, sessionId: call.session_id };
     this._render();
+    byId('supervise-end').focus(); // the card is at the top of the page, far from the button pressed
     const joined = await this.audio.join(grant.livekit_url, grant.token, grant.room_name, {
       microphone: mode === 'monitor' ? 'none' : 'publish',
       heardBy: mode === 'whisper' ? grant.whisper_to : null,
@@ -74,6 +76,7 @@ export class Coach {
 
   _render() {
     const current = this.current;
+    this.onChange();
     show(byId('supervising'), Boolean(current));
     if (!current) return;
     byId('supervising').dataset.mode = current.mode;

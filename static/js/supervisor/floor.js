@@ -6,20 +6,18 @@ import { byId, clock, fill, h, show } from '../lib/dom.js';
 
 const CHANNEL = { web: 'Web', phone: 'Phone' };
 const PRESENCE = { available: 'Available', away: 'Away', offline: 'Offline' };
-const MODES = [
-  ['monitor', 'Listen', 'Listen to the call; nobody hears you or sees you in the call'],
-  ['whisper', 'Whisper', 'Talk to the agent only; the customer does not hear you'],
-  ['barge', 'Join', 'Join the call; everyone hears you and is told'],
-];
+// Each button's purpose is described by a hidden paragraph of the page (help-<mode>).
+const MODES = [['monitor', 'Listen'], ['whisper', 'Whisper'], ['barge', 'Join']];
 
 export class FloorView {
   /**
    * @param {object} deps
    * @param {() => string|null} deps.me         the signed-in supervisor's agent id
+   * @param {() => {sessionId: string, mode: string}|null} deps.active  the supervision under way
    * @param {(call: object, mode: string) => void} deps.onCoach
    */
-  constructor({ me, onCoach }) {
-    Object.assign(this, { me, onCoach });
+  constructor({ me, active, onCoach }) {
+    Object.assign(this, { me, active, onCoach });
     this.offsetMs = 0;
     this.view = null;
     this.timer = setInterval(() => this._tick(), 1000);
@@ -63,7 +61,15 @@ export class FloorView {
     show(byId('queue-empty'), queue.waiting.length === 0);
   }
 
+  /** The supervision started or stopped: show which button is on. */
+  refreshCoach() {
+    if (this.view) this._calls(this.view.calls);
+  }
+
   _calls(calls) {
+    // The rows are rebuilt: a keyboard user on one of their buttons keeps their place.
+    const focused = document.activeElement?.closest?.('#calls-rows button');
+    const keep = focused ? { session: focused.closest('tr').dataset.session, mode: focused.dataset.mode } : null;
     fill(byId('calls-rows'), calls.map((c) => h('tr', { dataset: { session: c.session_id, state: c.state } },
       h('td', {}, c.customer_name),
       h('td', {}, CHANNEL[c.channel] ?? c.channel),
@@ -73,13 +79,21 @@ export class FloorView {
       h('td', {}, this._coachButtons(c)))));
     show(byId('calls-table'), calls.length > 0);
     show(byId('calls-empty'), calls.length === 0);
+    if (keep) {
+      const again = [...byId('calls-rows').querySelectorAll('tr')].find((tr) => tr.dataset.session === keep.session)
+        ?.querySelector(`button[data-mode="${keep.mode}"]`);
+      again?.focus();
+    }
   }
 
   _coachButtons(call) {
     if (call.agent_id && call.agent_id === this.me()) return h('span', { class: 'muted' }, 'Your call');
-    const buttons = MODES.filter(([mode]) => call.coach[mode]).map(([mode, label, help]) => h('button', {
+    const active = this.active();
+    const buttons = MODES.filter(([mode]) => call.coach[mode]).map(([mode, label]) => h('button', {
       type: 'button', class: 'button button-small', dataset: { mode },
-      'aria-label': `${label}: ${call.customer_name} with ${call.agent_name ?? 'no agent'}`, title: help,
+      'aria-label': `${label}: ${call.customer_name} with ${call.agent_name ?? 'no agent'}`,
+      'aria-describedby': `help-${mode}`,
+      'aria-pressed': active?.sessionId === call.session_id && active.mode === mode ? 'true' : 'false',
       onclick: () => this.onCoach(call, mode),
     }, label));
     if (!buttons.length) return h('span', { class: 'muted' }, call.state === 'ringing' ? 'Not answered yet' : '');
@@ -89,7 +103,7 @@ export class FloorView {
   _agents(agents, calls) {
     const customer = new Map(calls.map((c) => [c.session_id, c.customer_name]));
     fill(byId('agents-rows'), agents.map((a) => h('tr', { dataset: { agent: a.agent_id, presence: a.presence } },
-      h('th', { scope: 'row' }, a.name, a.role === 'supervisor' ? h('span', { class: 'badge' }, 'supervisor') : null),
+      h('th', { scope: 'row' }, a.name, a.role === 'supervisor' ? [' ', h('span', { class: 'badge' }, 'supervisor')] : null),
       h('td', {}, PRESENCE[a.presence] ?? a.presence),
       h('td', {}, a.current_call ? (customer.get(a.current_call) ?? 'On a call') : '–'),
       h('td', {}, String(a.calls_today)),

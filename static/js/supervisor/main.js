@@ -19,7 +19,12 @@ const api = new Api({ csrf: () => me?.csrf_token ?? null });
 const audio = new CallAudio(byId('supervise-remote'));
 const stats = new StatsPanel(api);
 const coach = new Coach({ api, audio, error: pageError });
-const floor = new FloorView({ me: () => me?.agent.id ?? null, onCoach: (call, mode) => coach.start(call, mode) });
+const floor = new FloorView({
+  me: () => me?.agent.id ?? null,
+  active: () => coach.current,
+  onCoach: (call, mode) => coach.start(call, mode),
+});
+coach.onChange = () => floor.refreshCoach();
 
 function pageError(message, retry = null) {
   byId('page-error-text').textContent = message;
@@ -37,10 +42,15 @@ function floorQuery() {
   return new URLSearchParams({ since: isoWithOffset(localMidnight()) }).toString();
 }
 
+let lastFloor = null;
+
 function showFloor(view) {
   floor.render(view);
   coach.floorChanged(view);
-  stats.changed();
+  // Polling brings the same floor every few seconds: only a change can move the figures.
+  const text = JSON.stringify({ ...view, server_time: null });
+  if (text !== lastFloor) stats.changed();
+  lastFloor = text;
 }
 
 async function pollFloor() {
@@ -55,7 +65,8 @@ async function pollFloor() {
 function startFeed() {
   feed?.stop();
   feed = new SnapshotFeed({
-    url: `/api/supervisor/events?${floorQuery()}`,
+    // Asked at every reconnection: "today" moves on at midnight.
+    url: () => `/api/supervisor/events?${floorQuery()}`,
     event: FLOOR_EVENT,
     onView: showFloor,
     poll: pollFloor,
@@ -65,7 +76,10 @@ function startFeed() {
       status.textContent = FEED_TEXT[mode];
     },
     replacedEvents: ['stream_replaced'],
-    endEvents: { session_ended: () => signedOut('Your session has ended. Sign in again.') },
+    endEvents: {
+      // The account is no longer a supervisor: the page says so (init reads the role again).
+      session_ended: (data) => (data.reason === 'not_supervisor' ? init() : signedOut('Your session has ended. Sign in again.')),
+    },
   });
   feed.start();
 }
@@ -73,6 +87,7 @@ function startFeed() {
 async function signedOut(message) {
   feed?.stop();
   feed = null;
+  stats.stop();
   me = null;
   await coach.stop().catch(() => audio.leave());
   show(byId('agent-bar'), false);
@@ -101,7 +116,7 @@ async function init() {
   showOnly('floor-view');
   await pollFloor();
   startFeed();
-  stats.refresh();
+  stats.start();
 }
 
 byId('login-form').addEventListener('submit', (e) => {
@@ -114,7 +129,8 @@ byId('login-form').addEventListener('submit', (e) => {
       return;
     }
     try {
-      await api.post('/api/login', { agent_id: agentId, password });
+      // This page takes no calls: whoever signs in here is not made available for callers.
+      await api.post('/api/login', { agent_id: agentId, password, stay_away: true });
     } catch (err) {
       signedOut(err.message);
       byId('login-password').focus();

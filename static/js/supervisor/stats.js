@@ -37,13 +37,27 @@ export class StatsPanel {
     this.timer = null;
     this.loading = null;
     this.again = false;
+    this.every = null;
+  }
+
+  /** Show the figures now and keep them fresh (a supervisor is signed in). */
+  start() {
+    this.stop();
     this.every = setInterval(() => this.refresh(), REFRESH_MS);
+    this.refresh();
+  }
+
+  stop() {
+    clearInterval(this.every);
+    clearTimeout(this.timer);
+    this.every = null;
+    this.timer = null;
   }
 
   /** Something changed on the floor: read the figures again soon (once for every change within
    * THROTTLE_MS of the first). */
   changed() {
-    if (this.timer) return;
+    if (this.timer || !this.every) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.refresh();
