@@ -1,5 +1,6 @@
 // An agent's events: Server-Sent Events (/api/events) when they work, polling
-// (/api/notifications/<agent>?since=) when they do not, and back to SSE when it recovers.
+// (/api/notifications/<agent>?since=) when they do not, and back to SSE when it recovers
+// (the switching is stream_or_poll.js's).
 //
 // Events are delivered to `onEvent(type, data, id)` once each, in id order per channel: both
 // channels may overlap while switching, so ids already delivered are skipped. The feed starts
@@ -12,17 +13,16 @@
 // hand-kept list here once lacked `transfer_bridged`, and EventSource drops events nobody listens to.
 
 import { EVENT_TYPES, SESSION_EVENT_TYPES, STREAM_READY_EVENT } from './protocol.js';
+import { StreamOrPoll } from './stream_or_poll.js';
 
 // What the page is handed; the session's own events (session_ended, stream_replaced) are acted on
 // here, by the listeners of their own below.
 export const CALL_EVENT_TYPES = Object.freeze(EVENT_TYPES.filter((type) => !SESSION_EVENT_TYPES.includes(type)));
 
 const POLL_INTERVAL_MS = 2000;
-const SSE_READY_TIMEOUT_MS = 4000;
-const SSE_RETRY_MS = 30000;
 const SEEN_LIMIT = 2000;
 
-export class EventFeed {
+export class EventFeed extends StreamOrPoll {
   /**
    * @param {object} opts
    * @param {import('./api.js').Api} opts.api
@@ -36,33 +36,10 @@ export class EventFeed {
    */
   constructor({ api, agentId, since, onEvent, onSynced, onMode, onAuthLost }) {
     if (!Number.isInteger(since) || since < 0) throw new TypeError(`EventFeed needs the last event id to start from, got ${since}`);
-    Object.assign(this, { api, agentId, onEvent, onSynced, onMode, onAuthLost });
-    this.mode = 'connecting';
+    super({ pollIntervalMs: POLL_INTERVAL_MS, onMode });
+    Object.assign(this, { api, agentId, onEvent, onSynced, onAuthLost });
     this.cursor = since; // highest event id seen on any channel
     this.seen = new Set();
-    this.source = null;
-    this.pollTimer = null;
-    this.polling = false;
-    this.readyTimer = null;
-    this.sseRetryTimer = null;
-    this.stopped = false;
-  }
-
-  start() {
-    this._openSse();
-  }
-
-  stop() {
-    this.stopped = true;
-    this._closeSse();
-    this._stopPolling();
-    clearTimeout(this.sseRetryTimer);
-  }
-
-  _setMode(mode) {
-    if (this.mode === mode) return;
-    this.mode = mode;
-    this.onMode(mode);
   }
 
   /** Record an id as handled; false when it already was (the other channel delivered it). */
@@ -85,25 +62,16 @@ export class EventFeed {
   }
 
   // -- SSE ----------------------------------------------------------------------------------
-  _openSse() {
-    if (this.stopped) return;
-    this._closeSse();
+  _url() {
     // After an automatic reconnect the browser also sends Last-Event-ID, which the server
     // prefers to `since`: either way the stream resumes after the last event seen.
-    const source = new EventSource(`/api/events?since=${this.cursor}`, { withCredentials: true });
-    this.source = source;
-    let live = false;
-    this.readyTimer = setTimeout(() => {
-      // Connected but silent (a buffering proxy, a stalled server): poll instead.
-      if (!live) this._startPolling();
-    }, SSE_READY_TIMEOUT_MS);
+    return `/api/events?since=${this.cursor}`;
+  }
 
-    source.addEventListener(STREAM_READY_EVENT, () => {
-      if (this.source !== source) return;
-      clearTimeout(this.readyTimer);
-      live = true;
+  _listen(source) {
+    this._on(source, STREAM_READY_EVENT, () => {
       const wasPolling = this.polling;
-      this._setMode('sse');
+      this._live();
       if (wasPolling) {
         // One last poll covers anything between the poll cursor and the stream's start.
         this._pollOnce().finally(() => this._stopPolling());
@@ -111,85 +79,23 @@ export class EventFeed {
       this.onSynced();
     });
     for (const type of CALL_EVENT_TYPES) {
-      source.addEventListener(type, (e) => {
-        if (this.source !== source) return;
-        let data;
-        try {
-          data = JSON.parse(e.data);
-        } catch (err) {
-          console.warn(`unreadable ${type} event`, e.data, err);
-          return;
-        }
-        this._deliver(type, data, Number(e.lastEventId || data.event_id));
+      this._on(source, type, (e) => {
+        const data = StreamOrPoll.parse(type, e);
+        if (data !== null) this._deliver(type, data, Number(e.lastEventId || data.event_id));
       });
     }
     // The server sends this only for this very session (signed out here or in another tab of
     // this browser), when it expired, or when every session of the agent ended (password
     // changed, account disabled or sessions revoked by an operator); then it closes the stream.
-    source.addEventListener('session_ended', (e) => {
-      if (this.source !== source) return;
-      let reason = 'logged_out';
-      try {
-        reason = JSON.parse(e.data).reason ?? reason;
-      } catch (err) {
-        console.warn('unreadable session_ended event', e.data, err);
-      }
-      this._authLost(reason);
+    this._on(source, 'session_ended', (e) => {
+      this._authLost(StreamOrPoll.parse('session_ended', e)?.reason ?? 'logged_out');
     });
     // Too many streams for this agent (other tabs, other browsers): the server closed this,
-    // the oldest, one. Reconnecting would close another tab's stream in turn, so this tab
-    // keeps working by polling until it is reloaded.
-    source.addEventListener('stream_replaced', () => {
-      if (this.source !== source) return;
-      this._closeSse();
-      clearTimeout(this.sseRetryTimer);
-      this._startPolling();
-    });
-    source.onerror = () => {
-      if (this.source !== source) return;
-      clearTimeout(this.readyTimer);
-      // The browser retries by itself while readyState is CONNECTING; meanwhile poll so nothing
-      // waits on it. A CLOSED stream (HTTP error, wrong content type) is not retried by the
-      // browser: try again later ourselves.
-      this._startPolling();
-      if (source.readyState === EventSource.CLOSED) {
-        this._closeSse();
-        clearTimeout(this.sseRetryTimer);
-        this.sseRetryTimer = setTimeout(() => this._openSse(), SSE_RETRY_MS);
-      } else {
-        live = false;
-        this.readyTimer = setTimeout(() => { if (!live) this._startPolling(); }, SSE_READY_TIMEOUT_MS);
-      }
-    };
-  }
-
-  _closeSse() {
-    clearTimeout(this.readyTimer);
-    if (this.source) {
-      this.source.close();
-      this.source = null;
-    }
+    // the oldest, one. This tab keeps working by polling until it is reloaded.
+    this._on(source, 'stream_replaced', () => this._replaced());
   }
 
   // -- polling ------------------------------------------------------------------------------
-  _startPolling() {
-    if (this.stopped || this.polling) return;
-    this.polling = true;
-    this._setMode('polling');
-    const loop = async () => {
-      if (!this.polling) return;
-      await this._pollOnce();
-      if (this.polling) this.pollTimer = setTimeout(loop, POLL_INTERVAL_MS);
-    };
-    loop();
-  }
-
-  _stopPolling() {
-    this.polling = false;
-    clearTimeout(this.pollTimer);
-    this.pollTimer = null;
-  }
-
   async _pollOnce() {
     try {
       for (;;) {
