@@ -21,7 +21,6 @@ Limits are those of agents' streams: the per-process thread reserve (the dispatc
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Iterator
@@ -29,13 +28,9 @@ from collections.abc import Iterator
 from app import states
 from app.errors import NotFound
 from app.protocol import CUSTOMER_STATUS_EVENT, CUSTOMER_STREAM_REPLACED_EVENT
-from app.sse import StreamBody
+from app.sse import StreamBody, view_frame
 
 log = logging.getLogger(__name__)
-
-
-def status_frame(event_id: int, view: dict) -> str:
-    return f"id: {event_id}\nevent: {CUSTOMER_STATUS_EVENT}\ndata: {json.dumps(view, separators=(',', ':'))}\n\n"
 
 
 class CustomerStreamResponse(StreamBody):
@@ -84,7 +79,7 @@ def _generate(services, call_id: str, sub, stream_id: str) -> Iterator[str]:
             return
         if view != last:
             last = view
-            yield status_frame(event_id, view)
+            yield view_frame(CUSTOMER_STATUS_EVENT, event_id, view)
         elif not first and not woke:
             yield ": keepalive\n\n"
         first = False

@@ -18,7 +18,6 @@ the current floor.
 """
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from datetime import UTC, datetime
 from app.protocol import FLOOR_EVENT
 from app.services.agents import AuthContext
 from app.services.floor import Window
-from app.sse import StreamBody, frame
+from app.sse import EXPIRED_FRAME, StreamBody, ending_frame, view_frame
 
 FLOOR_SETTLE_S = 0.2
 FLOOR_REFRESH_S = 5.0
@@ -35,26 +34,11 @@ FLOOR_REFRESH_S = 5.0
 FLOOR_MIN_GAP_S = 1.0
 
 
-def floor_frame(event_id: int, floor: dict) -> str:
-    return f"id: {event_id}\nevent: {FLOOR_EVENT}\ndata: {json.dumps(floor, separators=(',', ':'))}\n\n"
-
-
 class FloorStreamResponse(StreamBody):
     def __init__(self, services, auth: AuthContext, window: Window):
         sub = services.dispatcher.subscribe_everything()
         super().__init__(services, sub, services.streams, lambda: services.streams.open(auth.agent_id, auth.login_id),
                          lambda stream_id: _generate(services, auth, window, sub, stream_id))
-
-
-def _ends_stream(item, auth: AuthContext, stream_id: str) -> str | None:
-    """The control frame that ends this stream, if `item` is one meant for it."""
-    if item.audience != auth.agent_id:
-        return None
-    if item.type == "session_ended" and item.payload.get("session_ref") in (None, auth.login_ref):
-        return frame(item)
-    if item.type == "stream_replaced" and stream_id in item.payload.get("stream_ids", ()):
-        return frame(item)
-    return None
 
 
 def _generate(services, auth: AuthContext, window: Window, sub, stream_id: str) -> Iterator[str]:
@@ -78,27 +62,28 @@ def _generate(services, auth: AuthContext, window: Window, sub, stream_id: str) 
             if sub.closed:
                 return
             for item in sub.drain():
-                ending = _ends_stream(item, auth, stream_id)
+                ending = ending_frame(item, auth, stream_id)
                 if ending:
                     yield ending
                     return
         if auth.expires_at <= datetime.now(UTC):
-            yield 'event: session_ended\ndata: {"reason": "expired"}\n\n'
-            return
-        # The role is checked at every read, not only when the stream opened: an account made an
-        # agent again (`agents set-role`) stops seeing the floor at once.
-        if not services.agents.is_supervisor(auth.agent_id):
-            yield 'event: session_ended\ndata: {"reason": "not_supervisor"}\n\n'
+            yield EXPIRED_FRAME
             return
         last_read = time.monotonic()
         event_id = dispatcher.high_water
         floor = services.floor.snapshot(window)
+        # The role is checked at every read, not only when the stream opened: an account made an
+        # agent again (`agents set-role`) or disabled stops seeing the floor at once. The floor
+        # lists every enabled account with its role, so this costs no read of its own.
+        if not any(a["agent_id"] == auth.agent_id and a["role"] == "supervisor" for a in floor["agents"]):
+            yield 'event: session_ended\ndata: {"reason": "not_supervisor"}\n\n'
+            return
         comparable = {k: v for k, v in floor.items() if k != "server_time"}
         now = datetime.now(UTC)
         if comparable != last:
             last = comparable
             quiet_since = now
-            yield floor_frame(event_id, floor)
+            yield view_frame(FLOOR_EVENT, event_id, floor)
         elif (now - quiet_since).total_seconds() >= heartbeat:
             quiet_since = now
             yield ": keepalive\n\n"

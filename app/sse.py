@@ -40,6 +40,29 @@ def frame(item: Delivered) -> str:
     return f"id: {item.id}\nevent: {item.type}\ndata: {data}\n\n"
 
 
+def view_frame(event: str, event_id: int, view: dict) -> str:
+    """A frame carrying a whole view (a customer's status, a supervisor's floor); its id is the
+    dispatcher's high-water mark when the view was read."""
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(view, separators=(',', ':'))}\n\n"
+
+
+EXPIRED_FRAME = 'event: session_ended\ndata: {"reason": "expired"}\n\n'
+
+
+def ending_frame(item: Delivered, auth: AuthContext, stream_id: str) -> str | None:
+    """The frame that ends this agent's stream, if `item` is a control event meant for it: the end
+    of its login (no session_ref: every login of the agent ended, as when the password changed,
+    the account was disabled or its sessions revoked), or its replacement by a newer stream (the
+    browser must not reconnect: it would close the newer tab in turn; it polls instead)."""
+    if item.audience != auth.agent_id:
+        return None
+    if item.type == "session_ended" and item.payload.get("session_ref") in (None, auth.login_ref):
+        return frame(item)
+    if item.type == "stream_replaced" and stream_id in item.payload.get("stream_ids", ()):
+        return frame(item)
+    return None
+
+
 class StreamBody:
     """A streaming response body that holds a dispatcher subscription and a stream row (which the
     per-agent or per-call limits count over every process). Whether or not it was ever iterated,
@@ -154,26 +177,18 @@ def _generate(services, auth: AuthContext, last_event_id: int | None, sub, strea
         # Checked before anything is sent, so a stream kept busy by events still notices (the
         # heartbeat alone would never come round).
         if expired():
-            yield 'event: session_ended\ndata: {"reason": "expired"}\n\n'
+            yield EXPIRED_FRAME
             return
         if not woke:
             yield ": keepalive\n\n"
             continue
         for item in sub.drain():
-            if item.type == "session_ended":
-                # No session_ref: every login of the agent ended (password changed, account
-                # disabled, sessions revoked by an operator).
-                if item.payload.get("session_ref") in (None, auth.login_ref):
-                    yield frame(item)
-                    return
-                continue  # another tab's session of the same agent
-            if item.type == "stream_replaced":
-                if stream_id in item.payload.get("stream_ids", ()):
-                    # The browser must not reconnect (it would close the newer tab in turn):
-                    # the dashboard stops its EventSource and polls.
-                    yield frame(item)
-                    return
-                continue
+            ending = ending_frame(item, auth, stream_id)
+            if ending:
+                yield ending
+                return
+            if item.type in _CONTROL:
+                continue  # another tab's session or stream of the same agent
             if fresh(item):
                 yield frame(item)
                 _delivered(services.db, item)

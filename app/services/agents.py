@@ -197,12 +197,6 @@ class AgentService:
         with self.db.reading() as s:
             return s.get(Agent, agent_id)
 
-    def is_supervisor(self, agent_id: str) -> bool:
-        """Whether the account is (still) an enabled supervisor."""
-        with self.db.reading() as s:
-            row = s.execute(select(Agent.role, Agent.disabled_at).where(Agent.id == agent_id)).first()
-        return row is not None and row.role == "supervisor" and row.disabled_at is None
-
     def pending_transfers(self, agent_id: str) -> list[dict]:
         """Transfers ringing for this agent right now: what a refreshed dashboard must show."""
         with self.db.reading() as s:
