@@ -20,15 +20,15 @@ from sqlalchemy import func, or_, select
 from app import states
 from app.db import Database
 from app.logs import mask_phones
-from app.models import Agent, Call, Event, Team, Transfer, utcnow
+from app.models import Agent, Call, Team, Transfer, utcnow
+from app.services.stats import missed_calls
 from app.services.stats_report import mask_phone
 from app.services.supervision import LIVE as SUPERVISABLE
 from app.services.supervision import calls_with_phone_agent_b
 
 C = states.CallStatus
 T = states.TransferStatus
-# The calls shown as live (the queue is shown apart): someone is being rung or talked to.
-LIVE = (C.RINGING, C.ACTIVE, C.ON_HOLD, C.TRANSFERRED)
+# Of the live calls (states.CALL_LIVE), these wait in the queue; the others are shown as calls.
 WAITING = (C.QUEUED,)
 # What a supervisor reads in the "State" column, from the call's status and its open transfer.
 STATE_LABELS = {
@@ -78,9 +78,10 @@ class FloorService:
 
     def snapshot(self, window: Window) -> dict:
         with self.db.reading() as s:
-            names = dict(s.execute(select(Agent.id, Agent.name)).all())
+            accounts = list(s.scalars(select(Agent).order_by(Agent.name, Agent.id)))
+            names = {a.id: a.name for a in accounts}  # disabled ones too: they may still own a call
             teams = dict(s.execute(select(Team.id, Team.name)).all())
-            live = list(s.scalars(select(Call).where(Call.status.in_([str(x) for x in (*WAITING, *LIVE)]))
+            live = list(s.scalars(select(Call).where(Call.status.in_([str(x) for x in states.CALL_LIVE]))
                                   .order_by(Call.created_at, Call.id)))
             open_transfers = {
                 t.call_id: t
@@ -90,9 +91,8 @@ class FloorService:
                 ))
             } if live else {}
             phone_b = calls_with_phone_agent_b(s, live)
-            missed = s.scalar(select(func.count()).select_from(Event).where(
-                Event.type == "call_missed", Event.created_at >= window.since)) or 0
-            agents = list(s.scalars(select(Agent).where(Agent.disabled_at.is_(None)).order_by(Agent.name, Agent.id)))
+            missed = missed_calls(s, window.since)
+            agents = [a for a in accounts if a.disabled_at is None]
             calls_today = dict(s.execute(
                 select(Call.agent_id, func.count()).where(Call.created_at >= window.since, Call.agent_id.is_not(None))
                 .group_by(Call.agent_id)).all())

@@ -91,6 +91,15 @@ _CALL_COLUMNS = (Call.created_at, Call.answered_at, Call.status, Call.channel)
 _TRANSFER_COLUMNS = tuple(getattr(Transfer, name) for name in TransferRow._fields)
 
 
+def missed_calls(s, start: datetime, end: datetime | None = None) -> int:
+    """How many times in [start, end) a call was given to an agent who never reached the customer:
+    `call_missed` events, each emit counted once (however many recipients its rows have)."""
+    query = select(func.count(distinct(Event.event_key))).where(Event.type == "call_missed", Event.created_at >= start)
+    if end is not None:
+        query = query.where(Event.created_at < end)
+    return s.scalar(query) or 0
+
+
 class StatsService:
     def __init__(self, db: Database):
         self.db = db
@@ -105,10 +114,7 @@ class StatsService:
         with self.db.reading() as s:
             calls = [CallRow(*row) for row in s.execute(select(*_CALL_COLUMNS).where(Call.created_at >= low, Call.created_at < high))]
             transfers = self._transfers(s, low, high)
-            missed = s.scalar(
-                select(func.count(distinct(Event.event_key)))
-                .where(Event.type == "call_missed", Event.created_at >= period.start, Event.created_at < period.end)
-            ) or 0
+            missed = missed_calls(s, period.start, period.end)
             names = self._names(s, [t for t in transfers if within(t.requested_at, period.start, period.end)])
         return summarize(period, calls, transfers, missed, names)
 
