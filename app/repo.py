@@ -83,6 +83,11 @@ def mark_notified(s: Session, transfer_id: str, at: datetime) -> bool:
     return result.rowcount == 1
 
 
+def free_now():
+    """The condition on `Agent` for "can take a call or a transfer in the dashboard right now"."""
+    return (Agent.presence == "available", Agent.active_call_id.is_(None), Agent.disabled_at.is_(None))
+
+
 def claim_agent(s: Session, agent_id: str, call_id: str) -> bool:
     """Give `agent_id` this call if they are free. Atomic: two workers cannot both win."""
     result = s.execute(

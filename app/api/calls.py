@@ -5,7 +5,8 @@ from flask import Response, g, jsonify, request
 
 from app.api import bp
 from app.api.guards import agent_required, client_address, current_caller, customer_cookie, customer_required, set_customer_cookie
-from app.api.validation import ID, Field, event_id, parse_json
+from app.api.responses import PRIVATE_NO_STORE, event_stream
+from app.api.validation import ID, Field, event_id, only_params, parse_json
 from app.current import services
 from app.customer_sse import CustomerStreamResponse
 from app.errors import ValidationFailed
@@ -50,11 +51,7 @@ def customer_call_events(session_id: str):
     # Validated although a status stream replays nothing: the current status is all that was missed.
     event_id(request.headers.get("Last-Event-ID"), "Last-Event-ID")
     call = services().calls.customer_call(session_id, key)
-    return Response(
-        CustomerStreamResponse(services(), call.id),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
-    )
+    return event_stream(CustomerStreamResponse(services(), call.id))
 
 
 @bp.post("/add-context")
@@ -101,9 +98,7 @@ def list_calls():
 def _calls_page(args) -> Page:
     """`?mine=1&status=&limit=&before=`: which page of the agent's calls. An agent only ever sees
     calls they took part in, so `mine` can only be 1 (accepted so that links say what they mean)."""
-    unknown = sorted(set(args) - {"mine", "status", "limit", "before"})
-    if unknown:
-        raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")
+    only_params(args, {"mine", "status", "limit", "before"})
     if args.get("mine", "1") != "1":
         raise ValidationFailed("mine must be 1: an agent's list holds only the calls they took part in.")
     status = args.get("status") or None
@@ -126,7 +121,6 @@ def get_call(session_id: str):
 
 # Private to the agent's browser: a shared cache must never keep a call's audio, nor the browser's
 # disk once the page is gone.
-RECORDING_CACHE_CONTROL = "private, no-store"
 
 
 @bp.get("/calls/<session_id>/recording")
@@ -134,7 +128,7 @@ RECORDING_CACHE_CONTROL = "private, no-store"
 def call_recording(session_id: str):
     """The call's recording, streamed from Twilio through this process (app.services.recordings)."""
     media = services().recordings.media(g.agent.agent_id, session_id)
-    headers = {"Cache-Control": RECORDING_CACHE_CONTROL, "Content-Disposition": "inline", "X-Content-Type-Options": "nosniff"}
+    headers = {"Cache-Control": PRIVATE_NO_STORE, "Content-Disposition": "inline", "X-Content-Type-Options": "nosniff"}
     if media.length is not None:
         headers["Content-Length"] = str(media.length)
     response = Response(media.chunks(), mimetype=media.content_type, headers=headers, direct_passthrough=True)

@@ -1,22 +1,21 @@
 """Notifications for agents: the polling route (as in the original) and the SSE stream."""
 from __future__ import annotations
 
-from flask import Response, g, jsonify, request
+from flask import g, jsonify, request
 
 from app.api import bp
 from app.api.guards import agent_required
+from app.api.responses import event_stream
 from app.api.validation import event_id as _event_id
+from app.api.validation import only_params
 from app.current import services
-from app.errors import ValidationFailed
 from app.sse import EventStreamResponse
 
 
 @bp.get("/notifications/<agent_id>")
 @agent_required
 def notifications(agent_id: str):
-    unknown = sorted(set(request.args) - {"since"})
-    if unknown:
-        raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")
+    only_params(request.args, {"since"})
     since = _event_id(request.args.get("since"), "since")
     return jsonify(notifications=services().notifications.page(g.agent, agent_id, since))
 
@@ -28,8 +27,4 @@ def events():
     if last is None:
         last = _event_id(request.args.get("since"), "since")
     stream = EventStreamResponse(services(), g.agent, last)
-    return Response(
-        stream,
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
-    )
+    return event_stream(stream)

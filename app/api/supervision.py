@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Response, g, jsonify, request
+from flask import g, jsonify, request
 
 from app.api import bp
 from app.api.guards import supervisor_required
-from app.api.validation import ID, Field, parse_json
+from app.api.responses import PRIVATE_NO_STORE, event_stream
+from app.api.validation import ID, Field, only_params, parse_json
 from app.current import services
 from app.errors import ValidationFailed
 from app.floor_sse import FloorStreamResponse
@@ -21,14 +22,11 @@ from app.services.stats import parse_instant
 # browser's clock may run ahead of the server's: its midnight may be a little in our future.
 SINCE_MAX = timedelta(hours=48)
 CLOCK_SKEW = timedelta(hours=1)
-# Customers' names and agents' work: for the supervisor's browser only, never a shared cache.
-PRIVATE = "private, no-store"
+
 
 
 def floor_window() -> Window:
-    unknown = sorted(set(request.args) - {"since"})
-    if unknown:
-        raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")
+    only_params(request.args, {"since"})
     now = utcnow()
     raw = request.args.get("since")
     since = parse_instant(raw, "since") if raw is not None else now - timedelta(hours=24)
@@ -41,7 +39,7 @@ def floor_window() -> Window:
 @supervisor_required
 def floor():
     response = jsonify(services().floor.snapshot(floor_window()))
-    response.headers["Cache-Control"] = PRIVATE
+    response.headers["Cache-Control"] = PRIVATE_NO_STORE
     return response
 
 
@@ -49,11 +47,7 @@ def floor():
 @supervisor_required
 def floor_events():
     stream = FloorStreamResponse(services(), g.agent, floor_window())
-    return Response(
-        stream,
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
-    )
+    return event_stream(stream)
 
 
 @bp.post("/supervise")

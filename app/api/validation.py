@@ -156,3 +156,10 @@ def event_id(raw: str | None, name: str) -> int | None:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_EVENT_ID:
         raise ValidationFailed(f"{name} must be an event id: an integer from 0 to {MAX_EVENT_ID}.")
     return int(raw)
+
+
+def only_params(args, allowed: set[str] | frozenset[str]) -> None:
+    """Refuse query parameters a route does not know (a typo must not be silently ignored)."""
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise ValidationFailed(f"Unknown query parameter(s): {', '.join(unknown)}.")

@@ -16,7 +16,7 @@ from app.config import MIN_ANSWER_TIMEOUT_S
 from app.db import Database
 from app.events import emit
 from app.models import Agent, Call, Transfer, utcnow
-from app.repo import claim_agent, release_agent, transition
+from app.repo import claim_agent, free_now, release_agent, transition
 from app.services import effects
 
 
@@ -35,7 +35,7 @@ def claim_available_agent(s: Session, call_id: str, exclude: tuple[str, ...] = (
     awaited = select(Transfer.to_agent_id).where(Transfer.to_agent_id.is_not(None), Transfer.status.in_(["pending", "ringing"]))
     query = (
         select(Agent.id)
-        .where(Agent.presence == "available", Agent.disabled_at.is_(None), Agent.active_call_id.is_(None), Agent.id.not_in(exclude or ("",)), Agent.id.not_in(awaited))
+        .where(*free_now(), Agent.id.not_in(exclude or ("",)), Agent.id.not_in(awaited))
         .order_by(Agent.last_assigned_at.asc().nulls_first(), Agent.id)
         .limit(CANDIDATES)
     )

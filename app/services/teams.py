@@ -16,16 +16,12 @@ from sqlalchemy.orm import Session
 from app.db import Database
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Agent, AgentTeam, Team
+from app.repo import free_now
 from app.summaries.base import TeamRef
 
 TEAM_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
 KEYWORDS_MAX = 20
 KEYWORD_MAX_CHARS = 40
-
-
-def free_now():
-    """The condition on `Agent` for "can take a transfer in the dashboard right now"."""
-    return (Agent.presence == "available", Agent.active_call_id.is_(None), Agent.disabled_at.is_(None))
 
 
 def free_members(s: Session, team_id: str, exclude: tuple[str, ...] = ()) -> list[str]:
