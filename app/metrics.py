@@ -65,7 +65,7 @@ QUEUE_WAIT = Histogram(
 )
 # livesum: the streams open now in the processes that are alive (a dead worker's streams are gone
 # with it; gunicorn.conf.py's child_exit removes its file).
-SSE_STREAMS = Gauge("wt_sse_streams", "Live event streams (GET /api/events) open now.", multiprocess_mode="livesum")
+SSE_STREAMS = Gauge("wt_sse_streams", "Live event streams open now: agents' (GET /api/events), web customers' status and supervisors' floor streams.", multiprocess_mode="livesum")
 WEBHOOK_SECONDS = Histogram(
     "wt_webhook_seconds",
     "Time to answer a Twilio or LiveKit webhook, by route (the Flask endpoint name).",

@@ -71,7 +71,7 @@ NEXT = re.compile(
 NEGATIVE = re.compile(r"\b(angry|furious|livid|yelling|shouting|threaten\w*|lawyer|legal action)\b", re.I)
 FRUSTRATED = re.compile(
     r"\b(frustrat\w*|upset|annoyed|unhappy|disappointed|fed up|irritat\w*|impatient|third time|again and again|"
-    r"waited|waiting for (?:weeks|days)|complain\w*|stressed|third time)\b",
+    r"waited|waiting for (?:weeks|days)|complain\w*|stressed)\b",
     re.I,
 )
 POSITIVE = re.compile(r"\b(happy|pleased|thank(?:s|ful| you)|appreciat\w*|great|satisfied|calm|friendly)\b", re.I)
@@ -105,18 +105,6 @@ class _Unit:
     @property
     def question(self) -> bool:
         return self.text.endswith("?")
-
-
-def _sentences(lines: tuple[ContextLine, ...]) -> list[str]:
-    out: list[str] = []
-    for line in lines:
-        if line.source == "system":
-            continue
-        for piece in _SENTENCE_SPLIT.split(line.text):
-            piece = piece.strip(" -•\t")
-            if len(piece) >= 2:
-                out.append(piece)
-    return out
 
 
 def _clip(text: str, limit: int) -> str:
