@@ -25,6 +25,7 @@ from livekit import rtc
 
 from bench.capacity_stack import AGENT_PASSWORD, CapacityStack, agent_id
 from tests.doubles.twilio_sim import SimCall
+from tests.harness.waiting import until
 from tests.live.app_env import HOLD_HZ
 from tests.live.audio import analyse, tone_levels
 from tests.live.participant import RATE, ToneParticipant
@@ -75,17 +76,6 @@ class WarmTransfer:
         return self.error is None and self.caller_identity is not None
 
 
-def wait_until(probe, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not {what} after {timeout:.0f}s")
-        time.sleep(every)  # the app and LiveKit move in their own time
-
-
 def hears(stack: CapacityStack, participant: ToneParticipant, predicate, what: str) -> str:
     """The identity of the first remote participant matching `predicate`, once audio from it flows."""
     found = stack.loop.run(participant.wait_participant(predicate, STEP_TIMEOUT_S, what), STEP_TIMEOUT_S + 5)
@@ -118,7 +108,7 @@ def set_up(stack: CapacityStack, index: int, routing: threading.Lock) -> WarmTra
         stack.legs.wait_answered(unit.leg, STEP_TIMEOUT_S)  # livekit-sip answers once A publishes
         # A dashboard learns this from its event stream; asked here, so not too often: each
         # request is app CPU this benchmark counts per transfer.
-        wait_until(lambda: a.get(f"/api/calls/{call_id}")["call"]["status"] == "active", STEP_TIMEOUT_S, "the call active", every=0.25)
+        until(lambda: a.get(f"/api/calls/{call_id}")["call"]["status"] == "active", "the call active", STEP_TIMEOUT_S, every=0.25)
         unit.phases["answered"] = time.monotonic() - started
 
         with routing:
@@ -228,8 +218,8 @@ class Listening:
             rate = u.leg.recording.rate
             end = phone_mark + int(seconds * rate)
             try:
-                wait_until(lambda u=u, end=end: u.leg.recording.length() >= end, 5.0, "the phone's recording")
-            except TimeoutError:
+                until(lambda u=u, end=end: u.leg.recording.length() >= end, "the phone's recording", 5.0)
+            except AssertionError:
                 pass  # judged on what there is: missing audio counts as dropouts
             legs.append(judge("caller", u.leg.recording.window(phone_mark, end), rate, B_HZ, seconds))
             need = agent_mark + int(seconds * RATE)

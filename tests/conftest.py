@@ -201,9 +201,9 @@ def client(app):
 
 @pytest.fixture
 def make_agent(app, services):
-    def make(agent_id: str, name: str | None = None, *, phone: str | None = None, login: bool = True) -> AgentClient:
+    def make(agent_id: str, name: str | None = None, *, phone: str | None = None, login: bool = True, role: str = "agent") -> AgentClient:
         password = f"pw-{agent_id}-123456"
-        services.agents.add(agent_id, name or agent_id.title(), password, phone)
+        services.agents.add(agent_id, name or agent_id.title(), password, phone, role=role)
         agent = AgentClient(app.test_client(), agent_id, password)
         if login:
             agent.login()

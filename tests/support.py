@@ -150,6 +150,15 @@ class SSEReader:
                 return item
 
 
+def open_sse(client, path: str, **headers) -> SSEReader:
+    """Open an event stream of the app (a Flask test client): answered 200 as an uncached
+    text/event-stream, read on a thread."""
+    r = client.get(path, headers=headers, buffered=False)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.mimetype == "text/event-stream" and r.headers["Cache-Control"].startswith("no-cache")
+    return SSEReader(r.response)
+
+
 def stored_call(services, session_id: str):
     """The call row itself, for when no agent may look at the call any more (e.g. after a hand-over)."""
     from app.models import Call

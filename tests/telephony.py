@@ -96,6 +96,17 @@ def dial_b(sim, a, session_id: str, **target) -> tuple[dict, object]:
     return r.json, sim.outbound[-1]
 
 
+def phone_b_takes_over(sim, a, session_id: str, leg, transfer_id: str) -> None:
+    """Agent B's phone (`leg`, from `dial_b`) rings, B presses 1 and is briefed, Agent A completes
+    the transfer and leaves: the caller is with the phone Agent B."""
+    leg.ring()
+    leg.press("1").answer("human")
+    sim.deliver()
+    assert a.post("/api/complete-transfer", {"transfer_id": transfer_id}).status_code == 200
+    run_tasks(sim.client.application.extensions["wt"])
+    assert a.post("/api/agent-exit-room", {"session_id": session_id}).status_code == 200
+
+
 def transfer_row(services, transfer_id: str) -> Transfer:
     with services.db.reading() as s:
         return s.get(Transfer, transfer_id)

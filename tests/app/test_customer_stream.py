@@ -8,7 +8,7 @@ import queue
 import pytest
 
 from tests import log_audit
-from tests.support import SSEReader, start_call, start_transfer
+from tests.support import SSEReader, open_sse, start_call, start_transfer
 
 
 def _cookie_header(response) -> str:
@@ -17,10 +17,7 @@ def _cookie_header(response) -> str:
 
 
 def _open(client, session_id: str, **headers) -> SSEReader:
-    r = client.get(f"/api/calls/{session_id}/events", headers=headers, buffered=False)
-    assert r.status_code == 200, r.get_data(as_text=True)
-    assert r.mimetype == "text/event-stream" and r.headers["Cache-Control"].startswith("no-cache")
-    return SSEReader(r.response)
+    return open_sse(client, f"/api/calls/{session_id}/events", **headers)
 
 
 def _status(stream: SSEReader, timeout: float = 5.0) -> dict:

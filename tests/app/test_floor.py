@@ -10,17 +10,13 @@ from urllib.parse import quote
 import pytest
 
 from app import floor_sse
-from tests.support import AgentClient, SSEReader, start_call, start_transfer
-from tests.telephony import dial_b, phone_call_with_context
+from tests.support import AgentClient, SSEReader, open_sse, start_call, start_transfer
+from tests.telephony import dial_b, phone_b_takes_over, phone_call_with_context
 
 
 @pytest.fixture
-def supervisor(app, services):
-    password = "pw-sue-123456"
-    services.agents.add("sue", "Sue Super", password, role="supervisor")
-    sue = AgentClient(app.test_client(), "sue", password)
-    sue.login()
-    return sue
+def supervisor(make_agent):
+    return make_agent("sue", "Sue Super", role="supervisor")
 
 
 def floor(sue: AgentClient, since: datetime | None = None) -> dict:
@@ -138,12 +134,7 @@ def test_no_whisper_is_offered_for_a_phone_agent_b(sim, make_agent, services, ta
     assert call.caller_number not in str(floor(supervisor)) and row["customer_name"].endswith(call.caller_number[-4:])
     assert row["state"] == "on_hold" and row["consult"]["kind"] == "phone"
     assert row["consult"]["with"].startswith("Phone ••") and len(row["consult"]["with"]) == len("Phone ••1234")
-    leg.ring()
-    leg.press("1").answer("human")
-    sim.deliver()
-    assert a.post("/api/complete-transfer", {"transfer_id": body["transfer"]["id"]}).status_code == 200
-    tasks()
-    assert a.post("/api/agent-exit-room", {"session_id": call.id}).status_code == 200
+    phone_b_takes_over(sim, a, call.id, leg, body["transfer"]["id"])
     row = only_call(floor(supervisor))
     assert row["state"] == "transferred" and row["agent_on_phone"]
     assert row["coach"]["whisper"] is False and row["coach"]["monitor"] and row["coach"]["barge"]
@@ -152,10 +143,7 @@ def test_no_whisper_is_offered_for_a_phone_agent_b(sim, make_agent, services, ta
 
 # -- the stream ------------------------------------------------------------------------------------
 def _open(sue: AgentClient) -> SSEReader:
-    r = sue.get("/api/supervisor/events", buffered=False)
-    assert r.status_code == 200, r.get_data(as_text=True)
-    assert r.mimetype == "text/event-stream"
-    return SSEReader(r.response)
+    return open_sse(sue.client, "/api/supervisor/events")
 
 
 def _floor_frame(stream: SSEReader, timeout: float = 5.0) -> dict:

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import OperationalError
 
 from tests.livekit_webhooks import send
-from tests.support import AgentClient, SSEReader, start_call, start_transfer
+from tests.support import AgentClient, SSEReader, open_sse, start_call, start_transfer
 
 REQUIRED = (
     "wt_calls", "wt_transfers", "wt_transfer_notify_seconds", "wt_handover_gap_seconds", "wt_queue_wait_seconds",
@@ -35,9 +35,7 @@ def value(families, family: str, sample: str, **labels) -> float:
 
 
 def _open(agent: AgentClient) -> SSEReader:
-    r = agent.client.get("/api/events", buffered=False)
-    assert r.status_code == 200
-    return SSEReader(r.response)
+    return open_sse(agent.client, "/api/events")
 
 
 def test_a_completed_transfer_shows_in_every_required_metric(client, make_agent, livekit_double, tasks):

@@ -7,14 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support import AgentClient, SSEReader, start_call, start_transfer
+from tests.support import AgentClient, SSEReader, open_sse, start_call, start_transfer
 
 
 def _open(agent: AgentClient, **headers) -> SSEReader:
-    r = agent.client.get("/api/events", headers=headers, buffered=False)
-    assert r.status_code == 200 and r.mimetype == "text/event-stream"
-    assert r.headers["Cache-Control"].startswith("no-cache")
-    return SSEReader(r.response)
+    return open_sse(agent.client, "/api/events", **headers)
 
 
 def test_agent_b_gets_transfer_requested_pushed(client, make_agent):

@@ -14,23 +14,16 @@ from app.events import timeline
 from app.models import Agent, Call, SchemaMigration, Supervision
 from tests.livekit_webhooks import join, send
 from tests.support import AgentClient, grants_of, start_call, start_transfer
-from tests.telephony import dial_b, phone_call_with_context
+from tests.telephony import dial_b, phone_b_takes_over, phone_call_with_context
 
 MODES = ("monitor", "whisper", "barge")
 SUPERVISOR_ROUTES = [("/api/supervise", {"mode": m}) for m in MODES] + [("/api/supervise/end", {})]
 
 
 @pytest.fixture
-def make_supervisor(app, services):
-    """A signed-in supervisor, away so that no waiting call is routed to her."""
-    def make(agent_id: str = "sue") -> AgentClient:
-        password = f"pw-{agent_id}-123456"
-        services.agents.add(agent_id, agent_id.title(), password, role="supervisor")
-        sup = AgentClient(app.test_client(), agent_id, password)
-        sup.login()
-        assert sup.post("/api/presence", {"status": "away"}).status_code == 200
-        return sup
-    return make
+def make_supervisor(make_agent):
+    """A signed-in supervisor (away: supervisors sign in away, so no waiting call goes to her)."""
+    return lambda agent_id="sue": make_agent(agent_id, role="supervisor")
 
 
 def grants(livekit_double, token: str):
@@ -317,16 +310,8 @@ def test_no_whisper_for_a_phone_agent_b(sim, make_agent, services, livekit_doubl
     a = make_agent("alice", "Alice Archer")
     caller, call = phone_call_with_context(sim, a, services)
     body, leg = dial_b(sim, a, call.id)
-    leg.ring()
-    leg.press("1").answer("human")
-    sim.deliver()
-    assert a.post("/api/complete-transfer", {"transfer_id": body["transfer"]["id"]}).status_code == 200
-    tasks()
-    assert a.post("/api/agent-exit-room", {"session_id": call.id}).status_code == 200
-    password = "pw-sue-123456"
-    services.agents.add("sue", "Sue", password, role="supervisor")
-    sup = AgentClient(app.test_client(), "sue", password)
-    sup.login()
+    phone_b_takes_over(sim, a, call.id, leg, body["transfer"]["id"])
+    sup = make_agent("sue", role="supervisor")
     r = sup.post("/api/supervise", {"session_id": call.id, "mode": "whisper"})
     assert r.status_code == 409 and r.json["error"]["code"] == "whisper_not_available", r.json
     assert "phone Agent B" in r.json["error"]["message"]

@@ -14,16 +14,14 @@ import app.sse
 from app.db import migrate
 from app.models import SchemaMigration, Transfer, utcnow
 from app.repo import mark_notified
-from tests.support import AgentClient, SSEReader, start_call, start_transfer
+from tests.support import AgentClient, SSEReader, open_sse, start_call, start_transfer
 from tests.telephony import dial_b, phone_call_with_context
 
 pytestmark = pytest.mark.telephony  # `app` is the telephony-enabled app: phone transfers too
 
 
 def _open(agent: AgentClient) -> SSEReader:
-    r = agent.client.get("/api/events", buffered=False)
-    assert r.status_code == 200 and r.mimetype == "text/event-stream"
-    stream = SSEReader(r.response)
+    stream = open_sse(agent.client, "/api/events")
     stream.wait_for("ready")
     return stream
 

@@ -59,7 +59,6 @@ AUTH_TOKEN = "cluster-sim-auth-token-0123456789"
 NUMBER = "+15005550006"
 API_KEY = "wt-cluster-key"
 SECRET_KEY = "cluster-suite-secret-key-long-enough-for-sessions"
-POLL_S = 0.05
 METRICS_TOKEN = "cluster-metrics-token-0123456789abcdef"
 # The worker's task lease: a killed worker's running tasks are claimed again once it lapses.
 TASK_LEASE_S = 3

@@ -65,7 +65,6 @@ CUSTOMER_JOIN_TIMEOUT_S = 10
 # Every API answer must arrive within this long, whatever a dependency does: the slowest bounded
 # path is a transfer waiting on LiveKit (LIVEKIT_TIMEOUT_S + 1 s) after a summary (budget 1 s).
 API_BOUND_S = 8.0
-POLL_S = 0.05
 
 # Task kinds whose giving up is acceptable: a draft refresh is re-made by the next context line,
 # and a transfer summarises anew when the draft is behind (app.services.summaries.for_transfer).

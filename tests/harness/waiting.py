@@ -8,8 +8,9 @@ from typing import Any
 POLL_S = 0.05
 
 
-def until(predicate: Callable[[], Any], what: str, timeout: float) -> Any:
-    """Poll `predicate` until it returns something truthy (returned); AssertionError after `timeout` s."""
+def until(predicate: Callable[[], Any], what: str, timeout: float, every: float = POLL_S) -> Any:
+    """Poll `predicate` every `every` s until it returns something truthy (returned);
+    AssertionError after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -17,4 +18,4 @@ def until(predicate: Callable[[], Any], what: str, timeout: float) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"not {what} within {timeout:g}s (last: {value!r})")
-        time.sleep(POLL_S)  # the other processes do this in their own time
+        time.sleep(every)  # the other processes do this in their own time
