@@ -98,8 +98,8 @@ class AppServer:
     app: object
     services: object
 
-    def add_agent(self, agent_id: str, name: str) -> str:
-        self.services.agents.add(agent_id, name, AGENT_PASSWORD)
+    def add_agent(self, agent_id: str, name: str, role: str = "agent") -> str:
+        self.services.agents.add(agent_id, name, AGENT_PASSWORD, role=role)
         return AGENT_PASSWORD
 
     def push_transcript(self, session_id: str, author: str, text: str) -> None:

@@ -84,9 +84,9 @@ def _wait_for_stats(page: Page, check: str, arg, timeout_ms: int = AUDIO_TIMEOUT
     return page.evaluate(_WAIT_FOR_STATS, [check, arg, timeout_ms])
 
 
-def sign_in(page: Page, path: str, agent_id: str) -> None:
+def sign_in(page: Page, path: str, agent_id: str, heading: str = "Agent sign-in") -> None:
     page.goto(path)
-    expect(page.get_by_role("heading", name="Agent sign-in")).to_be_visible()
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
     page.get_by_label("Agent ID").fill(agent_id)
     page.get_by_label("Password").fill(AGENT_PASSWORD)
     page.get_by_role("button", name="Sign in").click()

@@ -9,18 +9,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.flows import AGENT_PASSWORD, accept_transfer, expect_audio_from, sign_in, start_call
+from tests.browser.flows import accept_transfer, expect_audio_from, sign_in, start_call
 
 pytestmark = pytest.mark.browser
 
 
 def sign_in_supervisor(page, agent_id: str) -> None:
-    page.goto("/supervisor")
-    expect(page.get_by_role("heading", name="Supervisor sign-in")).to_be_visible()
-    page.get_by_label("Agent ID").fill(agent_id)
-    page.get_by_label("Password").fill(AGENT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#agent-bar")).to_be_visible()
+    sign_in(page, "/supervisor", agent_id, heading="Supervisor sign-in")
 
 
 def no_violations(session, who, label: str) -> None:
@@ -33,7 +28,7 @@ def test_the_supervisor_view_follows_a_whole_transfer_live(session):
     server = session.server
     server.add_agent("alice", "Alice")
     server.add_agent("bob", "Bob")
-    server.services.agents.add("sue", "Sue", AGENT_PASSWORD, role="supervisor")
+    server.add_agent("sue", "Sue", role="supervisor")
     sue, customer, a, b = (session.person(who) for who in ("supervisor", "customer", "agent-a", "agent-b"))
 
     sign_in_supervisor(sue.page, "sue")
@@ -133,7 +128,7 @@ def test_the_floor_still_updates_by_polling_when_its_stream_is_blocked(session):
     """A proxy that breaks Server-Sent Events: the page says it is polling, and a caller arriving
     still shows without a reload."""
     server = session.server
-    server.services.agents.add("sue", "Sue", AGENT_PASSWORD, role="supervisor")
+    server.add_agent("sue", "Sue", role="supervisor")
     sue, customer = session.person("supervisor"), session.person("customer")
     blocked: list[str] = []
 

@@ -2,6 +2,8 @@
 // text alternative that reads the same figures (role="img", <title>, <desc>), and its figures
 // are also written on it, so colour is never the only way to read it.
 
+import { clock } from '../lib/dom.js';
+
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 function svg(tag, attrs = {}, text = null) {
@@ -88,6 +90,5 @@ export function seconds(value) {
   if (value === null || value === undefined) return '–';
   if (value < 10) return `${value.toFixed(2)} s`;
   if (value < 60) return `${value.toFixed(1)} s`;
-  const s = Math.round(value);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+  return clock(value);
 }

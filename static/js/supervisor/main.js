@@ -106,7 +106,7 @@ async function init() {
     else pageError(`The server could not be reached: ${err.message}`, init);
     return;
   }
-  byId('agent-name').textContent = me.agent.name;
+  byId('agent-name').textContent = `${me.agent.name} (${me.agent.id})`; // as the console shows it
   show(byId('agent-bar'), true);
   if (me.agent.role !== 'supervisor') {
     byId('not-supervisor-id').textContent = me.agent.id;
