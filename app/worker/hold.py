@@ -269,6 +269,8 @@ class HoldPlayer:
             caps.append(asyncio.get_running_loop().call_later(AGENT_HEARD_CAP_S, agent_back))
 
         def subscribed(track, publication, participant) -> None:
+            if session.stop.is_set():
+                return  # leaving: a track subscribed now is not listened to (it may be gone already)
             if session.reason != "consult" and _is_agent(participant) and track.kind == rtc.TrackKind.KIND_AUDIO:
                 listeners.append(asyncio.ensure_future(_until_audible(track, agent_back)))
 
@@ -300,8 +302,12 @@ class HoldPlayer:
                 faded = (next(frames).astype(np.float32) * gain).astype(np.int16)
                 await source.capture_frame(rtc.AudioFrame(faded.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))
         finally:
+            session.stop.set()  # also when leaving on an error: nothing new starts from here
             for pending in (*listeners, *caps):
                 pending.cancel()
+            # Every listener's end is collected: one whose track went away with the room fails in
+            # AudioStream, which is expected here and must not surface as "never retrieved".
+            await asyncio.gather(*listeners, return_exceptions=True)
             await room.disconnect()
             await source.aclose()
             log.info("hold audio: left %s%s", session.room, " (an agent is back)" if session.agent_heard else "")
